@@ -1,0 +1,24 @@
+# queuecast: everyday commands. `make run` and `make test` set everything up first.
+SHELL := /bin/bash
+
+.PHONY: all setup run test bench clean
+
+all: test
+
+setup:
+	scripts/setup.sh
+
+run: setup
+	.venv/bin/queuecast demo
+
+test:
+	scripts/setup.sh --test
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	.venv/bin/python bench/call_next.py
+
+clean:
+	rm -rf .venv build dist .pytest_cache .hypothesis .coverage *.egg-info
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	find . -path ./.git -prune -o -type f \( -name "*.db" -o -name "*.db-wal" -o -name "*.db-shm" \) -exec rm -f {} +

@@ -1,0 +1,18 @@
+"""Brokers, chosen by URL; a backend's module is imported only when its scheme is used."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from hub.broker.base import Broker
+
+__all__ = ["Broker", "open_broker"]
+
+
+@asynccontextmanager
+async def open_broker(url: str) -> AsyncIterator[Broker]:
+    if url == "memory://":
+        from hub.broker.memory import MemoryBroker
+        yield MemoryBroker()
+    else:
+        raise ValueError(f"unsupported broker URL {url!r}: use memory://")

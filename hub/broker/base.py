@@ -1,0 +1,16 @@
+"""The `Broker` protocol: fan-out of a branch's events to every hub process."""
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import AsyncIterator, Protocol
+
+
+class Broker(Protocol):
+    async def publish(self, branch: str, message: bytes) -> None:
+        """Deliver `message` (an event, JSON-encoded once) to every subscriber of `branch`."""
+
+    def subscribe(self, branch: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Messages published to `branch` from the moment the context is entered."""
+
+    async def ping(self) -> None:
+        """Raise if the broker cannot be reached."""

@@ -1,0 +1,250 @@
+"""Commands: decide, from a branch's state and `now`, which events happen — or refuse.
+
+A command never changes the state; the service appends its events to the log and folds them in.
+So a refused command changes nothing, and the state is always a fold of the log.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from hub.domain import calendar, events
+from hub.domain.citizens import Citizen, History, suspended_until
+from hub.domain.errors import conflict, forbidden, invalid, not_found, unauthorized
+from hub.domain.events import Event
+from hub.domain.state import BranchState
+from hub.domain.ticket import ALLOWED, State, Ticket, ticket_id
+
+CHANNELS = ("kiosk", "online")
+
+
+# -- issuing -----------------------------------------------------------------------------------
+
+def issue(st: BranchState, now: datetime, *, service: str, channel: str, priority: bool = False,
+          phone: str | None = None, citizen: Citizen | None = None,
+          history: History | None = None) -> list[Event]:
+    """A new number under the centre's rules (DESIGN.md section 2).
+
+    `history` is the citizen's record across all branches (hub.domain.citizens.history); it is
+    required with a citizen. A kiosk number without identity is counted against no one.
+    """
+    b, p = st.config, st.config.policy
+    svc = _service(st, service)
+    if channel not in CHANNELS:
+        raise invalid("invalid_channel", f"Channel must be one of {', '.join(CHANNELS)}.",
+                      "Kênh lấy số phải là kiosk hoặc online.")
+    if channel == "online" and citizen is None:
+        raise unauthorized("citizen_token_required",
+                           "An online number needs a citizen token (identity verified through VNeID).",
+                           "Lấy số trực tuyến cần đăng nhập bằng tài khoản định danh (VNeID).")
+    day = calendar.issuing_day(b, now, channel)
+
+    if citizen is not None:
+        history = history or History()
+        if channel == "online":
+            until = suspended_until(history.noshows, p, now)
+            if until is not None:
+                raise forbidden(
+                    "online_booking_suspended",
+                    f"Online booking is suspended until {until:%d/%m/%Y} after {p.noshow_limit} "
+                    f"missed online numbers within {p.noshow_window_days} days; a number can still be "
+                    "taken at the kiosk.",
+                    f"Quyền lấy số trực tuyến bị tạm dừng đến {until:%d/%m/%Y} do {p.noshow_limit} lần "
+                    f"vắng mặt trong {p.noshow_window_days} ngày; vẫn có thể lấy số tại ki-ốt.",
+                    until=until.isoformat())
+        same_field = [n for n in history.numbers if n[2] == service]
+        if len(same_field) >= p.per_field:
+            raise conflict("field_limit_reached",
+                           f"You already have a number for {svc.name_en} on {day:%d/%m/%Y}.",
+                           f"Bạn đã có số thứ tự lĩnh vực {svc.name} ngày {day:%d/%m/%Y}.")
+        if len(history.numbers) >= p.per_day:
+            raise conflict("daily_limit_reached",
+                           f"At most {p.per_day} numbers per citizen and working day.",
+                           f"Mỗi công dân được lấy tối đa {p.per_day} số thứ tự mỗi ngày làm việc.")
+
+    taken = st.issued_count(day, service)
+    if taken >= svc.daily_cap:
+        nxt = calendar.next_working_day(b.calendar, day)
+        raise conflict("daily_cap_reached",
+                       f"All {svc.daily_cap} numbers for {svc.name_en} on {day:%d/%m/%Y} are taken; "
+                       f"please come back on the next working day, {nxt:%d/%m/%Y}.",
+                       f"Đã hết {svc.daily_cap} số thứ tự lĩnh vực {svc.name} ngày {day:%d/%m/%Y}; "
+                       f"mời quay lại vào ngày làm việc tiếp theo, {nxt:%d/%m/%Y}.",
+                       next_working_day=nxt.isoformat())
+
+    number = str(svc.first_number + taken)
+    if citizen is not None and citizen.birth_year is not None:
+        priority = priority or now.year - citizen.birth_year >= p.priority_age
+    return [events.make("ticket.issued", now, b.id, day, ticket=ticket_id(day, number), number=number,
+                        service=service, channel=channel, priority=bool(priority), order=st.next_order,
+                        citizen=citizen.pseudonym if citizen else None, phone=phone)]
+
+
+# -- counters ----------------------------------------------------------------------------------
+
+def open_counter(st: BranchState, now: datetime, counter: str, services: list[str] | None) -> list[Event]:
+    c = _counter(st, counter)
+    if not isinstance(services, (list, tuple, type(None))):
+        services = ()
+    chosen = tuple(services) if services is not None else c.services
+    if not chosen:
+        raise invalid("invalid_services", "A counter opens with a non-empty list of fields.",
+                      "Quầy cần phục vụ ít nhất một lĩnh vực.")
+    for s in chosen:
+        _service(st, s)
+    if len(set(chosen)) != len(chosen):
+        raise invalid("invalid_services", "A field is listed twice.", "Một lĩnh vực bị lặp lại.")
+    if c.open and c.services == chosen:
+        return []                                   # already so: nothing happens
+    return [events.make("counter.opened", now, st.id, now.date(), counter=counter, services=list(chosen))]
+
+
+def close_counter(st: BranchState, now: datetime, counter: str) -> list[Event]:
+    c = _counter(st, counter)
+    if not c.open:
+        return []
+    if c.current:
+        t = st.tickets[c.current]
+        raise conflict("counter_busy",
+                       f"Counter {counter} is serving {t.number}: complete, skip or transfer it first.",
+                       f"Quầy {counter} đang phục vụ số {t.number}: hãy hoàn thành, bỏ qua hoặc chuyển trước.")
+    return [events.make("counter.closed", now, st.id, now.date(), counter=counter)]
+
+
+def call_next(st: BranchState, now: datetime, counter: str) -> list[Event]:
+    """The earliest-registered waiting number among the counter's fields, priority first.
+
+    A counter still holding a called ticket completes it first, as the 'next' button of every
+    counter console does; with an empty queue nothing changes (409 queue_empty).
+    """
+    c = _counter(st, counter)
+    if not c.open:
+        raise conflict("counter_closed", f"Counter {counter} is closed; open it first.",
+                       f"Quầy {counter} đang đóng; hãy mở quầy trước.")
+    queue = st.waiting(now.date(), frozenset(c.services))
+    if not queue:
+        raise conflict("queue_empty", f"No one is waiting for counter {counter}'s fields.",
+                       f"Không còn ai chờ ở các lĩnh vực của quầy {counter}.")
+    out: list[Event] = []
+    if c.current:
+        out += _ticket_event("ticket.completed", st, now, st.tickets[c.current], counter=counter)
+    nxt = queue[0]
+    out += _ticket_event("ticket.called", st, now, nxt, counter=counter)
+    return out
+
+
+# -- acting on one ticket ----------------------------------------------------------------------
+
+def recall(st: BranchState, now: datetime, t: Ticket, counter: str | None = None) -> list[Event]:
+    state = _require(t, "recall", now)
+    if state is not State.CALLED:
+        limit = timedelta(minutes=st.config.policy.recall_minutes)
+        if state is State.SKIPPED and t.skipped_at and now - t.skipped_at > limit:
+            raise conflict("recall_too_late",
+                           f"{t.number} was skipped more than {st.config.policy.recall_minutes} minutes "
+                           "ago; the citizen needs a new number.",
+                           f"Số {t.number} đã bị bỏ qua quá {st.config.policy.recall_minutes} phút; "
+                           "công dân cần lấy số mới.")
+        counter = counter or t.counter
+        c = _counter(st, counter)
+        if c.current and c.current != t.id:
+            raise conflict("counter_busy", f"Counter {counter} is serving another number.",
+                           f"Quầy {counter} đang phục vụ số khác.")
+    return _ticket_event("ticket.recalled", st, now, t, counter=t.counter if state is State.CALLED else counter)
+
+
+def complete(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
+    _require(t, "complete", now)
+    return _ticket_event("ticket.completed", st, now, t, counter=t.counter)
+
+
+def skip(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
+    """A no-show. Under `absent: hold` an online number not checked in is held instead."""
+    _require(t, "skip", now)
+    p = st.config.policy
+    held_until = None
+    if p.absent == "hold" and t.channel == "online" and not t.checked_in:
+        held_until = (now + timedelta(minutes=p.hold_minutes)).isoformat(timespec="seconds")
+    return _ticket_event("ticket.skipped", st, now, t, counter=t.counter, held_until=held_until)
+
+
+def transfer(st: BranchState, now: datetime, t: Ticket, service: str) -> list[Event]:
+    _require(t, "transfer", now)
+    _service(st, service)
+    if service == t.service:
+        raise invalid("same_service", "The number is already in that field.",
+                      "Số thứ tự đã ở lĩnh vực này.")
+    return _ticket_event("ticket.transferred", st, now, t, service=service, from_service=t.service,
+                         counter=t.counter if t.state is State.CALLED else None)
+
+
+def cancel(st: BranchState, now: datetime, t: Ticket, by: str = "staff") -> list[Event]:
+    _require(t, "give_back" if by == "citizen" else "cancel", now)
+    return _ticket_event("ticket.cancelled", st, now, t, by=by)
+
+
+def check_in(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
+    state = _require(t, "check_in", now)
+    if t.checked_in and state is State.WAITING:
+        raise conflict("already_checked_in", f"{t.number} is already checked in.",
+                       f"Số {t.number} đã xác nhận có mặt.")
+    if t.day != now.date():
+        raise conflict("wrong_day", f"{t.number} is for {t.day:%d/%m/%Y}.",
+                       f"Số {t.number} dành cho ngày {t.day:%d/%m/%Y}.")
+    return _ticket_event("ticket.checked_in", st, now, t)
+
+
+def tick(st: BranchState, now: datetime) -> list[Event]:
+    """What time alone makes happen: numbers not called by closing time expire."""
+    today, close = now.date(), st.config.policy.closes
+    out: list[Event] = []
+    for t in sorted(st.tickets.values(), key=Ticket.queue_key):
+        if t.state in ALLOWED["expire"] and (t.day < today or (t.day == today and now.time() >= close)):
+            out += _ticket_event("ticket.expired", st, now, t)
+    return out
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+def find_ticket(st: BranchState, now: datetime, number: str) -> Ticket:
+    """A number of today (or, after 20:00, of the next working day's online issue)."""
+    candidates = [t for t in st.tickets.values() if t.number == number]
+    if not candidates:
+        raise not_found("ticket_not_found", f"No number {number} at this branch.",
+                        f"Không có số {number} tại chi nhánh này.")
+    today = [t for t in candidates if t.day == now.date()]
+    return (today or sorted(candidates, key=lambda t: t.day))[-1]
+
+
+def _ticket_event(type_: str, st: BranchState, now: datetime, t: Ticket, **fields) -> list[Event]:
+    return [events.make(type_, now, st.id, t.day, ticket=t.id, number=t.number,
+                        service=fields.pop("service", t.service), **fields)]
+
+
+def _require(t: Ticket, action: str, now: datetime) -> State:
+    state = t.effective_state(now)
+    if state not in ALLOWED[action]:
+        raise conflict("invalid_state", f"Number {t.number} is {state.value}; cannot {action.replace('_', ' ')}.",
+                       f"Số {t.number} đang ở trạng thái {VI_STATES[state]}; không thể thực hiện.",
+                       state=state.value)
+    return state
+
+
+def _service(st: BranchState, service: object):
+    svc = st.config.services.get(service) if isinstance(service, str) else None
+    if svc is None:
+        raise invalid("unknown_service", f"This branch has no field {service!r}.",
+                      f"Chi nhánh không có lĩnh vực {service!r}.")
+    return svc
+
+
+def _counter(st: BranchState, counter: object):
+    c = st.counters.get(counter) if isinstance(counter, str) else None
+    if c is None:
+        raise not_found("counter_not_found", f"This branch has no counter {counter!r}.",
+                        f"Chi nhánh không có quầy {counter!r}.")
+    return c
+
+
+VI_STATES = {State.WAITING: "đang chờ", State.CALLED: "đã gọi", State.HELD: "đang giữ chỗ",
+             State.COMPLETED: "đã hoàn thành", State.SKIPPED: "vắng mặt", State.CANCELLED: "đã hủy",
+             State.EXPIRED: "hết hiệu lực"}

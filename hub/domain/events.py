@@ -1,0 +1,54 @@
+"""Events: what happened, as plain JSON-ready dicts. The log of them is the truth.
+
+Every event has `type`, `t` (ISO time with offset), `branch` and `day` (the working day it belongs
+to); the store adds `seq`. Ticket events carry the opaque `ticket` id and the display `number`.
+Some fields are private to the log (`citizen`, `phone`) and never leave it: `public()` removes them
+for feeds, `to_trace()` keeps exactly the trace format's fields.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+Event = dict[str, Any]
+
+PRIVATE_FIELDS = frozenset({"citizen", "phone", "token"})
+
+# CONTRACTS.md section 5: the fields each type carries in a trace, besides t, type, branch.
+TRACE_FIELDS: dict[str, tuple[str, ...]] = {
+    "counter.opened": ("counter", "services"),
+    "counter.closed": ("counter",),
+    "ticket.issued": ("ticket", "service", "channel", "priority"),
+    "ticket.checked_in": ("ticket",),
+    "ticket.called": ("ticket", "counter"),
+    "ticket.recalled": ("ticket", "counter"),
+    "ticket.completed": ("ticket", "counter"),
+    "ticket.skipped": ("ticket", "counter"),
+    "ticket.cancelled": ("ticket",),
+    "ticket.transferred": ("ticket", "service"),
+    "ticket.expired": ("ticket",),
+}
+TYPES = frozenset(TRACE_FIELDS)
+
+
+def make(type_: str, now: datetime, branch: str, day: date, **fields: Any) -> Event:
+    assert type_ in TYPES, type_
+    ev: Event = {"type": type_, "t": now.isoformat(timespec="seconds"), "branch": branch,
+                 "day": day.isoformat()}
+    ev.update({k: v for k, v in fields.items() if v is not None})
+    return ev
+
+
+def public(ev: Event) -> Event:
+    """The event as anyone may see it (board feeds): no phone, no identity, no token."""
+    return {k: v for k, v in ev.items() if k not in PRIVATE_FIELDS}
+
+
+def to_trace(ev: Event) -> Event:
+    out: Event = {"t": ev["t"], "type": ev["type"], "branch": ev["branch"]}
+    for name in TRACE_FIELDS[ev["type"]]:
+        if name in ev:
+            out[name] = ev[name]
+    if ev["type"] == "ticket.issued":
+        out.setdefault("priority", False)
+    return out

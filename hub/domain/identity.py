@@ -1,0 +1,48 @@
+"""Citizen identity numbers (CCCD) and Vietnamese mobile numbers: validation and normalisation."""
+from __future__ import annotations
+
+import re
+
+from hub.domain.errors import invalid
+
+# 4th digit of a CCCD: sex and century of birth (even = male, odd = female), per Circular 07/2016/TT-BCA.
+_CENTURY = {"0": 1900, "1": 1900, "2": 2000, "3": 2000, "4": 2100, "5": 2100, "6": 2200, "7": 2200,
+            "8": 1800, "9": 1800}
+
+
+def validate_cccd(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+        raise invalid("invalid_citizen_id", "A citizen id (CCCD) is exactly 12 digits.",
+                      "Số định danh cá nhân (CCCD) gồm đúng 12 chữ số.")
+    return value
+
+
+def birth_year(cccd: str) -> int:
+    return _CENTURY[cccd[3]] + int(cccd[4:6])
+
+
+# Vietnamese mobile prefixes after the 2018 renumbering: 03x, 05x, 07x, 08x, 09x (then 8 more digits).
+_MOBILE = re.compile(r"(?:\+?84|0)?([35789]\d{8})")
+
+
+def normalize_phone(value: object) -> str:
+    """'0912 345 678', '+84912345678', '84-912-345-678' → '+84912345678'."""
+    if not isinstance(value, str):
+        raise _bad_phone()
+    digits = re.sub(r"[\s.\-()]", "", value)
+    m = _MOBILE.fullmatch(digits)
+    if not m:
+        raise _bad_phone()
+    return "+84" + m.group(1)
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """For logs: '+84912345678' → '+8491*****78'."""
+    if not phone:
+        return phone
+    return phone[:5] + "*" * max(len(phone) - 7, 0) + phone[-2:]
+
+
+def _bad_phone():
+    return invalid("invalid_phone", "Not a Vietnamese mobile number (e.g. 0912345678 or +84912345678).",
+                   "Số điện thoại di động không hợp lệ (ví dụ 0912345678 hoặc +84912345678).")

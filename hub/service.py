@@ -1,0 +1,304 @@
+"""The service layer: the one place where the domain meets the store and the broker.
+
+A command is decided by the pure domain from the branch's state, folded into that state, appended
+to the log (with its idempotency record) in one transaction, and only then published and answered.
+Commands on one branch run one at a time in this process; another process writing the same log
+is detected by the store's seq check, and the command is decided again on the fresh state.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from hub import views
+from hub.auth import Claims, Tokens
+from hub.broker import Broker
+from hub.clock import Clock
+from hub.domain import commands, identity
+from hub.domain.citizens import Citizen, history
+from hub.domain.config import Centre
+from hub.domain.errors import DomainError, conflict, forbidden, not_found
+from hub.domain.events import Event
+from hub.domain.state import BranchState, apply, fold
+from hub.domain.ticket import Ticket
+from hub.store import Idempotency, SeqConflict, Store
+
+log = logging.getLogger("queuecast.command")
+
+_ATTEMPTS = 5    # a seq conflict means another process wrote first; this many re-decisions at most
+
+Decide = Callable[[BranchState, datetime], list[Event]]
+Respond = Callable[[BranchState, list[Event], datetime], dict]
+
+
+@dataclass(frozen=True)
+class IdemRequest:
+    key: str
+    fingerprint: str
+
+
+class QueueService:
+    def __init__(self, centre: Centre, store: Store, broker: Broker, clock: Clock, tokens: Tokens,
+                 public_url: str):
+        self.centre, self.store, self.broker, self.clock, self.tokens = centre, store, broker, clock, tokens
+        self.public_url = public_url.rstrip("/")
+        self.states: dict[str, BranchState] = {}
+        self._locks = {b: asyncio.Lock() for b in centre.branches}
+        self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+
+    async def load(self) -> None:
+        """Rebuild every branch's state from its log."""
+        for b in self.centre.branches.values():
+            self.states[b.id] = fold(b, await self.store.events_since(b.id, 0))
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def state(self, branch: str) -> BranchState:
+        st = self.states.get(branch)
+        if st is None:
+            raise not_found("branch_not_found", f"No branch {branch!r}.", f"Không có chi nhánh {branch!r}.")
+        return st
+
+    # -- the command pipeline -----------------------------------------------------------------------
+
+    async def run(self, name: str, branch: str, decide: Decide, respond: Respond, *,
+                  idem: IdemRequest | None = None, status: int = 200, log_fields: dict | None = None
+                  ) -> tuple[int, dict]:
+        st = self.state(branch)
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            async with self._locks[branch]:
+                if idem is not None:
+                    kept = await self.store.idempotency(branch, idem.key)
+                    if kept is not None:
+                        if kept.fingerprint != idem.fingerprint:
+                            raise conflict("idempotency_key_reused",
+                                           "This Idempotency-Key was used for a different request.",
+                                           "Khóa Idempotency-Key đã được dùng cho một yêu cầu khác.")
+                        outcome = "replayed"
+                        return kept.status, json.loads(kept.body)
+                for _ in range(_ATTEMPTS):
+                    try:
+                        result = await self._attempt(st, decide, respond, idem, status)
+                        outcome = "ok"
+                        return result
+                    except SeqConflict:
+                        st = await self._reload(branch)
+                raise conflict("busy", "The branch log is changing too fast; try again.",
+                               "Hệ thống đang bận; vui lòng thử lại.")
+        except DomainError as e:
+            outcome = e.code
+            raise
+        finally:
+            fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
+            if "phone" in fields:
+                fields["phone"] = identity.mask_phone(fields["phone"])
+            log.info("command", extra={"fields": {"cmd": name, "branch": branch, "outcome": outcome,
+                                                  "ms": round((time.perf_counter() - started) * 1000, 2),
+                                                  **fields}})
+
+    async def _attempt(self, st: BranchState, decide: Decide, respond: Respond,
+                       idem: IdemRequest | None, status: int) -> tuple[int, dict]:
+        now = self.now()
+        evs = decide(st, now)                  # a refusal raises here: nothing has changed
+        head = st.seq
+        try:
+            for ev in evs:                     # fold first: the answer (kept with the events) needs it
+                apply(st, ev)
+            body = respond(st, evs, now)
+            record = None
+            if idem is not None:
+                record = Idempotency(idem.key, idem.fingerprint, status,
+                                     json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+            stored = await self.store.append(st.id, head, evs, record)
+        except BaseException:
+            # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O fault).
+            await asyncio.shield(self._reload(st.id))
+            raise
+        st.seq = head + len(stored)
+        for ev in stored:
+            await self.broker.publish(st.id, json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode())
+        return status, body
+
+    async def _reload(self, branch: str) -> BranchState:
+        st = fold(self.centre.branches[branch], await self.store.events_since(branch, 0))
+        self.states[branch] = st
+        return st
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    async def issue(self, branch: str, *, service: str, channel: str, priority: bool = False,
+                    phone: str | None = None, claims: Claims | None = None,
+                    idem: IdemRequest | None = None) -> tuple[int, dict]:
+        st = self.state(branch)
+        citizen = None
+        if claims is not None and claims.kind == "citizen":
+            citizen = Citizen(self.tokens.pseudonym(claims.cccd), identity.birth_year(claims.cccd))
+            phone = phone or claims.phone
+        if phone is not None:
+            phone = identity.normalize_phone(phone)
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            hist = None
+            if citizen is not None:
+                day = views.issuing_day(st, now)
+                hist = history(citizen, day, self.states.values())
+            return commands.issue(st, now, service=service, channel=channel, priority=priority,
+                                  phone=phone, citizen=citizen, history=hist)
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            t = st.tickets[evs[0]["ticket"]]
+            token = self.tokens.ticket(st.id, t.id)
+            view = views.ticket_view(st, t, now, tracking_url=self.tracking_url(token))
+            return {"number": t.number, "service": t.service, "token": token,
+                    "tracking_url": view["tracking_url"], "issued_at": view["issued_at"],
+                    "position": view["position"], "eta": view["eta"], "ticket": t.id, "branch": st.id,
+                    "day": view["day"], "channel": t.channel, "priority": t.priority,
+                    "people_ahead": view["people_ahead"], "service_name": view["service_name"],
+                    "branch_name": view["branch_name"]}
+
+        fields = {"service": service, "channel": channel, "phone": phone}
+        if citizen is None:
+            return await self.run("issue", branch, decide, respond, idem=idem, status=201, log_fields=fields)
+        async with self._citizen_lock:
+            return await self.run("issue", branch, decide, respond, idem=idem, status=201, log_fields=fields)
+
+    async def open_counter(self, branch: str, counter: str, services: list[str] | None,
+                           idem: IdemRequest | None = None) -> tuple[int, dict]:
+        return await self.run("counter.open", branch,
+                              lambda st, now: commands.open_counter(st, now, counter, services),
+                              self._counter_answer(counter), idem=idem, log_fields={"counter": counter})
+
+    async def close_counter(self, branch: str, counter: str, idem: IdemRequest | None = None) -> tuple[int, dict]:
+        return await self.run("counter.close", branch,
+                              lambda st, now: commands.close_counter(st, now, counter),
+                              self._counter_answer(counter), idem=idem, log_fields={"counter": counter})
+
+    async def call_next(self, branch: str, counter: str, idem: IdemRequest | None = None) -> tuple[int, dict]:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            called = st.tickets[evs[-1]["ticket"]]
+            done = [e["number"] for e in evs if e["type"] == "ticket.completed"]
+            return {"ticket": self._staff_ticket(st, called, now), "completed": done}
+
+        return await self.run("call-next", branch, lambda st, now: commands.call_next(st, now, counter),
+                              respond, idem=idem, log_fields={"counter": counter})
+
+    ACTIONS = ("recall", "complete", "skip", "transfer", "cancel", "check-in")
+
+    async def act(self, branch: str, number: str, action: str, *, staff: Claims,
+                  service: str | None = None, counter: str | None = None,
+                  idem: IdemRequest | None = None) -> tuple[int, dict]:
+        """A staff action on one ticket. A counter-bound token acts only on its own counter's tickets."""
+        if action not in self.ACTIONS:
+            raise not_found("unknown_action", f"No action {action!r}; one of {', '.join(self.ACTIONS)}.",
+                            f"Không có thao tác {action!r}.")
+        counter = staff.counter or counter
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            t = commands.find_ticket(st, now, number)
+            if staff.counter and t.counter not in (None, staff.counter) and action != "check-in":
+                raise forbidden("other_counter", f"Number {number} belongs to counter {t.counter}.",
+                                f"Số {number} thuộc quầy {t.counter}.")
+            if action == "recall":
+                return commands.recall(st, now, t, counter)
+            if action == "complete":
+                return commands.complete(st, now, t)
+            if action == "skip":
+                return commands.skip(st, now, t)
+            if action == "transfer":
+                return commands.transfer(st, now, t, service)
+            if action == "check-in":
+                return commands.check_in(st, now, t)
+            return commands.cancel(st, now, t, by="staff")
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return {"ticket": self._staff_ticket(st, st.tickets[evs[0]["ticket"]], now)}
+
+        return await self.run(action, branch, decide, respond, idem=idem,
+                              log_fields={"number": number, "counter": counter, "service": service})
+
+    async def give_back(self, token: str) -> tuple[int, dict]:
+        branch, tid = self.tokens.read_ticket(token)
+        st = self.state(branch)
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            return commands.cancel(st, now, self._ticket(st, tid), by="citizen")
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return views.ticket_view(st, st.tickets[tid], now, tracking_url=self.tracking_url(token))
+
+        return await self.run("give-back", st.id, decide, respond, log_fields={"ticket": tid})
+
+    async def check_in_token(self, branch: str, token: str) -> tuple[int, dict]:
+        """An online holder's QR scanned at the branch's kiosk."""
+        tb, tid = self.tokens.read_ticket(token)
+        if tb != branch:
+            raise conflict("wrong_branch", "This number is for another branch.", "Số thứ tự này thuộc chi nhánh khác.")
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            return commands.check_in(st, now, self._ticket(st, tid))
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return views.ticket_view(st, st.tickets[tid], now)
+
+        return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid})
+
+    async def tick(self) -> int:
+        """Time-driven events (expiry at closing) for every branch; returns how many happened."""
+        n = 0
+        for branch, st in list(self.states.items()):
+            if commands.tick(st, self.now()):
+                _, body = await self.run("tick", branch, commands.tick, lambda st, evs, now: {"events": len(evs)})
+                n += body["events"]
+        return n
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def branch_view(self, branch: str) -> dict:
+        return views.branch_view(self.state(branch), self.now())
+
+    def branches_view(self) -> list[dict]:
+        now = self.now()
+        return [views.branch_view(st, now) for st in self.states.values()]
+
+    def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict:
+        branch, tid = self.tokens.read_ticket(token)
+        st = self.state(branch)
+        return views.ticket_view(st, self._ticket(st, tid), self.now(), tracking_url=self.tracking_url(token),
+                                 travel_minutes=travel_minutes)
+
+    def tracking_url(self, token: str) -> str:
+        return f"{self.public_url}/t/{token}"
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _ticket(self, st: BranchState, tid: str) -> Ticket:
+        t = st.tickets.get(tid)
+        if t is None:
+            raise not_found("ticket_not_found", "This number is no longer kept (an earlier day).",
+                            "Số thứ tự này không còn được lưu (ngày trước).")
+        return t
+
+    def _counter_answer(self, counter: str) -> Respond:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            c = st.counters[counter]
+            return {"counter": {"id": c.id, "open": c.open, "services": list(c.services),
+                                "current": st.tickets[c.current].number if c.current else None}}
+        return respond
+
+    def _staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> dict:
+        """What the counter sees: the ticket, and the holder's online no-show record (never the CCCD)."""
+        view = views.ticket_view(st, t, now)
+        noshows = 0
+        if t.citizen:
+            noshows = sum(len(s.citizens[t.citizen].noshows) for s in self.states.values()
+                          if t.citizen in s.citizens)
+        view["noshows"] = noshows
+        return view

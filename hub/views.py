@@ -1,0 +1,102 @@
+"""View models: what a client sees of a branch or a ticket, as JSON-ready dicts.
+
+The HTTP API returns them and the pages render them, so a page and its JSON twin never disagree.
+Board-level views carry no phone number, identity or token.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from hub.domain import calendar, eta
+from hub.domain.errors import DomainError
+from hub.domain.state import BranchState
+from hub.domain.ticket import State, Ticket
+
+LEAVE_MARGIN_MINUTES = 5     # arrive this much before the earliest likely call
+
+
+def issuing_day(st: BranchState, now: datetime) -> date:
+    """The day a number taken now would be for (kiosk first, then online), else today."""
+    for channel in ("kiosk", "online"):
+        try:
+            return calendar.issuing_day(st.config, now, channel)
+        except DomainError:
+            pass
+    return now.date()
+
+
+def _issuing_open(st: BranchState, now: datetime, channel: str) -> bool:
+    try:
+        calendar.issuing_day(st.config, now, channel)
+        return True
+    except DomainError:
+        return False
+
+
+def branch_view(st: BranchState, now: datetime) -> dict:
+    b = st.config
+    day = issuing_day(st, now)
+    serving = st.serving()
+    services = []
+    for svc in b.services.values():
+        waiting = st.waiting(day, (svc.id,))
+        services.append({
+            "id": svc.id, "name": svc.name, "name_en": svc.name_en,
+            "waiting": len(waiting),
+            "now_serving": [{"number": t.number, "counter": t.counter} for t in serving if t.service == svc.id],
+            "expected_wait": eta.for_new_number(st, svc.id, now, day).as_dict(),
+            "numbers_left": max(svc.daily_cap - st.issued_count(day, svc.id), 0),
+            "daily_cap": svc.daily_cap,
+            "range": [svc.first_number, svc.last_number],
+        })
+    counters = [{
+        "id": c.id, "open": c.open, "services": list(c.services),
+        "current": ({"number": st.tickets[c.current].number, "service": st.tickets[c.current].service}
+                    if c.current and c.current in st.tickets else None),
+    } for c in st.counters.values()]
+    return {
+        "id": b.id, "name": b.name, "name_en": b.name_en, "address": b.address,
+        "day": day.isoformat(), "now": now.isoformat(timespec="seconds"), "seq": st.seq,
+        "working_day": b.calendar.is_working_day(now.date()),
+        "hours": {"opens": f"{b.policy.opens:%H:%M}", "issuing_until": f"{b.policy.issuing_until:%H:%M}",
+                  "closes": f"{b.policy.closes:%H:%M}", "online_from": f"{b.policy.online_from:%H:%M}"},
+        "issuing": {ch: _issuing_open(st, now, ch) for ch in ("kiosk", "online")},
+        "waiting": sum(s["waiting"] for s in services),
+        "now_serving": [{"number": t.number, "service": t.service, "counter": t.counter} for t in serving],
+        "services": services,
+        "counters": counters,
+    }
+
+
+def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str | None = None,
+                travel_minutes: float | None = None) -> dict:
+    svc = st.config.services[t.service]
+    state = t.effective_state(now)
+    est = eta.for_ticket(st, t, now)
+    expected_call = leave_by = None
+    if est is not None:
+        expected_call = {k: (now + timedelta(minutes=v)).isoformat(timespec="minutes")
+                         for k, v in (("earliest", est.p10), ("likely", est.p50), ("latest", est.p90))}
+        if travel_minutes is not None:
+            leave = now + timedelta(minutes=est.p10 - travel_minutes - LEAVE_MARGIN_MINUTES)
+            leave_by = max(leave, now).isoformat(timespec="minutes")
+    ahead = st.people_ahead(t)
+    return {
+        "number": t.number, "ticket": t.id, "branch": st.id, "branch_name": st.config.name,
+        "service": t.service, "service_name": svc.name, "service_name_en": svc.name_en,
+        "channel": t.channel, "priority": t.priority, "day": t.day.isoformat(),
+        "state": state.value, "counter": t.counter if state is State.CALLED else None,
+        "issued_at": t.issued_at.isoformat(timespec="seconds"),
+        "called_at": t.called_at.isoformat(timespec="seconds") if t.called_at else None,
+        "checked_in": t.checked_in,
+        "held_until": t.held_until.isoformat(timespec="seconds") if state is State.HELD and t.held_until else None,
+        "position": None if ahead is None else ahead + 1,
+        "people_ahead": ahead,
+        "now_serving": [{"number": s.number, "counter": s.counter}
+                        for s in st.serving() if s.service == t.service],
+        "eta": est.as_dict() if est else None,
+        "expected_call": expected_call,
+        "travel_minutes": travel_minutes,
+        "leave_by": leave_by,
+        "tracking_url": tracking_url,
+    }

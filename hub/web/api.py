@@ -1,0 +1,130 @@
+"""HTTP API handlers (CONTRACTS.md section 3): decode, call the service, encode."""
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hub.domain.errors import DomainError, invalid
+from hub.web import decode
+
+
+def _answer(result: tuple[int, dict]) -> JSONResponse:
+    status, body = result
+    return JSONResponse(body, status_code=status)
+
+
+async def issue_ticket(request: Request) -> JSONResponse:
+    app, branch = request.app.state, request.path_params["branch"]
+    service = app.service
+    service.state(branch)                                    # 404 before anything else
+    data = await decode.json_body(request)
+    claims = decode.bearer(request, required=False)
+    channel = decode.field(data, "channel", str)
+    svc = decode.field(data, "service", str)
+    priority = decode.field(data, "priority", bool, required=False, default=False)
+    phone = decode.field(data, "phone", str, required=False)
+    device = claims is not None and claims.kind == "staff"
+    if device:
+        decode.staff(request, branch)                        # a kiosk device of this branch only
+    if channel == "online" and (claims is None or claims.kind != "citizen"):
+        raise DomainError("unauthorized", "citizen_token_required",
+                          "An online number needs a citizen token (identity verified through VNeID).",
+                          "Lấy số trực tuyến cần đăng nhập bằng tài khoản định danh (VNeID).")
+    if not device:                                           # kiosk devices carry a staff token: exempt
+        app.address_limit.take(request.client.host if request.client else "unknown")
+    if claims is not None and claims.kind == "citizen":
+        app.citizen_limit.take(claims.cccd)
+    return _answer(await service.issue(branch, service=svc, channel=channel, priority=priority, phone=phone,
+                                       claims=claims if claims and claims.kind == "citizen" else None,
+                                       idem=decode.idempotency(request, claims)))
+
+
+async def open_counter(request: Request) -> JSONResponse:
+    branch, counter = request.path_params["branch"], request.path_params["counter"]
+    request.app.state.service.state(branch)
+    claims = decode.staff(request, branch, counter)
+    data = await decode.json_body(request, required=False)
+    services = decode.field(data, "services", list, required=False)
+    if services is not None and not all(isinstance(s, str) for s in services):
+        raise invalid("invalid_field", "Field 'services' must be a list of field ids.",
+                      "Trường 'services' phải là danh sách mã lĩnh vực.", field="services")
+    return _answer(await request.app.state.service.open_counter(
+        branch, counter, services, decode.idempotency(request, claims)))
+
+
+async def close_counter(request: Request) -> JSONResponse:
+    branch, counter = request.path_params["branch"], request.path_params["counter"]
+    request.app.state.service.state(branch)
+    claims = decode.staff(request, branch, counter)
+    await decode.json_body(request, required=False)
+    return _answer(await request.app.state.service.close_counter(branch, counter, decode.idempotency(request, claims)))
+
+
+async def call_next(request: Request) -> JSONResponse:
+    branch, counter = request.path_params["branch"], request.path_params["counter"]
+    request.app.state.service.state(branch)
+    claims = decode.staff(request, branch, counter)
+    await decode.json_body(request, required=False)
+    return _answer(await request.app.state.service.call_next(branch, counter, decode.idempotency(request, claims)))
+
+
+async def ticket_action(request: Request) -> JSONResponse:
+    p = request.path_params
+    branch, number, action = p["branch"], p["number"], p["action"]
+    service = request.app.state.service
+    service.state(branch)
+    claims = decode.staff(request, branch)
+    data = await decode.json_body(request, required=False)
+    target = decode.field(data, "service", str, required=action == "transfer")
+    counter = decode.field(data, "counter", str, required=False)
+    return _answer(await service.act(branch, number, action, staff=claims, service=target, counter=counter,
+                                     idem=decode.idempotency(request, claims)))
+
+
+async def check_in(request: Request) -> JSONResponse:
+    branch = request.path_params["branch"]
+    request.app.state.service.state(branch)
+    decode.staff(request, branch)
+    data = await decode.json_body(request)
+    return _answer(await request.app.state.service.check_in_token(branch, decode.field(data, "token", str)))
+
+
+async def branches(request: Request) -> JSONResponse:
+    return JSONResponse({"branches": request.app.state.service.branches_view()})
+
+
+async def branch(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.service.branch_view(request.path_params["branch"]))
+
+
+async def ticket(request: Request) -> JSONResponse:
+    travel = request.query_params.get("travel_minutes")
+    minutes = None
+    if travel is not None:
+        try:
+            minutes = float(travel)
+            if not 0 <= minutes <= 600:
+                raise ValueError
+        except ValueError:
+            raise invalid("invalid_field", "travel_minutes must be a number of minutes from 0 to 600.",
+                          "Thời gian di chuyển phải từ 0 đến 600 phút.", field="travel_minutes") from None
+    return JSONResponse(request.app.state.service.ticket_view(request.path_params["token"], minutes))
+
+
+async def give_back(request: Request) -> JSONResponse:
+    return _answer(await request.app.state.service.give_back(request.path_params["token"]))
+
+
+routes = [
+    Route("/api/branches", branches, methods=["GET"]),
+    Route("/api/branches/{branch}", branch, methods=["GET"]),
+    Route("/api/branches/{branch}/tickets", issue_ticket, methods=["POST"]),
+    Route("/api/branches/{branch}/check-in", check_in, methods=["POST"]),
+    Route("/api/branches/{branch}/counters/{counter}/open", open_counter, methods=["POST"]),
+    Route("/api/branches/{branch}/counters/{counter}/close", close_counter, methods=["POST"]),
+    Route("/api/branches/{branch}/counters/{counter}/call-next", call_next, methods=["POST"]),
+    Route("/api/branches/{branch}/tickets/{number}/{action}", ticket_action, methods=["POST"]),
+    Route("/api/tickets/{token}", ticket, methods=["GET"]),
+    Route("/api/tickets/{token}", give_back, methods=["DELETE"]),
+]

@@ -1,0 +1,53 @@
+"""`create_app(settings)` builds the whole hub; nothing connects before the lifespan starts."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from hub import loops
+from hub.auth import Tokens
+from hub.broker import open_broker
+from hub.clock import Clock, RealClock, parse_start
+from hub.config import load_config
+from hub.domain.config import Centre
+from hub.domain.errors import DomainError
+from hub.ratelimit import RateLimiter
+from hub.service import QueueService
+from hub.settings import Settings
+from hub.store import open_store
+from hub.web import api, docs, errors, health
+
+TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
+CITIZEN_RATE = (20, 60.0)
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               centre: Centre | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    centre = centre or load_config(settings.config or None)
+    clock = clock or RealClock(settings.zone, parse_start(settings.clock, settings.zone))
+    tokens = Tokens(settings.resolve_secret())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        async with open_store(settings.database) as store, open_broker(settings.broker_url) as broker:
+            service = QueueService(centre, store, broker, clock, tokens, settings.public_url)
+            await service.load()
+            app.state.service = service
+            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick")):
+                yield
+
+    app = Starlette(
+        routes=[*api.routes, *health.routes, *docs.routes],
+        lifespan=lifespan,
+        exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
+                            Exception: errors.server_error},
+    )
+    app.state.settings = settings
+    app.state.centre = centre
+    app.state.tokens = tokens
+    app.state.address_limit = RateLimiter(*settings.rate_limit())
+    app.state.citizen_limit = RateLimiter(*CITIZEN_RATE)
+    return app

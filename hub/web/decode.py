@@ -1,0 +1,108 @@
+"""Decoding requests: bounded JSON bodies, bearer tokens, Idempotency-Key. Every failure is a
+DomainError in the contract's shape, raised before anything is changed."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from hub.auth import Claims
+from hub.domain.errors import DomainError, forbidden, invalid
+from hub.service import IdemRequest
+
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def _err(kind: str, code: str, en: str, vi: str) -> DomainError:
+    return DomainError(kind, code, en, vi)
+
+
+async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """The body as a JSON object, read at most `max_body` bytes far (413 past it)."""
+    limit = request.app.state.settings.max_body
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request.state.raw_body = raw
+    if not raw.strip():
+        if required:
+            raise _err("bad_request", "malformed_json", "The request body must be a JSON object.",
+                       "Nội dung yêu cầu phải là một đối tượng JSON.")
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _err("bad_request", "malformed_json", f"The body is not valid JSON: {e}.",
+                   "Nội dung yêu cầu không phải JSON hợp lệ.") from None
+    if not isinstance(data, dict):
+        raise _err("bad_request", "malformed_json", "The request body must be a JSON object.",
+                   "Nội dung yêu cầu phải là một đối tượng JSON.")
+    return data
+
+
+def _too_large(limit: int) -> DomainError:
+    return _err("too_large", "body_too_large", f"The request body is larger than {limit} bytes.",
+                f"Nội dung yêu cầu vượt quá {limit} byte.")
+
+
+def field(data: dict, name: str, kind: type | tuple[type, ...], *, required: bool = True, default=None):
+    if name not in data or data[name] is None:
+        if required:
+            raise invalid("missing_field", f"Field {name!r} is required.", f"Thiếu trường {name!r}.", field=name)
+        return default
+    value = data[name]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise invalid("invalid_field", f"Field {name!r} must be a {want}.", f"Trường {name!r} không hợp lệ.",
+                      field=name)
+    return value
+
+
+def bearer(request: Request, *, required: bool) -> Claims | None:
+    header = request.headers.get("authorization", "")
+    if not header:
+        if required:
+            raise _err("unauthorized", "token_required", "This action needs a bearer token.",
+                       "Thao tác này cần mã xác thực.")
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _err("unauthorized", "invalid_token", "Authorization must be 'Bearer <token>'.",
+                   "Mã xác thực không hợp lệ.")
+    return request.app.state.tokens.verify(token.strip())
+
+
+def staff(request: Request, branch: str, counter: str | None = None) -> Claims:
+    """A staff token for this branch; a counter-bound one only for its own counter."""
+    claims = bearer(request, required=True)
+    if claims.kind != "staff":
+        raise forbidden("staff_only", "This action needs a staff token.", "Thao tác này dành cho cán bộ.")
+    if claims.branch != branch:
+        raise forbidden("wrong_branch", f"This token is for branch {claims.branch}, not {branch}.",
+                        f"Mã xác thực dành cho chi nhánh {claims.branch}, không phải {branch}.")
+    if counter is not None and claims.counter not in (None, counter):
+        raise forbidden("wrong_counter", f"This token is for counter {claims.counter}, not {counter}.",
+                        f"Mã xác thực dành cho quầy {claims.counter}, không phải {counter}.")
+    return claims
+
+
+def idempotency(request: Request, claims: Claims | None) -> IdemRequest | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise invalid("invalid_idempotency_key", f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters.",
+                      "Idempotency-Key không hợp lệ.")
+    raw = getattr(request.state, "raw_body", b"")
+    who = claims.subject if claims else "anonymous"
+    fp = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), who.encode(), raw])).hexdigest()
+    return IdemRequest(f"{who}|{key}", fp)

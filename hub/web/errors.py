@@ -1,0 +1,40 @@
+"""Every error leaves the hub in one shape: {"error": {"code", "message", ...}} with a 4xx status."""
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from hub.domain.errors import DomainError
+
+STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
+          "rate_limited": 429, "too_large": 413, "bad_request": 400}
+
+log = logging.getLogger("queuecast.web")
+
+
+def error_response(status: int, code: str, message: str, message_vi: str = "", **details) -> JSONResponse:
+    body = {"code": code, "message": message}
+    if message_vi:
+        body["message_vi"] = message_vi
+    body.update(details)
+    headers = {"Retry-After": str(details["retry_after"])} if "retry_after" in details else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+    return error_response(STATUS[exc.kind], exc.code, exc.message, exc.message_vi, **exc.details)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+    return error_response(500, "internal_error", "The hub failed to answer; the error is logged.")

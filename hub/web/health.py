@@ -1,0 +1,33 @@
+"""Liveness and readiness for load balancers and orchestrators."""
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+PROBE_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the store and the broker answer; says which one does not."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    checks = {}
+    for name, part in (("store", service.store), ("broker", service.broker)):
+        try:
+            await asyncio.wait_for(part.ping(), PROBE_TIMEOUT)
+            checks[name] = "ok"
+        except Exception as e:          # a probe reports, it does not fail
+            checks[name] = f"down: {type(e).__name__}: {e}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not_ready", **checks}, status_code=200 if ready else 503)
+
+
+routes = [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]

@@ -1,0 +1,128 @@
+"""The OpenAPI 3.1 document of the HTTP API, written out by hand so that it says what the contract says."""
+from __future__ import annotations
+
+from hub import __version__
+
+_ERR = {"$ref": "#/components/responses/Error"}
+_STAFF = [{"staff": []}]
+
+
+def _op(summary: str, *, ok: int = 200, ok_schema: str | None = None, body: str | None = None,
+        security=None, idem: bool = False, errors=(401, 403, 404, 409, 422), params=(), desc: str = ""):
+    op = {"summary": summary, "responses": {str(ok): {"description": "OK", "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{ok_schema}"} if ok_schema else {"type": "object"}}}}}}
+    if desc:
+        op["description"] = desc
+    for code in errors:
+        op["responses"][str(code)] = _ERR
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    if security is not None:
+        op["security"] = security
+    parameters = [{"$ref": f"#/components/parameters/{p}"} for p in params]
+    if idem:
+        parameters.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    if parameters:
+        op["parameters"] = parameters
+    return op
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "queuecast hub API", "version": __version__,
+                 "description": "Queue numbers of Hanoi's Public Administrative Service Centre: issuing, "
+                                "counters, live status and tickets. Errors are always "
+                                "{\"error\": {\"code\", \"message\"}} with a 4xx status."},
+        "paths": {
+            "/api/branches": {"get": _op("Every branch with live status", errors=())},
+            "/api/branches/{branch}": {"get": _op("One branch: per field waiting, now serving, expected wait, numbers left",
+                                                  ok_schema="BranchStatus", params=["branch"], errors=(404,))},
+            "/api/branches/{branch}/tickets": {"post": _op(
+                "Issue a number", ok=201, ok_schema="IssuedTicket", body="IssueRequest", params=["branch"],
+                security=[{}, {"citizen": []}, {"staff": []}], idem=True, errors=(400, 401, 403, 404, 409, 413, 422, 429),
+                desc="Kiosk numbers need no token (a kiosk device may send its staff token to be exempt from the "
+                     "per-address rate limit); online numbers need a citizen token. Refusals: issuing_closed, "
+                     "daily_cap_reached (with next_working_day), field_limit_reached, daily_limit_reached, "
+                     "online_booking_suspended.")},
+            "/api/branches/{branch}/check-in": {"post": _op(
+                "Check in an online holder on arrival (QR scanned at the kiosk)", body="CheckInRequest",
+                params=["branch"], security=_STAFF)},
+            "/api/branches/{branch}/counters/{counter}/open": {"post": _op(
+                "Open a counter (or change its fields)", body="OpenCounter", params=["branch", "counter"],
+                security=_STAFF, idem=True)},
+            "/api/branches/{branch}/counters/{counter}/close": {"post": _op(
+                "Close a counter", params=["branch", "counter"], security=_STAFF, idem=True)},
+            "/api/branches/{branch}/counters/{counter}/call-next": {"post": _op(
+                "Call the earliest-registered waiting number among the counter's fields, priority first",
+                ok_schema="CalledTicket", params=["branch", "counter"], security=_STAFF, idem=True,
+                desc="A counter still serving a number completes it first. 409 queue_empty when no one waits.")},
+            "/api/branches/{branch}/tickets/{number}/{action}": {"post": _op(
+                "recall, complete, skip, transfer (body {\"service\"}), cancel or check-in one number",
+                body="TicketAction", params=["branch", "number", "action"], security=_STAFF, idem=True)},
+            "/api/tickets/{token}": {
+                "get": _op("The holder's ticket: state, position, people ahead, ETA, leave_by",
+                           ok_schema="Ticket", params=["token", "travel"], errors=(404, 422)),
+                "delete": _op("Give the number back", ok_schema="Ticket", params=["token"], errors=(404, 409)),
+            },
+            "/healthz": {"get": _op("Liveness", errors=())},
+            "/readyz": {"get": _op("Readiness: store and broker reachable", errors=(503,))},
+        },
+        "components": {
+            "securitySchemes": {
+                "staff": {"type": "http", "scheme": "bearer", "description": "queuecast token staff --branch B [--counter C]"},
+                "citizen": {"type": "http", "scheme": "bearer", "description": "queuecast token citizen --id CCCD"},
+            },
+            "parameters": {
+                "branch": {"name": "branch", "in": "path", "required": True, "schema": {"type": "string"}},
+                "counter": {"name": "counter", "in": "path", "required": True, "schema": {"type": "string"}},
+                "number": {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
+                "action": {"name": "action", "in": "path", "required": True, "schema": {
+                    "enum": ["recall", "complete", "skip", "transfer", "cancel", "check-in"]}},
+                "token": {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                "travel": {"name": "travel_minutes", "in": "query", "required": False,
+                           "schema": {"type": "number", "minimum": 0, "maximum": 600}},
+                "IdempotencyKey": {"name": "Idempotency-Key", "in": "header", "required": False,
+                                   "schema": {"type": "string", "maxLength": 200},
+                                   "description": "A repeat with the same key returns the first answer and changes nothing."},
+            },
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _obj(props: dict, required=()) -> dict:
+    return {"type": "object", "properties": props, "required": list(required)}
+
+
+_ETA = {"type": ["object", "null"], "properties": {k: {"type": "number"} for k in ("p10", "p50", "p90")}}
+_S = {"type": "string"}
+
+
+def _schemas() -> dict:
+    return {
+        "Error": _obj({"error": _obj({"code": _S, "message": _S, "message_vi": _S}, ["code", "message"])}, ["error"]),
+        "IssueRequest": _obj({"service": _S, "channel": {"enum": ["kiosk", "online"]}, "priority": {"type": "boolean"},
+                              "phone": _S}, ["service", "channel"]),
+        "IssuedTicket": _obj({"number": _S, "service": _S, "token": _S, "tracking_url": _S, "issued_at": _S,
+                              "position": {"type": "integer"}, "eta": _ETA, "ticket": _S, "day": _S},
+                             ["number", "service", "token", "tracking_url", "issued_at", "position", "eta"]),
+        "OpenCounter": _obj({"services": {"type": "array", "items": _S}}),
+        "TicketAction": _obj({"service": _S, "counter": _S}),
+        "CheckInRequest": _obj({"token": _S}, ["token"]),
+        "Ticket": _obj({"number": _S, "service": _S, "state": {"enum": ["waiting", "called", "held", "completed",
+                                                                        "skipped", "cancelled", "expired"]},
+                        "position": {"type": ["integer", "null"]}, "people_ahead": {"type": ["integer", "null"]},
+                        "now_serving": {"type": "array"}, "eta": _ETA, "leave_by": {"type": ["string", "null"]},
+                        "counter": {"type": ["string", "null"]}}),
+        "CalledTicket": _obj({"ticket": {"$ref": "#/components/schemas/Ticket"},
+                              "completed": {"type": "array", "items": _S}}, ["ticket"]),
+        "BranchStatus": _obj({"id": _S, "name": _S, "seq": {"type": "integer"}, "waiting": {"type": "integer"},
+                              "services": {"type": "array", "items": _obj({
+                                  "id": _S, "name": _S, "waiting": {"type": "integer"}, "now_serving": {"type": "array"},
+                                  "expected_wait": _ETA, "numbers_left": {"type": "integer"}})},
+                              "counters": {"type": "array"}}),
+    }

@@ -1,0 +1,1 @@
+"""Notifier: outbox, rules and senders for SMS, web push and Zalo. Built in a later issue."""

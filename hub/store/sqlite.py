@@ -13,7 +13,7 @@ import secrets
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiosqlite
 
@@ -32,6 +32,8 @@ PRAGMAS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = 1  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
+T = TypeVar("T")
+
 _SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS branches(branch TEXT PRIMARY KEY, seq INTEGER NOT NULL,"
     " epoch TEXT NOT NULL)",
@@ -55,6 +57,7 @@ class SQLiteStore:
         # without the lock a read could see another coroutine's uncommitted (maybe rolled back)
         # append, and two appends would nest BEGINs. SQLite serialises processes; this, coroutines.
         self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Task] = set()
 
     @classmethod
     @asynccontextmanager
@@ -67,30 +70,46 @@ class SQLiteStore:
                 await db.execute_fetchall(pragma)
             store = cls(db)
             await store._ensure_schema()
-            yield store
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield
-                await self._db.commit()
-            except BaseException:
-                # Shielded: a cancelled request must still release the write lock, or every other
-                # writer on this file stalls. rollback() is a no-op if COMMIT already went through.
-                await asyncio.shield(self._db.rollback())
-                raise
+                yield store
+            finally:  # let shielded transactions finish before the connection goes
+                await asyncio.gather(*store._writes, return_exceptions=True)
+
+    async def _write(self, body: Callable[[], Awaitable[T]]) -> T:
+        """Runs `body` in one BEGIN IMMEDIATE ... COMMIT transaction, rolled back on any error.
+
+        The transaction runs as its own task, shielded from the caller's cancellation (a client
+        disconnect, a timeout): stopped half-way it would leave the write lock held and block
+        every other writer on the file. So it always ends in COMMIT or ROLLBACK, and a cancelled
+        caller cannot know which, as with any lost reply; idempotency keys cover the retry."""
+        async def transaction() -> T:
+            async with self._lock:
+                try:  # BEGIN inside: if it was queued at all, the ROLLBACK is queued after it
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    result = await body()
+                    await self._db.commit()
+                except BaseException:
+                    await self._db.rollback()  # a no-op if no transaction is open
+                    raise
+                return result
+
+        task = asyncio.ensure_future(transaction())
+        self._writes.add(task)  # a strong reference until done; open() waits for these on exit
+        task.add_done_callback(self._writes.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
+        return await asyncio.shield(task)
 
     async def _ensure_schema(self) -> None:
         # In a write transaction so two processes starting together do not both migrate.
-        async with self._transaction():
+        async def migrate() -> None:
             [(version,)] = await self._db.execute_fetchall("PRAGMA user_version")
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"store schema {version} is newer than this code ({SCHEMA_VERSION})")
             for statement in _SCHEMA:
                 await self._db.execute(statement)
             await self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+        await self._write(migrate)
 
     async def _read_head(self, branch: str) -> LogHead | None:
         rows = await self._db.execute_fetchall(
@@ -115,7 +134,7 @@ class SQLiteStore:
 
     async def append(self, branch: str, expected_seq: int, events: list[Event],
                      idempotency: Idempotency | None = None) -> list[Event]:
-        async with self._transaction():
+        async def write() -> list[Event]:
             head = await self._read_head(branch)
             if head is None:
                 await self._create_branch(branch)
@@ -139,7 +158,9 @@ class SQLiteStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (branch, idempotency.key, idempotency.fingerprint, idempotency.status,
                      idempotency.body))
-        return stored
+            return stored
+
+        return await self._write(write)
 
     async def _select_events(self, sql: str, params: tuple) -> list[Event]:
         async with self._lock:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +25,9 @@ CITIZEN_RATE = (20, 60.0)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               centre: Centre | None = None) -> Starlette:
+               centre: Centre | None = None,
+               tasks: Sequence[Callable[[QueueService], Awaitable[None]]] = ()) -> Starlette:
+    """The hub. `tasks` run beside it for its lifetime with the service (the demo's traffic)."""
     settings = settings or Settings.from_env()
     centre = centre or load_config(settings.config or None)
     clock = clock or RealClock(settings.zone, parse_start(settings.clock, settings.zone))
@@ -36,7 +39,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             service = QueueService(centre, store, broker, clock, tokens, settings.public_url)
             await service.load()
             app.state.service = service
-            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick")):
+            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"),
+                                     *(task(service) for task in tasks)):
                 yield
 
     app = Starlette(

@@ -1,0 +1,130 @@
+"""The `queuecast` command (CONTRACTS.md section 1). Exit 0 on success, 2 on bad arguments or input."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date
+
+from hub.config import ConfigError, load_config
+from hub.domain.errors import DomainError
+from hub.settings import Settings, SettingsError
+
+
+class UsageError(Exception):
+    """Bad arguments or input: one line on stderr, exit 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="queuecast", description="Queue-number hub: API, live feeds, pages.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the hub, configured from QUEUECAST_* variables")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    demo = sub.add_parser("demo", help="serve on the embedded default with live simulated traffic")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+
+    token = sub.add_parser("token", help="print a bearer token")
+    kinds = token.add_subparsers(dest="kind", required=True)
+    staff = kinds.add_parser("staff", help="a counter staff token for one branch (and counter)")
+    staff.add_argument("--branch", required=True)
+    staff.add_argument("--counter")
+    staff.add_argument("--hours", type=float, default=14.0, help="validity (default 14)")
+    citizen = kinds.add_parser("citizen", help="a token for a citizen whose CCCD was verified (VNeID)")
+    citizen.add_argument("--id", required=True, dest="cccd")
+    citizen.add_argument("--phone")
+    citizen.add_argument("--hours", type=float, default=24.0, help="validity (default 24)")
+
+    export = sub.add_parser("export-trace", help="write a branch-day's event log as a JSONL trace")
+    export.add_argument("--branch", required=True)
+    export.add_argument("--date", required=True, help="YYYY-MM-DD")
+    export.add_argument("-o", "--output", help="file (default: stdout)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return {"serve": _serve, "demo": _demo, "token": _token, "export-trace": _export}[args.command](args, settings)
+    except (UsageError, SettingsError, ConfigError) as e:
+        print(f"queuecast: {e}", file=sys.stderr)
+        return 2
+    except DomainError as e:
+        print(f"queuecast: {e.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(args, settings: Settings) -> int:
+    from hub import logs, server
+    from hub.web.app import create_app
+
+    logs.setup()
+    server.run(create_app(settings), args.host, args.port)
+    return 0
+
+
+def _demo(args, settings: Settings) -> int:
+    from hub import demo
+
+    return demo.run(settings, args.host, args.port)
+
+
+def _token(args, settings: Settings) -> int:
+    from hub.auth import Tokens
+    from hub.domain import identity
+
+    if args.hours <= 0:
+        raise UsageError("--hours must be positive")
+    tokens = Tokens(settings.resolve_secret())
+    if args.kind == "staff":
+        branch = _branch(settings, args.branch)
+        if args.counter is not None and args.counter not in branch.counters:
+            raise UsageError(f"branch {branch.id} has no counter {args.counter!r} "
+                             f"(counters: {', '.join(branch.counters)})")
+        print(tokens.staff(branch.id, args.counter, ttl=args.hours * 3600))
+    else:
+        cccd = identity.validate_cccd(args.cccd)
+        phone = identity.normalize_phone(args.phone) if args.phone else None
+        print(tokens.citizen(cccd, phone, ttl=args.hours * 3600))
+    return 0
+
+
+def _export(args, settings: Settings) -> int:
+    from hub.domain.events import to_trace
+    from hub.store import open_store
+
+    branch = _branch(settings, args.branch)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        raise UsageError(f"--date: expected YYYY-MM-DD, got {args.date!r}") from None
+    if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
+        raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
+
+    async def read():
+        async with open_store(settings.database) as store:
+            return await store.events_of_day(branch.id, day)
+
+    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in asyncio.run(read())]
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for line in lines:
+            out.write(line + "\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def _branch(settings: Settings, branch_id: str):
+    centre = load_config(settings.config or None)
+    if branch_id not in centre.branches:
+        raise UsageError(f"no branch {branch_id!r} in the configuration (branches: {', '.join(centre.branches)})")
+    return centre.branches[branch_id]

@@ -1,0 +1,156 @@
+"""Shared fixtures: real SQLite files, the real app in-process (lifespan and all), and real hub
+processes over real sockets on 127.0.0.1. Nothing here is mocked."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from hub.clock import ManualClock
+from hub.config import load_config
+from hub.settings import Settings
+from hub.web.app import create_app
+
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+TUESDAY_9AM = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)      # a working day, issuing open
+SECRET = "test-secret-not-for-production"
+
+
+def pytest_collection_modifyitems(items):
+    """Every coroutine test runs on anyio's asyncio backend."""
+    for item in items:
+        if inspect.iscoroutinefunction(getattr(item, "function", None)):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def centre():
+    return load_config()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock(TUESDAY_9AM)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60")
+
+
+@asynccontextmanager
+async def running_app(settings, clock, **kw):
+    """The app with its lifespan entered, and an HTTP client that speaks to it in-process."""
+    app = create_app(settings, clock=clock, **kw)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+            client.app = app
+            yield client
+
+
+@pytest.fixture
+async def client(settings, clock):
+    async with running_app(settings, clock) as c:
+        yield c
+
+
+@pytest.fixture
+def tokens(client):
+    return client.app.state.tokens
+
+
+def bearer(token: str, **headers) -> dict:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+# -- real hub processes ----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class HubProcess:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill9(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()          # only the process we started, by its pid
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+def start_hub(env: dict[str, str], log: Path, timeout: float = 20.0) -> HubProcess:
+    """`python -m hub serve` on a free port of 127.0.0.1, returned once /healthz answers."""
+    port = free_port()
+    full_env = {**os.environ, **env}
+    out = open(log, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    hub = HubProcess(proc, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{hub.url}/readyz", timeout=1.0).status_code == 200:
+                return hub
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    hub.stop()
+    raise RuntimeError(f"hub did not become ready in {timeout} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def hub_env(tmp_path) -> dict[str, str]:
+    return {"QUEUECAST_DATABASE": f"sqlite:///{tmp_path}/hub.db", "QUEUECAST_SECRET": SECRET,
+            "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(), "QUEUECAST_ISSUE_RATE": "100000/60"}
+
+
+@pytest.fixture
+def hub_factory(tmp_path):
+    """Start real hub processes; every one still running is stopped at the end."""
+    started: list[HubProcess] = []
+
+    def start(env: dict[str, str]) -> HubProcess:
+        hub = start_hub(env, tmp_path / f"hub-{len(started)}.log")
+        started.append(hub)
+        return hub
+
+    yield start
+    for hub in started:
+        hub.stop()

@@ -90,7 +90,7 @@ class QueueService:
                         outcome = "ok"
                         return result
                     except SeqConflict:
-                        st = await self._reload(branch)
+                        st = self.states[branch]       # _attempt has re-read the log
                 raise conflict("busy", "The branch log is changing too fast; try again.",
                                "Hệ thống đang bận; vui lòng thử lại.")
         except DomainError as e:

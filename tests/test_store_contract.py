@@ -183,7 +183,7 @@ async def test_cancelled_append_leaves_storage_usable(store, open_instance):
     # A client disconnect cancels the request mid-append. The append may still happen (as when
     # the reply is lost), but all or nothing, and no lock may be left held.
     async with open_instance() as other:
-        delays = (0, 0.0001, 0.0005, 0.001, 0.003, 0.01)
+        delays = [0.0001 * k for k in range(40)]  # to land in every step of an append
         for i, delay in enumerate(delays):
             batch = [issued(100 + i, note=f"cancelled-{i}"), called(100 + i)]
             with anyio.move_on_after(delay):

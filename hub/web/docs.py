@@ -24,4 +24,12 @@ async def api_page(request: Request) -> HTMLResponse:
     return HTMLResponse(_env.get_template("api.html").render(doc=doc, ops=ops))
 
 
-routes = [Route("/openapi.json", openapi_json, methods=["GET"]), Route("/api", api_page, methods=["GET"])]
+async def index(request: Request) -> HTMLResponse:
+    """The hub's front page: every branch at a glance (its JSON twin is /api/branches)."""
+    service = request.app.state.service
+    return HTMLResponse(_env.get_template("index.html").render(
+        centre=request.app.state.centre, branches=service.branches_view(),
+        now=f"{service.now():%H:%M %d/%m/%Y}"))
+
+
+routes = [Route("/", index, methods=["GET"]), Route("/openapi.json", openapi_json, methods=["GET"]), Route("/api", api_page, methods=["GET"])]

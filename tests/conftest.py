@@ -154,3 +154,75 @@ def hub_factory(tmp_path):
     yield start
     for hub in started:
         hub.stop()
+
+
+# -- a real Redis server, started by the tests ----------------------------------------------------
+
+@dataclass
+class RedisServer:
+    proc: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False) -> RedisServer:
+    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait)."""
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
+            "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return RedisServer(proc, port)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not answer PING within 10 s")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a process this test run started, by its pid."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> RedisServer:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    stop_process(server.proc)
+
+
+@pytest.fixture
+def redis_url(redis_server, request) -> str:
+    """The shared test Redis with a key prefix of this test's own; its keys are deleted after."""
+    import uuid
+
+    import redis as redis_sync
+
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    yield f"{redis_server.url}?prefix={prefix}"
+    client = redis_sync.Redis(port=redis_server.port)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

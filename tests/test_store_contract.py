@@ -3,7 +3,7 @@
 A backend plugs in through `store_url` only: add its name to BACKENDS and, in `store_url`,
 yield a URL that `hub.store.open_store` understands and that points at fresh, empty storage
 private to the test (e.g. Redis: a dedicated db number or key prefix, flushed after the yield;
-skip the param if the server is unreachable). Everything else goes through `open_store(url)`:
+the server is started by the test setup: never skipped). Everything else goes through `open_store(url)`:
 `store` is one opened instance, `open_instance()` opens another one on the same storage (to test
 persistence after a close and conflicts between instances, as between two hub processes).
 """
@@ -19,7 +19,7 @@ import pytest
 
 from hub.store import Idempotency, LogHead, SeqConflict, Store, open_store
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "redis"]
 
 DAY = date(2026, 5, 19)
 
@@ -33,6 +33,8 @@ def anyio_backend() -> str:
 def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'queuecast.db'}"  # 'data/' also tests mkdir
+    elif request.param == "redis":
+        yield request.getfixturevalue("redis_url")  # a real server, a key prefix of this test's own
     else:
         raise ValueError(f"no storage set up for backend {request.param!r}")
 

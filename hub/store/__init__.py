@@ -15,5 +15,9 @@ async def open_store(url: str) -> AsyncIterator[Store]:
         from hub.store.sqlite import SQLiteStore
         async with SQLiteStore.open(url.removeprefix("sqlite:///")) as store:
             yield store
+    elif url.startswith("redis://"):
+        from hub.store.redis import RedisStore
+        async with RedisStore.open(url) as store:
+            yield store
     else:
-        raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH")
+        raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")

@@ -20,7 +20,7 @@ import aiosqlite
 from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict
 
-# Connection settings, reused verbatim by bench/sqlite_write.py so that it measures what we run.
+# Connection settings, reused verbatim by bench/call_next.py so that it measures what we run.
 # busy_timeout first, so the journal_mode switch waits for another process instead of failing.
 # WAL: readers never block the writer. synchronous=FULL: in WAL mode this fsyncs the WAL on every
 # COMMIT, so an acknowledged command survives kill -9 *and* power loss (NORMAL only survives

@@ -14,5 +14,9 @@ async def open_broker(url: str) -> AsyncIterator[Broker]:
     if url == "memory://":
         from hub.broker.memory import MemoryBroker
         yield MemoryBroker()
+    elif url.startswith("redis://"):
+        from hub.broker.redis import RedisBroker
+        async with RedisBroker.open(url) as broker:
+            yield broker
     else:
-        raise ValueError(f"unsupported broker URL {url!r}: use memory://")
+        raise ValueError(f"unsupported broker URL {url!r}: use memory:// or redis://HOST:PORT/DB")

@@ -102,8 +102,8 @@ def close_counter(st: BranchState, now: datetime, counter: str) -> list[Event]:
     c = _counter(st, counter)
     if not c.open:
         return []
-    if c.current:
-        t = st.tickets[c.current]
+    t = st.tickets.get(c.current) if c.current else None
+    if t is not None:
         raise conflict("counter_busy",
                        f"Counter {counter} is serving {t.number}: complete, skip or transfer it first.",
                        f"Quầy {counter} đang phục vụ số {t.number}: hãy hoàn thành, bỏ qua hoặc chuyển trước.")
@@ -125,8 +125,9 @@ def call_next(st: BranchState, now: datetime, counter: str) -> list[Event]:
         raise conflict("queue_empty", f"No one is waiting for counter {counter}'s fields.",
                        f"Không còn ai chờ ở các lĩnh vực của quầy {counter}.")
     out: list[Event] = []
-    if c.current:
-        out += _ticket_event("ticket.completed", st, now, st.tickets[c.current], counter=counter)
+    current = st.tickets.get(c.current) if c.current else None
+    if current is not None:
+        out += _ticket_event("ticket.completed", st, now, current, counter=counter)
     nxt = queue[0]
     out += _ticket_event("ticket.called", st, now, nxt, counter=counter)
     return out
@@ -135,21 +136,27 @@ def call_next(st: BranchState, now: datetime, counter: str) -> list[Event]:
 # -- acting on one ticket ----------------------------------------------------------------------
 
 def recall(st: BranchState, now: datetime, t: Ticket, counter: str | None = None) -> list[Event]:
+    """Re-announce a called number, or bring back a no-show within `recall_minutes` of it
+    becoming one (the skip, or the end of a hold) to a free, open counter."""
     state = _require(t, "recall", now)
-    if state is not State.CALLED:
-        limit = timedelta(minutes=st.config.policy.recall_minutes)
-        if state is State.SKIPPED and t.skipped_at and now - t.skipped_at > limit:
-            raise conflict("recall_too_late",
-                           f"{t.number} was skipped more than {st.config.policy.recall_minutes} minutes "
-                           "ago; the citizen needs a new number.",
-                           f"Số {t.number} đã bị bỏ qua quá {st.config.policy.recall_minutes} phút; "
-                           "công dân cần lấy số mới.")
-        counter = counter or t.counter
-        c = _counter(st, counter)
-        if c.current and c.current != t.id:
-            raise conflict("counter_busy", f"Counter {counter} is serving another number.",
-                           f"Quầy {counter} đang phục vụ số khác.")
-    return _ticket_event("ticket.recalled", st, now, t, counter=t.counter if state is State.CALLED else counter)
+    if state is State.CALLED:
+        return _ticket_event("ticket.recalled", st, now, t, counter=t.counter)
+    p = st.config.policy
+    became_noshow = t.held_until if t.held_until and t.held_until <= now else t.skipped_at
+    if state is State.SKIPPED and became_noshow and now - became_noshow > timedelta(minutes=p.recall_minutes):
+        raise conflict("recall_too_late",
+                       f"{t.number} was skipped more than {p.recall_minutes} minutes ago; "
+                       "the citizen needs a new number.",
+                       f"Số {t.number} đã bị bỏ qua quá {p.recall_minutes} phút; công dân cần lấy số mới.")
+    counter = counter or t.counter
+    c = _counter(st, counter)
+    if not c.open:
+        raise conflict("counter_closed", f"Counter {counter} is closed; open it first.",
+                       f"Quầy {counter} đang đóng; hãy mở quầy trước.")
+    if c.current and c.current != t.id:
+        raise conflict("counter_busy", f"Counter {counter} is serving another number.",
+                       f"Quầy {counter} đang phục vụ số khác.")
+    return _ticket_event("ticket.recalled", st, now, t, counter=counter)
 
 
 def complete(st: BranchState, now: datetime, t: Ticket) -> list[Event]:

@@ -11,7 +11,7 @@ _CENTURY = {"0": 1900, "1": 1900, "2": 2000, "3": 2000, "4": 2100, "5": 2100, "6
 
 
 def validate_cccd(value: object) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{12}", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{12}", value):
         raise invalid("invalid_citizen_id", "A citizen id (CCCD) is exactly 12 digits.",
                       "Số định danh cá nhân (CCCD) gồm đúng 12 chữ số.")
     return value
@@ -22,14 +22,14 @@ def birth_year(cccd: str) -> int:
 
 
 # Vietnamese mobile prefixes after the 2018 renumbering: 03x, 05x, 07x, 08x, 09x (then 8 more digits).
-_MOBILE = re.compile(r"(?:\+?84|0)?([35789]\d{8})")
+_MOBILE = re.compile(r"(?:\+?84|0)?([35789][0-9]{8})")
 
 
 def normalize_phone(value: object) -> str:
     """'0912 345 678', '+84912345678', '84-912-345-678' → '+84912345678'."""
     if not isinstance(value, str):
         raise _bad_phone()
-    digits = re.sub(r"[\s.\-()]", "", value)
+    digits = re.sub(r"[ \t.\-()]", "", value)
     m = _MOBILE.fullmatch(digits)
     if not m:
         raise _bad_phone()

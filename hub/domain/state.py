@@ -110,6 +110,9 @@ def apply(state: BranchState, ev: Event) -> None:
 def _forget_before(state: BranchState, day: date) -> None:
     for tid in [tid for tid, t in state.tickets.items() if t.day < day]:
         del state.tickets[tid]
+    for c in state.counters.values():     # a counter left serving overnight serves nothing now
+        if c.current is not None and c.current not in state.tickets:
+            c.current = None
     for rec in state.citizens.values():
         for d in [d for d in rec.numbers if d < day]:
             del rec.numbers[d]
@@ -184,8 +187,8 @@ def _finished(state_: State):
         t = s.tickets.get(ev["ticket"])
         if t is None:           # a ticket already forgotten (an old day): nothing to update
             return
-        if t.state is State.HELD and state_ is State.CANCELLED:   # given back in time: no no-show
-            _forget_noshow(s, t)
+        if state_ is State.CANCELLED and t.state is State.HELD and now < (t.held_until or now):
+            _forget_noshow(s, t)        # given back while still held: not a no-show
         t.state, t.finished_at = state_, now
         _release_counter(s, t)
     return fn

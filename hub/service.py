@@ -70,11 +70,13 @@ class QueueService:
     async def run(self, name: str, branch: str, decide: Decide, respond: Respond, *,
                   idem: IdemRequest | None = None, status: int = 200, log_fields: dict | None = None
                   ) -> tuple[int, dict]:
-        st = self.state(branch)
+        self.state(branch)                     # 404 for an unknown branch, before waiting
         started = time.perf_counter()
         outcome = "error"
         try:
             async with self._locks[branch]:
+                # Read under the lock: a failed command before us may have replaced the state.
+                st = self.states[branch]
                 if idem is not None:
                     kept = await self.store.idempotency(branch, idem.key)
                     if kept is not None:

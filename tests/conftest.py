@@ -3,7 +3,6 @@ processes over real sockets on 127.0.0.1. Nothing here is mocked."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import signal
 import socket
@@ -27,13 +26,6 @@ from hub.web.app import create_app
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TUESDAY_9AM = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)      # a working day, issuing open
 SECRET = "test-secret-not-for-production"
-
-
-def pytest_collection_modifyitems(items):
-    """Every coroutine test runs on anyio's asyncio backend."""
-    for item in items:
-        if inspect.iscoroutinefunction(getattr(item, "function", None)):
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture

@@ -176,7 +176,9 @@ def check_event_before_apply(state: BranchState, ev: dict, now: datetime) -> Non
         t = state.tickets[ev["ticket"]]
         assert t.effective_state(now) in (State.CALLED, State.SKIPPED, State.HELD)
         if t.effective_state(now) is State.SKIPPED and t.skipped_at is not None:
-            assert now - t.skipped_at <= timedelta(minutes=p.recall_minutes)
+            # the window starts when it became a no-show: the skip, or the end of a hold
+            became = t.held_until if t.held_until is not None else t.skipped_at
+            assert now - became <= timedelta(minutes=p.recall_minutes)
     elif ev["type"] == "ticket.expired":
         t = state.tickets[ev["ticket"]]
         assert t.state in (State.WAITING, State.HELD)

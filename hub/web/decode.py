@@ -40,7 +40,7 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise _err("bad_request", "malformed_json", f"The body is not valid JSON: {e}.",
                    "Nội dung yêu cầu không phải JSON hợp lệ.") from None
     if not isinstance(data, dict):
@@ -103,6 +103,8 @@ def idempotency(request: Request, claims: Claims | None) -> IdemRequest | None:
         raise invalid("invalid_idempotency_key", f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters.",
                       "Idempotency-Key không hợp lệ.")
     raw = getattr(request.state, "raw_body", b"")
-    who = claims.subject if claims else "anonymous"
+    # Anonymous keys (kiosks) are scoped to the client address as well: a key another client
+    # happens to send must not hand it someone else's ticket.
+    who = claims.subject if claims else f"anonymous@{request.client.host if request.client else '-'}"
     fp = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), who.encode(), raw])).hexdigest()
     return IdemRequest(f"{who}|{key}", fp)

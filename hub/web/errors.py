@@ -32,7 +32,9 @@ async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    response.headers.update(exc.headers or {})          # 405 carries Allow
+    return response
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from hub import views
+from hub import loops, views
 from hub.auth import Claims, Tokens
 from hub.broker import Broker
 from hub.clock import Clock
@@ -23,7 +23,7 @@ from hub.domain import commands, identity
 from hub.domain.citizens import Citizen, history
 from hub.domain.config import Centre
 from hub.domain.errors import DomainError, conflict, forbidden, not_found
-from hub.domain.events import Event
+from hub.domain.events import TYPES, Event, public
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import Ticket
 from hub.store import Idempotency, SeqConflict, Store
@@ -31,6 +31,12 @@ from hub.store import Idempotency, SeqConflict, Store
 log = logging.getLogger("queuecast.command")
 
 _ATTEMPTS = 5    # a seq conflict means another process wrote first; this many re-decisions at most
+
+
+
+def _dumps(ev: Event) -> bytes:
+    return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
+
 
 Decide = Callable[[BranchState, datetime], list[Event]]
 Respond = Callable[[BranchState, list[Event], datetime], dict]
@@ -48,13 +54,27 @@ class QueueService:
         self.centre, self.store, self.broker, self.clock, self.tokens = centre, store, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
         self.states: dict[str, BranchState] = {}
+        self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
         self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+        # Called, in seq order and under the branch lock, with every event folded into a branch's
+        # state (made here or learned from another process) and its public JSON, encoded once.
+        self.on_event: list[Callable[[str, Event, bytes], None]] = []
+        # Called when a branch's history may have been lost (epoch changed): clients must resync.
+        self.on_reset: list[Callable[[str], None]] = []
+        # A log other processes append to (redis://): catch up before deciding, to avoid conflicts.
+        self.shared = getattr(store, "shared", False)
 
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
         for b in self.centre.branches.values():
+            self.epochs[b.id] = (await self.store.head(b.id)).epoch
             self.states[b.id] = fold(b, await self.store.events_since(b.id, 0))
+
+    def lock(self, branch: str) -> asyncio.Lock:
+        """Held while a branch's state moves: hold it to read a state consistent with its seq."""
+        self.state(branch)
+        return self._locks[branch]
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -75,6 +95,8 @@ class QueueService:
         outcome = "error"
         try:
             async with self._locks[branch]:
+                if self.shared:
+                    await self._catch_up(branch)
                 # Read under the lock: a failed command before us may have replaced the state.
                 st = self.states[branch]
                 if idem is not None:
@@ -125,14 +147,72 @@ class QueueService:
             await asyncio.shield(self._reload(st.id))
             raise
         st.seq = head + len(stored)
+        self._deliver(st.id, stored)
         for ev in stored:
-            await self.broker.publish(st.id, json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode())
+            try:
+                await self.broker.publish(st.id, _dumps(ev))
+            except Exception:       # the event is in the log: other processes will catch up from it
+                log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
         return status, body
+
+    def _deliver(self, branch: str, evs: list[Event]) -> None:
+        for ev in evs:
+            data = _dumps(public(ev))
+            for fn in self.on_event:
+                fn(branch, ev, data)
 
     async def _reload(self, branch: str) -> BranchState:
         st = fold(self.centre.branches[branch], await self.store.events_since(branch, 0))
         self.states[branch] = st
         return st
+
+    # -- following other processes ----------------------------------------------------------------
+
+    async def _catch_up(self, branch: str) -> None:
+        """Fold in what other processes appended since our seq (call with the branch lock held)."""
+        st = self.states[branch]
+        head = await self.store.head(branch)
+        if head.epoch != self.epochs[branch] or head.seq < st.seq:
+            # The log is not the one we folded (a wiped or replaced Redis): start again from it.
+            log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
+                                                                     "head": head.seq}})
+            self.epochs[branch] = head.epoch
+            await self._reload(branch)
+            for fn in self.on_reset:
+                fn(branch)
+            return
+        if head.seq == st.seq:
+            return
+        evs = await self.store.events_since(branch, st.seq)
+        for ev in evs:
+            apply(st, ev)
+        self._deliver(branch, evs)
+
+    async def follow(self) -> None:
+        """Keep every branch's state current with events other processes publish; runs for the
+        process's lifetime. A gap, or a broker reconnect (RESYNC), is filled from the log."""
+        async def one(branch: str) -> None:
+            async with self.broker.subscribe(branch) as messages:
+                await self._locked_catch_up(branch)      # what happened before we subscribed
+                async for raw in messages:
+                    ev = json.loads(raw)
+                    seq = ev.get("seq")
+                    if seq is not None and seq <= self.states[branch].seq:
+                        continue                         # ours, or already caught up
+                    if seq == self.states[branch].seq + 1 and ev.get("type") in TYPES:
+                        async with self._locks[branch]:
+                            st = self.states[branch]
+                            if seq == st.seq + 1:
+                                apply(st, ev)
+                                self._deliver(branch, [ev])
+                                continue
+                    await self._locked_catch_up(branch)  # a gap, or RESYNC
+
+        await asyncio.gather(*(loops.every(1.0, lambda b=b: one(b), f"follow:{b}") for b in self.states))
+
+    async def _locked_catch_up(self, branch: str) -> None:
+        async with self._locks[branch]:
+            await self._catch_up(branch)
 
     # -- commands -----------------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ class LogHead:
 
 
 class Store(Protocol):
+    # True when other processes append to the same log (the service then catches up before
+    # deciding); a backend without the attribute serves one process.
+    shared: bool
+
     async def head(self, branch: str) -> LogHead:
         """The log's head; creates the branch's epoch on first use."""
 

@@ -69,6 +69,8 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class RedisStore:
+    shared = True           # other hub processes append to the same log
+
     def __init__(self, client: aioredis.Redis, prefix: str):
         self._r, self._prefix = client, prefix
         self._append = client.register_script(_APPEND)

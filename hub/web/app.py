@@ -18,7 +18,8 @@ from hub.ratelimit import RateLimiter
 from hub.service import QueueService
 from hub.settings import Settings
 from hub.store import open_store
-from hub.web import api, docs, errors, health
+from hub.feeds.fanout import FeedHub
+from hub.web import api, docs, errors, feeds, health
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
 CITIZEN_RATE = (20, 60.0)
@@ -39,12 +40,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             service = QueueService(centre, store, broker, clock, tokens, settings.public_url)
             await service.load()
             app.state.service = service
-            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"),
+            app.state.feeds = FeedHub(service)
+            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(),
                                      *(task(service) for task in tasks)):
                 yield
+                app.state.feeds.close_all()          # clients reconnect (and resume) elsewhere
 
     app = Starlette(
-        routes=[*api.routes, *health.routes, *docs.routes],
+        routes=[*api.routes, *feeds.routes, *health.routes, *docs.routes],
         lifespan=lifespan,
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
                             Exception: errors.server_error},

@@ -1,0 +1,48 @@
+"""One connection's bounded queue of frames. A client that falls behind is cut, not waited for:
+it resumes from its last seq, so a slow phone never holds up a branch's other watchers."""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from hub.feeds.frames import Frame
+
+MAX_QUEUE = 256            # frames waiting for one connection before it counts as too slow
+
+SLOW, RESYNC, GONE, TOO_BIG = "slow", "resync", "gone", "too_big"
+
+
+class Subscriber:
+    def __init__(self, skip_through: int = 0, max_queue: int = MAX_QUEUE):
+        self.skip_through = skip_through      # live frames at or below this seq were sent already
+        self.closed: str | None = None
+        self._frames: deque[Frame] = deque()
+        self._max = max_queue
+        self._ready = asyncio.Event()
+        self.on_close = None                  # set by the fan-out: unregisters and counts
+
+    def push(self, frame: Frame) -> None:
+        if self.closed or frame.seq <= self.skip_through:
+            return
+        if len(self._frames) >= self._max:
+            self.close(SLOW)
+            return
+        self._frames.append(frame)
+        self._ready.set()
+
+    def close(self, reason: str) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._frames.clear()
+            self._ready.set()
+            if self.on_close is not None:
+                self.on_close(self, reason)
+
+    async def next(self, timeout: float | None = None) -> Frame | None:
+        """The next frame; None once closed (see `closed`); raises TimeoutError after `timeout`."""
+        while not self._frames and self.closed is None:
+            self._ready.clear()
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        if self.closed is not None:
+            return None
+        return self._frames.popleft()

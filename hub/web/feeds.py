@@ -1,0 +1,144 @@
+"""Feed endpoints: WebSocket and SSE for a branch's board and for one ticket (CONTRACTS.md §4).
+
+WebSocket close codes (a client reconnects with `since` = the last seq it saw, and `epoch`):
+  4008  too slow: the connection's queue filled up; resume
+  4009  resync: the branch's history was replaced; reconnect (you will get a snapshot)
+  4404  unknown branch or ticket
+  4400  bad `since`
+  1009  a client message over MAX_CLIENT_MESSAGE bytes
+The protocol-level ping (every ~25 s) is uvicorn's (hub.server); SSE sends a comment instead.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub.domain.errors import DomainError
+from hub.feeds.frames import PING
+from hub.feeds.subscriber import GONE, RESYNC, SLOW, TOO_BIG, Subscriber
+from hub.web.errors import STATUS, error_response
+
+MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feeds but small pings
+SSE_PING_SECONDS = 25.0
+CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
+               TOO_BIG: (1009, "message too big")}
+
+
+class BadSince(ValueError):
+    pass
+
+
+def _since(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise BadSince(f"since must be a whole number, got {value!r}") from None
+    return n
+
+
+# -- WebSocket ------------------------------------------------------------------------------------------
+
+async def board_socket(ws: WebSocket) -> None:
+    await _socket(ws, lambda hub, since, epoch: hub.open_board(ws.path_params["branch"], since, epoch))
+
+
+async def ticket_socket(ws: WebSocket) -> None:
+    await _socket(ws, lambda hub, since, epoch: hub.open_ticket(ws.path_params["token"], since, epoch))
+
+
+async def _socket(ws: WebSocket, open_feed) -> None:
+    await ws.accept()
+    try:
+        since = _since(ws.query_params.get("since"))
+        frames, sub = await open_feed(ws.app.state.feeds, since, ws.query_params.get("epoch") or None)
+    except BadSince as e:
+        await ws.close(4400, str(e)[:120])
+        return
+    except DomainError as e:
+        await ws.close(4404 if e.kind == "not_found" else 4400, e.message[:120])
+        return
+    reader = asyncio.create_task(_read_client(ws, sub))
+    try:
+        for frame in frames:
+            await ws.send_text(frame.text)
+        while (frame := await sub.next()) is not None:
+            await ws.send_text(frame.text)
+        if sub.closed in CLOSE_CODES:
+            await ws.close(*CLOSE_CODES[sub.closed])
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass                                   # the client went away mid-send
+    finally:
+        sub.close(GONE)
+        reader.cancel()
+
+
+async def _read_client(ws: WebSocket, sub: Subscriber) -> None:
+    """Clients only listen; anything they send is read (so pings flow) and size-checked."""
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            size = len(message.get("text") or "") + len(message.get("bytes") or b"")
+            if size > MAX_CLIENT_MESSAGE:
+                sub.close(TOO_BIG)
+                return
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    sub.close(GONE)
+
+
+# -- Server-Sent Events ---------------------------------------------------------------------------------
+
+async def board_events(request: Request):
+    return await _events(request, lambda hub, since, epoch: hub.open_board(request.path_params["branch"], since, epoch))
+
+
+async def ticket_events(request: Request):
+    return await _events(request, lambda hub, since, epoch: hub.open_ticket(request.path_params["token"], since, epoch))
+
+
+async def _events(request: Request, open_feed):
+    try:
+        since = _since(request.query_params.get("since") or request.headers.get("last-event-id"))
+    except BadSince as e:
+        return error_response(400, "invalid_since", str(e))
+    try:
+        frames, sub = await open_feed(request.app.state.feeds, since, request.query_params.get("epoch") or None)
+    except DomainError as e:
+        return error_response(STATUS[e.kind], e.code, e.message, e.message_vi)
+
+    async def stream():
+        try:
+            yield b"retry: 2000\n\n"
+            for frame in frames:
+                yield frame.sse
+            while True:
+                try:
+                    frame = await sub.next(timeout=SSE_PING_SECONDS)
+                except asyncio.TimeoutError:
+                    yield PING
+                    continue
+                if frame is None:          # cut (too slow, or resync): the browser reconnects with Last-Event-ID
+                    yield f"event: close\ndata: {sub.closed}\n\n".encode()
+                    return
+                yield frame.sse
+        finally:
+            sub.close(GONE)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+routes = [
+    WebSocketRoute("/ws/branches/{branch}", board_socket),
+    WebSocketRoute("/ws/tickets/{token}", ticket_socket),
+    Route("/sse/branches/{branch}", board_events, methods=["GET"]),
+    Route("/sse/tickets/{token}", ticket_events, methods=["GET"]),
+]

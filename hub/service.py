@@ -64,6 +64,8 @@ class QueueService:
         self.on_reset: list[Callable[[str], None]] = []
         # A log other processes append to (redis://): catch up before deciding, to avoid conflicts.
         self.shared = getattr(store, "shared", False)
+        # Told of every command: (name, outcome, seconds). /metrics listens.
+        self.on_command: list[Callable[[str, str, float], None]] = []
 
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
@@ -124,9 +126,11 @@ class QueueService:
             fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
             if "phone" in fields:
                 fields["phone"] = identity.mask_phone(fields["phone"])
+            seconds = time.perf_counter() - started
             log.info("command", extra={"fields": {"cmd": name, "branch": branch, "outcome": outcome,
-                                                  "ms": round((time.perf_counter() - started) * 1000, 2),
-                                                  **fields}})
+                                                  "ms": round(seconds * 1000, 2), **fields}})
+            for fn in self.on_command:
+                fn(name, outcome, seconds)
 
     async def _attempt(self, st: BranchState, decide: Decide, respond: Respond,
                        idem: IdemRequest | None, status: int) -> tuple[int, dict]:

@@ -14,6 +14,7 @@ from hub.clock import Clock, RealClock, parse_start
 from hub.config import load_config
 from hub.domain.config import Centre
 from hub.domain.errors import DomainError
+from hub.metrics import Metrics
 from hub.ratelimit import RateLimiter
 from hub.service import QueueService
 from hub.settings import Settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await service.load()
             app.state.service = service
             app.state.feeds = FeedHub(service)
+            service.on_command.append(app.state.metrics.observe_command)
             async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(),
                                      *(task(service) for task in tasks)):
                 yield
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                             Exception: errors.server_error},
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.metrics.bind(app)
     app.state.centre = centre
     app.state.tokens = tokens
     app.state.address_limit = RateLimiter(*settings.rate_limit())

@@ -46,6 +46,8 @@ class _Live:
             yield conns
             yield CounterMetricFamily("queuecast_feed_deliveries", "Frames queued to feed connections",
                                       value=s.deliveries)
+            yield CounterMetricFamily("queuecast_feed_direct", "WebSocket connections fed prepared frames directly",
+                                      value=s.direct)
             yield CounterMetricFamily("queuecast_feed_slow_cuts", "Connections cut for falling behind",
                                       value=s.slow_cuts)
             starts = CounterMetricFamily("queuecast_feed_starts", "Feed connections by how they started",

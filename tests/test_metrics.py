@@ -56,6 +56,7 @@ async def test_feed_connections_and_starts_over_a_real_socket(hub_factory, hub_e
                 assert value(text, "queuecast_feed_starts_total", how="snapshot") == 1
                 assert value(text, "queuecast_feed_starts_total", how="resume") == 1
                 assert value(text, "queuecast_feed_deliveries_total") == 2
+                assert value(text, "queuecast_feed_direct_total") == 2     # uvicorn under `serve`
         for _ in range(50):                      # the server notices the closes shortly after
             text = (await c.get("/metrics")).text
             if value(text, "queuecast_feed_connections", feed="board") == 0:

@@ -26,6 +26,7 @@ class Stats:
     slow_cuts: int = 0
     resumes: int = 0
     snapshots: int = 0
+    direct: int = 0                 # WebSocket connections written to directly (hub.feeds.direct)
     connections: dict[str, int] = field(default_factory=lambda: {"board": 0, "ticket": 0})
 
 

@@ -1,15 +1,18 @@
-"""A message encoded once, in the forms every transport writes: WebSocket text and an SSE frame."""
+"""A message encoded once, in the forms every transport writes: text, an SSE event, a WebSocket frame."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
+from hub.feeds.direct import wire
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
     seq: int
-    text: str          # one WebSocket text frame, the same str object for every subscriber
+    text: str          # the message, for transports that frame it themselves (ASGI send)
     sse: bytes         # the same message as an SSE event, `id:` = seq (Last-Event-ID resumes)
+    wire: bytes        # the same message as a complete WebSocket frame (hub.feeds.direct)
 
     @classmethod
     def of(cls, seq: int, message: dict) -> "Frame":
@@ -17,7 +20,7 @@ class Frame:
 
     @classmethod
     def from_text(cls, seq: int, text: str) -> "Frame":
-        return cls(seq, text, f"id: {seq}\ndata: {text}\n\n".encode())
+        return cls(seq, text, f"id: {seq}\ndata: {text}\n\n".encode(), wire(text))
 
 
 PING = b": ping\n\n"   # an SSE comment: keeps proxies from closing an idle stream

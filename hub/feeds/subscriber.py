@@ -20,9 +20,21 @@ class Subscriber:
         self._max = max_queue
         self._ready = asyncio.Event()
         self.on_close = None                  # set by the fan-out: unregisters and counts
+        self.direct = None                    # a hub.feeds.direct.DirectLink once the start is sent
+
+    def go_direct(self, link) -> None:
+        """From now on write frames straight to the connection; first what queued meanwhile."""
+        self.direct = link
+        while self._frames and not self.closed:
+            self.push(self._frames.popleft())
 
     def push(self, frame: Frame) -> None:
         if self.closed or frame.seq <= self.skip_through:
+            return
+        if self.direct is not None:
+            why = self.direct.write(frame.wire)
+            if why is not None:
+                self.close(why)
             return
         if len(self._frames) >= self._max:
             self.close(SLOW)
@@ -39,7 +51,8 @@ class Subscriber:
                 self.on_close(self, reason)
 
     async def next(self, timeout: float | None = None) -> Frame | None:
-        """The next frame; None once closed (see `closed`); raises TimeoutError after `timeout`."""
+        """The next frame; None once closed (see `closed`); raises TimeoutError after `timeout`.
+        A direct subscriber queues nothing: this just waits for its end."""
         while not self._frames and self.closed is None:
             self._ready.clear()
             await asyncio.wait_for(self._ready.wait(), timeout)

@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.domain.errors import DomainError
+from hub.feeds.direct import EXTENSION
 from hub.feeds.frames import PING
 from hub.feeds.subscriber import GONE, RESYNC, SLOW, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
@@ -67,6 +68,10 @@ async def _socket(ws: WebSocket, open_feed) -> None:
     try:
         for frame in frames:
             await ws.send_text(frame.text)
+        link = ws.scope.get("extensions", {}).get(EXTENSION)
+        if link is not None:
+            sub.go_direct(link)                # the fan-out writes to this connection itself
+            ws.app.state.feeds.stats.direct += 1
         while (frame := await sub.next()) is not None:
             await ws.send_text(frame.text)
         if sub.closed in CLOSE_CODES:

@@ -9,7 +9,7 @@ setup:
 	scripts/setup.sh
 
 run: setup
-	.venv/bin/queuecast demo
+	.venv/bin/queuecast demo $(ARGS)
 
 test:
 	scripts/setup.sh --test

@@ -1,10 +1,12 @@
-"""The `queuecast` command (CONTRACTS.md section 1). Exit 0 on success, 2 on bad arguments or input."""
+"""The `queuecast` command (README, "Commands"). Exit 0 on success, 2 on bad arguments or input."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
+from dataclasses import replace
 from datetime import date
 
 from hub.config import ConfigError, load_config
@@ -16,9 +18,18 @@ class UsageError(Exception):
     """Bad arguments or input: one line on stderr, exit 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line on stderr and exit 2, like every other bad input."""
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="queuecast", description="Queue-number hub: API, live feeds, pages.")
-    sub = p.add_subparsers(dest="command", required=True)
+    from hub import __version__
+
+    p = _Parser(prog="queuecast", description="Queue-number hub: API, live feeds, pages.")
+    p.add_argument("--version", action="version", version=f"queuecast {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", help="run the hub, configured from QUEUECAST_* variables")
     serve.add_argument("--host", default="127.0.0.1")
@@ -29,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
 
     token = sub.add_parser("token", help="print a bearer token")
-    kinds = token.add_subparsers(dest="kind", required=True)
+    kinds = token.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     staff = kinds.add_parser("staff", help="a counter staff token for one branch (and counter)")
     staff.add_argument("--branch", required=True)
     staff.add_argument("--counter")
@@ -66,14 +77,22 @@ def _serve(args, settings: Settings) -> int:
     from hub.web.app import create_app
 
     logs.setup()
-    server.run(create_app(settings), args.host, args.port)
+    server.run(create_app(_public_url(settings, args)), args.host, args.port)
     return 0
 
 
 def _demo(args, settings: Settings) -> int:
     from hub import demo
 
-    return demo.run(settings, args.host, args.port)
+    return demo.run(_public_url(settings, args), args.host, args.port)
+
+
+def _public_url(settings: Settings, args) -> Settings:
+    """Links in answers point at where this process listens, unless QUEUECAST_PUBLIC_URL says where."""
+    if os.environ.get("QUEUECAST_PUBLIC_URL"):
+        return settings
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    return replace(settings, public_url=f"http://{host}:{args.port}")
 
 
 def _token(args, settings: Settings) -> int:

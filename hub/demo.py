@@ -110,6 +110,8 @@ def run(settings: Settings, host: str, port: int) -> int:
     from hub.web.app import create_app
 
     logs.setup()
+    # One log line per simulated command would bury the banner and token printed below.
+    logging.getLogger("queuecast.command").setLevel(logging.WARNING)
     # One process: the in-memory broker, so simulated calls never reach a shared Redis.
     settings = replace(settings, broker="memory://", config="")
     centre = load_config(None)

@@ -1,4 +1,4 @@
-"""Settings from the environment (CONTRACTS.md section 2). A bad value fails at start, naming the variable."""
+"""Settings from the environment (README, "Configuration"). A bad value fails at start, naming the variable."""
 from __future__ import annotations
 
 import os

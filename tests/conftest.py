@@ -109,9 +109,9 @@ def start_hub(env: dict[str, str], log: Path, timeout: float = 20.0) -> HubProce
     """`python -m hub serve` on a free port of 127.0.0.1, returned once /healthz answers."""
     port = free_port()
     full_env = {**os.environ, **env}
-    out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:           # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                                env=full_env, stdout=out, stderr=subprocess.STDOUT)
     hub = HubProcess(proc, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""The HTTP API of CONTRACTS.md section 3, in-process against the real app (lifespan, SQLite file).
+"""The HTTP API (README "HTTP API", /openapi.json), in-process against the real app (lifespan, SQLite file).
 
 Every refusal is checked for its status, the `{"error": {"code", "message"}}` shape and its code,
 and for leaving the branch exactly as it was.

@@ -1,4 +1,4 @@
-"""The `queuecast` command (CONTRACTS.md section 1), run as `python -m hub` in a subprocess, and the
+"""The `queuecast` command (README, "Commands"), run as `python -m hub` in a subprocess, and the
 trace format of section 5 as `export-trace` writes it."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ B = "1"
 CCCD = "001090123456"
 CLI_TIMEOUT = 60
 
-# CONTRACTS.md section 5: every line has t, type, branch, and per type exactly these fields.
+# The trace format (docs/trace.md): every line has t, type, branch, and per type exactly these fields.
 TRACE_FIELDS = {
     "counter.opened": {"counter", "services"},
     "counter.closed": {"counter"},

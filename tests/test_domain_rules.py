@@ -841,7 +841,7 @@ def test_tick_expires_a_previous_days_leftovers(b2):
 
 # -- events ----------------------------------------------------------------------------------------
 
-TRACE = {   # CONTRACTS.md section 5, written out independently of hub.domain.events
+TRACE = {   # the trace format (docs/trace.md), written out independently of hub.domain.events
     "counter.opened": {"counter", "services"},
     "counter.closed": {"counter"},
     "ticket.issued": {"ticket", "service", "channel", "priority"},

@@ -22,7 +22,7 @@ CHANNELS = ("kiosk", "online")
 def issue(st: BranchState, now: datetime, *, service: str, channel: str, priority: bool = False,
           phone: str | None = None, citizen: Citizen | None = None,
           history: History | None = None) -> list[Event]:
-    """A new number under the centre's rules (DESIGN.md section 2).
+    """A new number under the centre's rules (docs/rules.md).
 
     `history` is the citizen's record across all branches (hub.domain.citizens.history); it is
     required with a citizen. A kiosk number without identity is counted against no one.

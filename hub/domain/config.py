@@ -12,7 +12,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @dataclass(frozen=True)
 class Policy:
-    """The queue rules of one branch (DESIGN.md section 2); every field is a TOML setting."""
+    """The queue rules of one branch (docs/rules.md); every field is a TOML setting."""
 
     opens: time = time(8, 0)            # doors open; kiosk issuing starts
     closes: time = time(17, 0)          # numbers not called by now expire

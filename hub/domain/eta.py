@@ -1,7 +1,7 @@
 """A first expected-wait estimate: people ahead over the field's open service capacity.
 
 This is the QL-style placeholder that wires ETA fields through the API and feeds; the forward
-simulation of DESIGN.md section 4 replaces it. Pure: state and `now` in, minutes out.
+simulation of the ETA work replaces it. Pure: state and `now` in, minutes out.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Event = dict[str, Any]
 
 PRIVATE_FIELDS = frozenset({"citizen", "phone", "token"})
 
-# CONTRACTS.md section 5: the fields each type carries in a trace, besides t, type, branch.
+# The trace format (docs/trace.md): the fields each type carries in a trace, besides t, type, branch.
 TRACE_FIELDS: dict[str, tuple[str, ...]] = {
     "counter.opened": ("counter", "services"),
     "counter.closed": ("counter",),

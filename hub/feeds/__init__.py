@@ -1,2 +1,2 @@
-"""Live feeds (CONTRACTS.md section 4): a branch's board feed and one ticket's feed, over
+"""Live feeds (docs/feeds.md): a branch's board feed and one ticket's feed, over
 WebSocket and Server-Sent Events, with snapshot or exact resume by `seq`."""

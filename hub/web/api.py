@@ -1,4 +1,4 @@
-"""HTTP API handlers (CONTRACTS.md section 3): decode, call the service, encode."""
+"""HTTP API handlers (README "HTTP API", /openapi.json): decode, call the service, encode."""
 from __future__ import annotations
 
 from starlette.requests import Request

@@ -30,13 +30,20 @@ async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
     return error_response(STATUS[exc.kind], exc.code, exc.message, exc.message_vi, **exc.details)
 
 
+_HTTP = {404: ("not_found", "Không tìm thấy địa chỉ này."),
+         405: ("method_not_allowed", "Phương thức không được hỗ trợ cho địa chỉ này."),
+         400: ("bad_request", "Yêu cầu không hợp lệ."),
+         413: ("body_too_large", "Nội dung yêu cầu quá lớn.")}
+
+
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "body_too_large"}
-    response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    code, vi = _HTTP.get(exc.status_code, ("http_error", "Yêu cầu không hợp lệ."))
+    response = error_response(exc.status_code, code, str(exc.detail), vi)
     response.headers.update(exc.headers or {})          # 405 carries Allow
     return response
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
-    return error_response(500, "internal_error", "The hub failed to answer; the error is logged.")
+    return error_response(500, "internal_error", "The hub failed to answer; the error is logged.",
+                          "Hệ thống gặp lỗi; lỗi đã được ghi lại.")

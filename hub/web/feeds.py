@@ -1,4 +1,4 @@
-"""Feed endpoints: WebSocket and SSE for a branch's board and for one ticket (CONTRACTS.md §4).
+"""Feed endpoints: WebSocket and SSE for a branch's board and for one ticket (docs/feeds.md).
 
 WebSocket close codes (a client reconnects with `since` = the last seq it saw, and `epoch`):
   4008  too slow: the connection's queue filled up; resume

@@ -26,7 +26,7 @@ from hub.domain.errors import DomainError, conflict, forbidden, not_found
 from hub.domain.events import TYPES, Event, public
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import Ticket
-from hub.store import Idempotency, SeqConflict, Store
+from hub.store import Idempotency, SeqConflict, Store, StoreUnavailable
 
 log = logging.getLogger("queuecast.command")
 
@@ -57,6 +57,7 @@ class QueueService:
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
         self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+        self._stale: set[str] = set()           # branches whose state may hold events not in the log
         # Called, in seq order and under the branch lock, with every event folded into a branch's
         # state (made here or learned from another process) and its public JSON, encoded once.
         self.on_event: list[Callable[[str, Event, bytes], None]] = []
@@ -97,6 +98,8 @@ class QueueService:
         outcome = "error"
         try:
             async with self._locks[branch]:
+                if branch in self._stale:
+                    await self._reload(branch)
                 if self.shared:
                     await self._catch_up(branch)
                 # Read under the lock: a failed command before us may have replaced the state.
@@ -122,6 +125,12 @@ class QueueService:
         except DomainError as e:
             outcome = e.code
             raise
+        except StoreUnavailable as e:
+            outcome = "store_unavailable"
+            raise DomainError("unavailable", "store_unavailable",
+                              "The queue's store cannot be reached; nothing was done. Retry shortly.",
+                              "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại.",
+                              retry_after=2) from e
         finally:
             fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
             if "phone" in fields:
@@ -147,8 +156,14 @@ class QueueService:
                                      json.dumps(body, ensure_ascii=False, separators=(",", ":")))
             stored = await self.store.append(st.id, head, evs, record)
         except BaseException:
-            # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O fault).
-            await asyncio.shield(self._reload(st.id))
+            # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O
+            # fault). If the log cannot be read either, the state is marked stale and rebuilt
+            # before anything else uses it.
+            self._stale.add(st.id)
+            try:
+                await asyncio.shield(self._reload(st.id))
+            except Exception:
+                log.warning("state kept stale until the log can be read", extra={"fields": {"branch": st.id}})
             raise
         st.seq = head + len(stored)
         self._deliver(st.id, stored)
@@ -168,12 +183,15 @@ class QueueService:
     async def _reload(self, branch: str) -> BranchState:
         st = fold(self.centre.branches[branch], await self.store.events_since(branch, 0))
         self.states[branch] = st
+        self._stale.discard(branch)
         return st
 
     # -- following other processes ----------------------------------------------------------------
 
     async def _catch_up(self, branch: str) -> None:
         """Fold in what other processes appended since our seq (call with the branch lock held)."""
+        if branch in self._stale:
+            await self._reload(branch)
         st = self.states[branch]
         head = await self.store.head(branch)
         if head.epoch != self.epochs[branch] or head.seq < st.seq:

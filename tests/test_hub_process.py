@@ -280,7 +280,8 @@ async def test_a_failed_write_leaves_no_phantom_for_the_next_command(hub_factory
             other.close()
         r2 = await asyncio.wait_for(second, timeout=30)
 
-        assert r1.status_code == 500 and r1.json()["error"]["code"] == "internal_error", r1.text
+        assert r1.status_code == 503 and r1.json()["error"]["code"] == "store_unavailable", r1.text
+        assert r1.headers["retry-after"] == "2"
         assert r2.status_code == 200, r2.text
         assert r2.json()["completed"] == [], r2.json()          # the failed call completed nothing
         assert r2.json()["ticket"]["number"] == a["number"]     # and called no one

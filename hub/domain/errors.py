@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 # kind → meaning; hub.web.errors maps these to 4xx statuses
-KINDS = ("bad_request", "invalid", "not_found", "conflict", "forbidden", "unauthorized", "rate_limited", "too_large")
+KINDS = ("bad_request", "invalid", "not_found", "conflict", "forbidden", "unauthorized", "rate_limited", "too_large",
+         "unavailable")
 
 
 class DomainError(Exception):

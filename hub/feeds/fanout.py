@@ -7,13 +7,14 @@ drop live frames already covered by what was sent. So nothing is missed and noth
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hub import views
 from hub.domain.errors import not_found
 from hub.domain.events import Event, public
 from hub.feeds.frames import Frame
-from hub.feeds.subscriber import RESYNC, SLOW, Subscriber
+from hub.feeds.subscriber import GONE, RESYNC, SLOW, Subscriber
 from hub.service import QueueService
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
@@ -30,6 +31,16 @@ class Stats:
     connections: dict[str, int] = field(default_factory=lambda: {"board": 0, "ticket": 0})
 
 
+@contextmanager
+def _unregister_on_failure(sub: Subscriber):
+    """A feed that cannot start (say, the store is down while reading history) leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        sub.close(GONE)
+        raise
+
+
 class FeedHub:
     def __init__(self, service: QueueService):
         self.service = service
@@ -44,16 +55,17 @@ class FeedHub:
     async def open_board(self, branch: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
         self.service.state(branch)                                  # 404 for an unknown branch
         sub = self._register(self.boards.setdefault(branch, set()), "board")
-        async with self.service.lock(branch):
-            st, now = self.service.state(branch), self.service.now()
-            head, current = st.seq, self.service.epochs[branch]
-            sub.skip_through = head
-            if not self._resumable(since, epoch, head, current):
-                self.stats.snapshots += 1
-                view = views.branch_view(st, now)
-                return [Frame.of(head, {**view, "type": "snapshot", "seq": head, "epoch": current,
-                                        "resumed": False})], sub
-        return await self._resume(branch, since, head, current, lambda ev: public(ev)), sub
+        with _unregister_on_failure(sub):
+            async with self.service.lock(branch):
+                st, now = self.service.state(branch), self.service.now()
+                head, current = st.seq, self.service.epochs[branch]
+                sub.skip_through = head
+                if not self._resumable(since, epoch, head, current):
+                    self.stats.snapshots += 1
+                    view = views.branch_view(st, now)
+                    return [Frame.of(head, {**view, "type": "snapshot", "seq": head, "epoch": current,
+                                            "resumed": False})], sub
+            return await self._resume(branch, since, head, current, lambda ev: public(ev)), sub
 
     async def open_ticket(self, token: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
         branch, tid = self.service.tokens.read_ticket(token)
@@ -61,17 +73,18 @@ class FeedHub:
         if tid not in st.tickets:
             raise not_found("ticket_not_found", "No ticket for this link.", "Không tìm thấy số thứ tự.")
         sub = self._register(self.tickets.setdefault(branch, {}).setdefault(tid, set()), "ticket")
-        async with self.service.lock(branch):
-            st, now = self.service.state(branch), self.service.now()
-            head, current = st.seq, self.service.epochs[branch]
-            sub.skip_through = head
-            view = views.ticket_view(st, st.tickets[tid], now)
-            if not self._resumable(since, epoch, head, current):
-                self.stats.snapshots += 1
-                return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current, "resumed": False,
-                                        "ticket": view})], sub
-        # Replayed events carry the ticket as it is now: what the phone must show.
-        return await self._resume(branch, since, head, current, lambda ev: {**public(ev), "ticket": view}), sub
+        with _unregister_on_failure(sub):
+            async with self.service.lock(branch):
+                st, now = self.service.state(branch), self.service.now()
+                head, current = st.seq, self.service.epochs[branch]
+                sub.skip_through = head
+                view = views.ticket_view(st, st.tickets[tid], now)
+                if not self._resumable(since, epoch, head, current):
+                    self.stats.snapshots += 1
+                    return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
+                                            "resumed": False, "ticket": view})], sub
+            # Replayed events carry the ticket as it is now: what the phone must show.
+            return await self._resume(branch, since, head, current, lambda ev: {**public(ev), "ticket": view}), sub
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()

@@ -4,9 +4,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from hub.store.base import Idempotency, LogHead, SeqConflict, Store
+from hub.store.base import Idempotency, LogHead, SeqConflict, Store, StoreUnavailable
 
-__all__ = ["Idempotency", "LogHead", "SeqConflict", "Store", "open_store"]
+__all__ = ["Idempotency", "LogHead", "SeqConflict", "Store", "StoreUnavailable", "open_store"]
 
 
 @asynccontextmanager

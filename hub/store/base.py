@@ -19,6 +19,12 @@ class SeqConflict(Exception):
         self.branch, self.expected, self.actual = branch, expected, actual
 
 
+class StoreUnavailable(Exception):
+    """The backend cannot be reached or cannot write now (Redis down, SQLite locked past its
+    timeout, a disk error). The command did not happen, or its outcome is unknown: retry it with
+    the same Idempotency-Key."""
+
+
 @dataclass(frozen=True)
 class Idempotency:
     """The answer given to a request carrying an Idempotency-Key, kept to be given again."""

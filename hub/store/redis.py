@@ -19,10 +19,12 @@ from typing import AsyncIterator
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+import functools
+
+from redis.exceptions import ConnectionError as RedisConnectionError, ResponseError, TimeoutError as RedisTimeoutError
 
 from hub.domain.events import Event
-from hub.store.base import Idempotency, LogHead, SeqConflict
+from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
 
 # KEYS: head, log, idem, then one day-list key per event. ARGV: expected seq, new epoch,
 # idempotency key ('' for none), its record, then per event: its JSON.
@@ -57,6 +59,17 @@ class IdempotencyKeyExists(Exception):
     """An answer is already kept under this key; it is never overwritten."""
 
 
+def _reachable(method):
+    """Connection trouble is StoreUnavailable, whatever the client library calls it."""
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+    return wrapper
+
+
 def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -89,10 +102,12 @@ class RedisStore:
     def _key(self, branch: str, name: str) -> str:
         return f"{self._prefix}{{b:{branch}}}:{name}"
 
+    @_reachable
     async def head(self, branch: str) -> LogHead:
         seq, epoch = await self._head(keys=[self._key(branch, "head")], args=[secrets.token_hex(8)])
         return LogHead(int(seq), epoch)
 
+    @_reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
                      idempotency: Idempotency | None = None) -> list[Event]:
         stored = [{**ev, "seq": expected_seq + i} for i, ev in enumerate(events, start=1)]
@@ -113,11 +128,13 @@ class RedisStore:
             raise SeqConflict(branch, expected_seq, int(seq))
         return stored
 
+    @_reachable
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
         entries = await self._r.xrange(self._key(branch, "log"), min=f"{after_seq + 1}-0", max="+",
                                        count=limit)
         return [json.loads(fields["e"]) for _, fields in entries]
 
+    @_reachable
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
         seqs = await self._r.lrange(self._key(branch, f"day:{day.isoformat()}"), 0, -1)
         log = self._key(branch, "log")
@@ -127,6 +144,7 @@ class RedisStore:
             found = await pipe.execute()
         return [json.loads(entries[0][1]["e"]) for entries in found if entries]
 
+    @_reachable
     async def idempotency(self, branch: str, key: str) -> Idempotency | None:
         raw = await self._r.hget(self._key(branch, "idem"), key)
         if raw is None:
@@ -134,5 +152,6 @@ class RedisStore:
         fingerprint, status, body = json.loads(raw)
         return Idempotency(key=key, fingerprint=fingerprint, status=status, body=body)
 
+    @_reachable
     async def ping(self) -> None:
         await self._r.ping()

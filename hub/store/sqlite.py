@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sqlite3
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 import aiosqlite
 
 from hub.domain.events import Event
-from hub.store.base import Idempotency, LogHead, SeqConflict
+from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
 
 # Connection settings, reused verbatim by bench/call_next.py so that it measures what we run.
 # busy_timeout first, so the journal_mode switch waits for another process instead of failing.
@@ -88,6 +89,9 @@ class SQLiteStore:
                     await self._db.execute("BEGIN IMMEDIATE")
                     result = await body()
                     await self._db.commit()
+                except sqlite3.OperationalError as e:   # locked past busy_timeout, disk I/O error
+                    await self._db.rollback()
+                    raise StoreUnavailable(f"sqlite: {e}") from e
                 except BaseException:
                     await self._db.rollback()  # a no-op if no transaction is open
                     raise

@@ -6,11 +6,13 @@ WebSocket close codes (a client reconnects with `since` = the last seq it saw, a
   4404  unknown branch or ticket
   4400  bad `since`
   1009  a client message over MAX_CLIENT_MESSAGE bytes
+  1013  try again later (the store could not be read)
 The protocol-level ping (every ~25 s) is uvicorn's (hub.server); SSE sends a comment instead.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -22,6 +24,8 @@ from hub.feeds.direct import EXTENSION
 from hub.feeds.frames import PING
 from hub.feeds.subscriber import GONE, RESYNC, SLOW, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
+
+log = logging.getLogger("queuecast.feeds")
 
 MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feeds but small pings
 SSE_PING_SECONDS = 25.0
@@ -62,7 +66,11 @@ async def _socket(ws: WebSocket, open_feed) -> None:
         await ws.close(4400, str(e)[:120])
         return
     except DomainError as e:
-        await ws.close(4404 if e.kind == "not_found" else 4400, e.message[:120])
+        await ws.close(4404 if e.kind == "not_found" else 1013 if e.kind == "unavailable" else 4400, e.message[:120])
+        return
+    except Exception:                          # the store failed while reading history: try again later
+        log.warning("feed could not start", exc_info=True)
+        await ws.close(1013, "try again later")
         return
     reader = asyncio.create_task(_read_client(ws, sub))
     try:
@@ -117,7 +125,11 @@ async def _events(request: Request, open_feed):
     try:
         frames, sub = await open_feed(request.app.state.feeds, since, request.query_params.get("epoch") or None)
     except DomainError as e:
-        return error_response(STATUS[e.kind], e.code, e.message, e.message_vi)
+        return error_response(STATUS[e.kind], e.code, e.message, e.message_vi, **e.details)
+    except Exception:
+        log.warning("feed could not start", exc_info=True)
+        return error_response(503, "unavailable", "The feed cannot start now; retry shortly.",
+                              "Chưa thể kết nối luồng dữ liệu; vui lòng thử lại.", retry_after=2)
 
     async def stream():
         try:

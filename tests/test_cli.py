@@ -17,26 +17,14 @@ import pytest
 from conftest import SECRET, TUESDAY_9AM, bearer, running_app
 from hub.auth import Tokens
 
+from trace_format import TRACE_FIELDS
+
 pytestmark = pytest.mark.anyio      # see tests/test_api.py: parametrized coroutines need the module mark
 
 B = "1"
 CCCD = "001090123456"
 CLI_TIMEOUT = 60
 
-# The trace format (docs/trace.md): every line has t, type, branch, and per type exactly these fields.
-TRACE_FIELDS = {
-    "counter.opened": {"counter", "services"},
-    "counter.closed": {"counter"},
-    "ticket.issued": {"ticket", "service", "channel", "priority"},
-    "ticket.checked_in": {"ticket"},
-    "ticket.called": {"ticket", "counter"},
-    "ticket.recalled": {"ticket", "counter"},
-    "ticket.completed": {"ticket", "counter"},
-    "ticket.skipped": {"ticket", "counter"},
-    "ticket.cancelled": {"ticket"},
-    "ticket.transferred": {"ticket", "service"},
-    "ticket.expired": {"ticket"},
-}
 OPTIONAL = {"ticket.issued": {"priority"}}
 ISO_LOCAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?\+07:00")
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.domain import commands, events, identity
+from trace_format import TRACE_FIELDS
 from hub.domain.calendar import issuing_day
 from hub.domain.citizens import Citizen, History, history, suspended_until
 from hub.domain.errors import DomainError
@@ -841,21 +842,6 @@ def test_tick_expires_a_previous_days_leftovers(b2):
 
 # -- events ----------------------------------------------------------------------------------------
 
-TRACE = {   # the trace format (docs/trace.md), written out independently of hub.domain.events
-    "counter.opened": {"counter", "services"},
-    "counter.closed": {"counter"},
-    "ticket.issued": {"ticket", "service", "channel", "priority"},
-    "ticket.checked_in": {"ticket"},
-    "ticket.called": {"ticket", "counter"},
-    "ticket.recalled": {"ticket", "counter"},
-    "ticket.completed": {"ticket", "counter"},
-    "ticket.skipped": {"ticket", "counter"},
-    "ticket.cancelled": {"ticket"},
-    "ticket.transferred": {"ticket", "service"},
-    "ticket.expired": {"ticket"},
-}
-
-
 def test_public_events_carry_no_identity_or_phone(centre):
     st = BranchState(centre.branches["2"])
     evs = commands.issue(st, T9, service="ho-tich", channel="online", citizen=ANNA, history=History(),
@@ -890,12 +876,12 @@ def test_trace_fields_are_exactly_those_of_the_contract(centre):
     run(commands.cancel(st, T9, d, by="citizen"))
     run(commands.close_counter(st, T9, "6"))
     run(commands.tick(st, at(2026, 5, 19, 17, 0)))      # c expires
-    assert {e["type"] for e in log} == set(TRACE), "every type is exercised"
+    assert {e["type"] for e in log} == set(TRACE_FIELDS), "every type is exercised"
     for ev in log:
         tr = events.to_trace(ev)
-        assert set(tr) == {"t", "type", "branch"} | TRACE[ev["type"]], ev["type"]
+        assert set(tr) == {"t", "type", "branch"} | TRACE_FIELDS[ev["type"]], ev["type"]
         assert tr["t"] == ev["t"] and tr["branch"] == ev["branch"] and tr["type"] == ev["type"]
-        assert all(tr[k] == ev[k] for k in TRACE[ev["type"]])
+        assert all(tr[k] == ev[k] for k in TRACE_FIELDS[ev["type"]])
         assert not {"citizen", "phone", "number", "day", "order", "by"} & set(tr)
     assert [events.to_trace(e)["priority"] for e in log if e["type"] == "ticket.issued"] == [
         False, False, False, True]

@@ -1,35 +1,16 @@
-"""In-memory broker: one process, no network. Each subscriber has its own queue."""
+"""In-memory broker: one process, no network."""
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from hub.broker.local import LocalSubscribers
 
 
 class MemoryBroker:
     def __init__(self):
-        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._local = LocalSubscribers()
+        self.subscribe = self._local.subscribe
 
     async def publish(self, branch: str, message: bytes) -> None:
-        for q in self._subscribers.get(branch, ()):
-            q.put_nowait(message)
-
-    @asynccontextmanager
-    async def subscribe(self, branch: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        q: asyncio.Queue[bytes] = asyncio.Queue()
-        subs = self._subscribers.setdefault(branch, set())
-        subs.add(q)
-        try:
-            yield _drain(q)
-        finally:
-            subs.discard(q)
-            if not subs:
-                self._subscribers.pop(branch, None)
+        self._local.deliver(branch, message)
 
     async def ping(self) -> None:
         return None
-
-
-async def _drain(q: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
-    while True:
-        yield await q.get()

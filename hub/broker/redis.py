@@ -17,6 +17,7 @@ from typing import AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 
+from hub.broker.local import LocalSubscribers
 from hub.store.redis import split_url
 
 log = logging.getLogger("queuecast.broker")
@@ -31,7 +32,7 @@ class RedisBroker:
     def __init__(self, url: str):
         address, self._prefix = split_url(url)
         self._client = aioredis.Redis.from_url(address, socket_connect_timeout=5, socket_timeout=10)
-        self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = {}
+        self._local = LocalSubscribers()
         self.connected = asyncio.Event()
         self.reconnects = 0            # read by /metrics and /readyz
         self._reader: asyncio.Task | None = None
@@ -62,17 +63,8 @@ class RedisBroker:
     async def publish(self, branch: str, message: bytes) -> None:
         await self._client.publish(self.channel(branch), message)
 
-    @asynccontextmanager
-    async def subscribe(self, branch: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        q: asyncio.Queue[bytes] = asyncio.Queue()
-        subs = self._subscribers.setdefault(branch, set())
-        subs.add(q)
-        try:
-            yield _drain(q)
-        finally:
-            subs.discard(q)
-            if not subs:
-                self._subscribers.pop(branch, None)
+    def subscribe(self, branch: str):
+        return self._local.subscribe(branch)
 
     async def ping(self) -> None:
         if not self.connected.is_set():
@@ -110,7 +102,7 @@ class RedisBroker:
             await pubsub.get_message(timeout=PROBE_TIMEOUT)            # the psubscribe confirmation
             if self._ever_connected:
                 self.reconnects += 1
-                self._fan_out_all(RESYNC)                                  # anything may have been missed
+                self._local.deliver_all(RESYNC)                                  # anything may have been missed
             self._ever_connected = True
             self.connected.set()
             idle = 0.0
@@ -146,16 +138,4 @@ class RedisBroker:
     def _fan_out(self, channel: bytes, data: bytes) -> None:
         name = channel.decode()
         start = name.find("{b:")
-        branch = name[start + 3:name.find("}", start)]
-        for q in self._subscribers.get(branch, ()):
-            q.put_nowait(data)
-
-    def _fan_out_all(self, data: bytes) -> None:
-        for subs in self._subscribers.values():
-            for q in subs:
-                q.put_nowait(data)
-
-
-async def _drain(q: asyncio.Queue[bytes]) -> AsyncIterator[bytes]:
-    while True:
-        yield await q.get()
+        self._local.deliver(name[start + 3:name.find("}", start)], data)

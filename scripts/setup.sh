@@ -53,17 +53,23 @@ apt_install() {
     fi
 }
 
-# (a) redis-server, for the tests (they start their own servers; we never rely
-# on a service the package may have started).
+# (a) Debian packages the tests need: redis-server (the tests start their own
+# servers; we never rely on a service the package may have started), Chromium
+# for the page tests (driven by Playwright's Python package; no browser is
+# downloaded), fonts with Vietnamese diacritics, and zbarimg to read printed QR codes.
 if [ "$want_test" -eq 1 ]; then
-    if command -v redis-server >/dev/null 2>&1; then
-        say "redis-server present ($(redis-server --version | awk '{print $3}'))"
-    else
-        say "installing redis-server (apt)"
-        apt_install redis-server
-        command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
-        say "redis-server installed ($(redis-server --version | awk '{print $3}'))"
+    missing=()
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+    [ -d /usr/share/fonts/truetype/noto ] || missing+=(fonts-noto-core)
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "installing ${missing[*]} (apt)"
+        apt_install "${missing[@]}"
     fi
+    command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH"
+    [ -x /usr/bin/chromium ] || die "chromium still not at /usr/bin/chromium"
+    say "redis-server $(redis-server --version | awk '{print $3}'), $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 fi
 
 # (b) the virtual environment.

@@ -218,3 +218,41 @@ def redis_url(redis_server, request) -> str:
             client.delete(*keys)
     finally:
         client.close()
+
+
+# -- a real headless Chromium (Debian's), driven by Playwright ----------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+# Root in a sandbox: no setuid sandbox; the machine has no network but loopback, so Chromium's own
+# background traffic (updates, sync, QUIC probes) is switched off instead of failing repeatedly.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--autoplay-policy=no-user-gesture-required"]
+TV = {"width": 1920, "height": 1080}
+PHONE = {"width": 375, "height": 740}
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """new_page(viewport=TV|PHONE) → a page in a fresh context (Vietnamese locale, Hanoi time)."""
+    contexts = []
+
+    def make(viewport=PHONE, **kw):
+        ctx = browser.new_context(viewport=viewport, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", **kw)
+        ctx.set_default_timeout(10_000)
+        contexts.append(ctx)
+        return ctx.new_page()
+
+    yield make
+    for ctx in contexts:
+        ctx.close()

@@ -20,7 +20,8 @@ from hub.service import QueueService
 from hub.settings import Settings
 from hub.store import open_store
 from hub.feeds.fanout import FeedHub
-from hub.web import api, docs, errors, feeds, health, pages
+import displays
+from hub.web import api, docs, errors, feeds, health
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
 CITIZEN_RATE = (20, 60.0)
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 app.state.feeds.close_all()          # clients reconnect (and resume) elsewhere
 
     app = Starlette(
-        routes=[*api.routes, *feeds.routes, *health.routes, *docs.routes, *pages.routes],
+        routes=[*api.routes, *feeds.routes, *health.routes, *docs.routes, *displays.routes()],
         lifespan=lifespan,
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
                             Exception: errors.server_error},

@@ -1,13 +1,18 @@
 """/openapi.json and a readable API page rendered from the same document."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from hub.web import openapi
 
-from hub.web.pages import env as _env
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+_env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                   autoescape=select_autoescape(["html"]))
 
 
 async def openapi_json(request: Request) -> JSONResponse:

@@ -1,17 +1,13 @@
 """Server-rendered pages. Each renders a view model that the API returns as JSON too."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from hub.domain.errors import DomainError
 
-env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
-                  autoescape=select_autoescape(["html"]))
+from displays.render import env
 
 STATES = {"waiting": ("Đang chờ", "Waiting"), "called": ("Đã gọi", "Called"),
           "held": ("Đang giữ chỗ — hãy đến quầy tiếp đón", "Held — check in at reception"),

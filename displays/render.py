@@ -1,0 +1,33 @@
+"""Rendering a page: every page is a view model (a dict) rendered by a template, and the same
+dict is the page's JSON twin (`?format=json`, or `Accept: application/json`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from displays import i18n
+
+env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
+                  autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def wants_json(request: Request) -> bool:
+    if request.query_params.get("format") == "json":
+        return True
+    accept = request.headers.get("accept", "")
+    return accept.split(",")[0].strip().startswith("application/json")
+
+
+def page(request: Request, template: str, view: dict, *, status: int = 200) -> Response:
+    if wants_json(request):
+        return JSONResponse(view, status_code=status)
+    language = i18n.lang(request)
+    html = env.get_template(template).render(view=view, lang=language, w=i18n.words(language),
+                                             path=request.url.path, query=request.url.query)
+    response = HTMLResponse(html, status_code=status)
+    if "lang" in request.query_params and language == request.query_params["lang"]:
+        response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="lax")
+    return response

@@ -11,6 +11,8 @@ STATIC = Path(__file__).resolve().parents[1] / "static"
 
 
 def routes() -> list:
-    from displays import citizen
+    from displays import admin, announce, board, chooser, citizen, counter, kiosk
 
-    return [*citizen.routes, Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
+    pages = [*board.routes, *citizen.routes, *chooser.routes, *kiosk.routes, *counter.routes, *admin.routes,
+             *announce.routes]
+    return [*pages, Mount("/static", app=StaticFiles(directory=STATIC), name="static")]

@@ -116,7 +116,7 @@ def _token(args, settings: Settings) -> int:
 
 
 def _export(args, settings: Settings) -> int:
-    from hub.domain.events import to_trace
+    from hub.domain.events import in_trace, to_trace
     from hub.store import open_store
 
     branch = _branch(settings, args.branch)
@@ -131,7 +131,7 @@ def _export(args, settings: Settings) -> int:
         async with open_store(settings.database) as store:
             return await store.events_of_day(branch.id, day)
 
-    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in asyncio.run(read())]
+    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in asyncio.run(read()) if in_trace(ev)]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for line in lines:

@@ -329,16 +329,32 @@ class QueueService:
                               log_fields={"number": number, "counter": counter, "service": service})
 
     async def give_back(self, token: str) -> tuple[int, dict]:
+        return await self._holder("give-back", token, lambda st, now, t: commands.cancel(st, now, t, by="citizen"))
+
+    async def _holder(self, name: str, token: str, decide_on: Callable[[BranchState, datetime, Ticket], list[Event]],
+                      log_fields: dict | None = None) -> tuple[int, dict]:
+        """A command by a ticket's holder, who proves it with the ticket token."""
         branch, tid = self.tokens.read_ticket(token)
         st = self.state(branch)
-
-        def decide(st: BranchState, now: datetime) -> list[Event]:
-            return commands.cancel(st, now, self._ticket(st, tid), by="citizen")
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
             return views.ticket_view(st, st.tickets[tid], now, tracking_url=self.tracking_url(token))
 
-        return await self.run("give-back", st.id, decide, respond, log_fields={"ticket": tid})
+        return await self.run(name, st.id, lambda st, now: decide_on(st, now, self._ticket(st, tid)), respond,
+                              log_fields={"ticket": tid, **(log_fields or {})})
+
+    async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict | None = None,
+                     ahead: int | None = None, travel_minutes: float | None = None) -> tuple[int, dict]:
+        if phone is not None:
+            phone = identity.normalize_phone(phone)
+        return await self._holder(
+            "notify", token,
+            lambda st, now, t: commands.opt_in(st, now, t, channel=channel, phone=phone, subscription=subscription,
+                                               ahead=ahead, travel_minutes=travel_minutes),
+            {"channel": channel, "phone": phone})
+
+    async def rate(self, token: str, score: int, comment: str = "") -> tuple[int, dict]:
+        return await self._holder("rate", token, lambda st, now, t: commands.rate(st, now, t, score, comment))
 
     async def check_in_token(self, branch: str, token: str) -> tuple[int, dict]:
         """An online holder's QR scanned at the branch's kiosk."""

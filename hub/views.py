@@ -72,6 +72,8 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
                 travel_minutes: float | None = None) -> dict:
     svc = st.config.services[t.service]
     state = t.effective_state(now)
+    if travel_minutes is None:
+        travel_minutes = t.travel_minutes
     est = eta.for_ticket(st, t, now)
     expected_call = leave_by = None
     if est is not None:
@@ -99,4 +101,7 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
         "travel_minutes": travel_minutes,
         "leave_by": leave_by,
         "tracking_url": tracking_url,
+        # What the holder asked to be told, never the phone or the push keys themselves.
+        "notifications": {ch: {"ahead": opt.get("ahead")} for ch, opt in t.notify.items()},
+        "rated": t.rating is not None,
     }

@@ -105,9 +105,9 @@ class HubProcess:
                 self.kill9()
 
 
-def start_hub(env: dict[str, str], log: Path, timeout: float = 20.0) -> HubProcess:
-    """`python -m hub serve` on a free port of 127.0.0.1, returned once /healthz answers."""
-    port = free_port()
+def start_hub(env: dict[str, str], log: Path, timeout: float = 20.0, port: int | None = None) -> HubProcess:
+    """`python -m hub serve` on 127.0.0.1 (a free port unless given), returned once /readyz answers."""
+    port = port or free_port()
     full_env = {**os.environ, **env}
     with open(log, "ab") as out:           # the child keeps its own descriptor
         proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -138,8 +138,9 @@ def hub_factory(tmp_path):
     """Start real hub processes; every one still running is stopped at the end."""
     started: list[HubProcess] = []
 
-    def start(env: dict[str, str]) -> HubProcess:
-        hub = start_hub(env, tmp_path / f"hub-{len(started)}.log")
+    def start(env: dict[str, str], port: int | None = None) -> HubProcess:
+        """port: restart a hub where clients expect it (same port, same database)."""
+        hub = start_hub(env, tmp_path / f"hub-{len(started)}.log", port=port)
         started.append(hub)
         return hub
 

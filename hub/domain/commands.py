@@ -200,6 +200,51 @@ def check_in(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
     return _ticket_event("ticket.checked_in", st, now, t)
 
 
+NOTIFY_CHANNELS = ("sms", "push", "zalo")
+
+
+def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: str | None = None,
+           subscription: dict | None = None, ahead: int | None = None,
+           travel_minutes: float | None = None) -> list[Event]:
+    """The holder asks to be told, on a channel, when the turn approaches (the notifier sends)."""
+    _require(t, "notify", now)
+    if channel not in NOTIFY_CHANNELS:
+        raise invalid("invalid_channel", f"Notifications go by {', '.join(NOTIFY_CHANNELS)}.",
+                      "Kênh thông báo phải là sms, push hoặc zalo.")
+    if channel in ("sms", "zalo"):
+        phone = phone or t.phone
+        if not phone:
+            raise invalid("phone_required", "A phone number is needed for SMS or Zalo.",
+                          "Cần số điện thoại để nhận SMS hoặc Zalo.")
+    if channel == "push":
+        keys = subscription.get("keys") if isinstance(subscription, dict) else None
+        if not (isinstance(subscription, dict) and isinstance(subscription.get("endpoint"), str)
+                and subscription["endpoint"].startswith("https://") and isinstance(keys, dict)
+                and isinstance(keys.get("p256dh"), str) and isinstance(keys.get("auth"), str)):
+            raise invalid("invalid_subscription", "A web push subscription has an https endpoint and keys p256dh and auth.",
+                          "Đăng ký nhận thông báo đẩy không hợp lệ.")
+    if ahead is not None and not (isinstance(ahead, int) and 1 <= ahead <= 50):
+        raise invalid("invalid_ahead", "ahead must be a whole number from 1 to 50.", "Số người phía trước phải từ 1 đến 50.")
+    if travel_minutes is not None and not (0 <= travel_minutes <= 600):
+        raise invalid("invalid_travel_minutes", "travel_minutes must be from 0 to 600.",
+                      "Thời gian di chuyển phải từ 0 đến 600 phút.")
+    return _ticket_event("ticket.notify", st, now, t, channel=channel, phone=phone if channel != "push" else None,
+                         subscription=subscription if channel == "push" else None, ahead=ahead,
+                         travel_minutes=travel_minutes)
+
+
+def rate(st: BranchState, now: datetime, t: Ticket, score: int, comment: str = "") -> list[Event]:
+    """One satisfaction rating per served number."""
+    _require(t, "rate", now)
+    if t.rating is not None:
+        raise conflict("already_rated", "This number has been rated already.", "Số thứ tự này đã được đánh giá.")
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise invalid("invalid_score", "score is a whole number from 1 to 5.", "Điểm đánh giá từ 1 đến 5.")
+    if not isinstance(comment, str) or len(comment) > 500:
+        raise invalid("invalid_comment", "comment is text of at most 500 characters.", "Góp ý tối đa 500 ký tự.")
+    return _ticket_event("ticket.rated", st, now, t, score=score, comment=comment.strip() or None)
+
+
 def tick(st: BranchState, now: datetime) -> list[Event]:
     """What time alone makes happen: numbers not called by closing time expire."""
     today, close = now.date(), st.config.policy.closes

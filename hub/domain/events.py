@@ -12,7 +12,7 @@ from typing import Any
 
 Event = dict[str, Any]
 
-PRIVATE_FIELDS = frozenset({"citizen", "phone", "token"})
+PRIVATE_FIELDS = frozenset({"citizen", "phone", "token", "subscription", "comment"})
 
 # The trace format (docs/trace.md): the fields each type carries in a trace, besides t, type, branch.
 TRACE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -28,7 +28,9 @@ TRACE_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.transferred": ("ticket", "service"),
     "ticket.expired": ("ticket",),
 }
-TYPES = frozenset(TRACE_FIELDS)
+# Events of the log that traces leave out: what a holder asked for, not what the queue did.
+CITIZEN_TYPES = frozenset({"ticket.notify", "ticket.rated"})
+TYPES = frozenset(TRACE_FIELDS) | CITIZEN_TYPES
 
 
 def make(type_: str, now: datetime, branch: str, day: date, **fields: Any) -> Event:
@@ -42,6 +44,10 @@ def make(type_: str, now: datetime, branch: str, day: date, **fields: Any) -> Ev
 def public(ev: Event) -> Event:
     """The event as anyone may see it (board feeds): no phone, no identity, no token."""
     return {k: v for k, v in ev.items() if k not in PRIVATE_FIELDS}
+
+
+def in_trace(ev: Event) -> bool:
+    return ev["type"] in TRACE_FIELDS
 
 
 def to_trace(ev: Event) -> Event:

@@ -134,6 +134,8 @@ def _issued(s: BranchState, ev: Event, now: datetime) -> None:
                channel=ev["channel"], priority=bool(ev.get("priority", False)),
                order=ev["order"], issued_at=now, citizen=ev.get("citizen"),
                phone=ev.get("phone"), checked_in=ev["channel"] == "kiosk")
+    if t.phone:                                  # a phone given at issue opts in to SMS
+        t.notify["sms"] = {"phone": t.phone}
     s.tickets[t.id] = t
     s.next_order = max(s.next_order, t.order + 1)
     s.issued[(day, t.service)] = s.issued.get((day, t.service), 0) + 1
@@ -208,6 +210,17 @@ def _checked_in(s: BranchState, ev: Event, now: datetime) -> None:
         t.state, t.held_until = State.WAITING, None
 
 
+def _notify(s: BranchState, ev: Event, now: datetime) -> None:
+    t = s.tickets[ev["ticket"]]
+    t.notify[ev["channel"]] = {k: ev[k] for k in ("phone", "subscription", "ahead") if k in ev}
+    if "travel_minutes" in ev:
+        t.travel_minutes = ev["travel_minutes"]
+
+
+def _rated(s: BranchState, ev: Event, now: datetime) -> None:
+    s.tickets[ev["ticket"]].rating = (ev["score"], ev.get("comment", ""))
+
+
 _APPLY = {
     "counter.opened": _counter_opened,
     "counter.closed": _counter_closed,
@@ -220,4 +233,6 @@ _APPLY = {
     "ticket.expired": _finished(State.EXPIRED),
     "ticket.transferred": _transferred,
     "ticket.checked_in": _checked_in,
+    "ticket.notify": _notify,
+    "ticket.rated": _rated,
 }

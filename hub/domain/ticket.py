@@ -1,7 +1,7 @@
 """A queue number and its life: the states it can be in and the moves allowed between them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 
@@ -30,6 +30,8 @@ ALLOWED = {
     "give_back": {State.WAITING, State.CALLED, State.HELD},
     "check_in": {State.WAITING, State.HELD},
     "expire": {State.WAITING, State.HELD},
+    "notify": {State.WAITING, State.CALLED, State.HELD, State.SKIPPED},
+    "rate": {State.COMPLETED},
 }
 
 
@@ -58,6 +60,9 @@ class Ticket:
     skipped_at: datetime | None = None
     held_until: datetime | None = None
     finished_at: datetime | None = None
+    notify: dict[str, dict] = field(default_factory=dict)   # channel → {phone | subscription, ahead}
+    travel_minutes: float | None = None   # the holder's trip to the branch, for "leave home by"
+    rating: tuple[int, str] | None = None  # (1–5, comment) after service
 
     def queue_key(self) -> tuple[bool, int]:
         """Sort key of the calling rule: priority first, then registration order."""

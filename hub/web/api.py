@@ -116,6 +116,24 @@ async def give_back(request: Request) -> JSONResponse:
     return _answer(await request.app.state.service.give_back(request.path_params["token"]))
 
 
+async def notifications(request: Request) -> JSONResponse:
+    data = await decode.json_body(request)
+    travel = decode.field(data, "travel_minutes", (int, float), required=False)
+    return _answer(await request.app.state.service.opt_in(
+        request.path_params["token"], channel=decode.field(data, "channel", str),
+        phone=decode.field(data, "phone", str, required=False),
+        subscription=decode.field(data, "subscription", dict, required=False),
+        ahead=decode.field(data, "ahead", int, required=False),
+        travel_minutes=float(travel) if travel is not None else None))
+
+
+async def rating(request: Request) -> JSONResponse:
+    data = await decode.json_body(request)
+    return _answer(await request.app.state.service.rate(
+        request.path_params["token"], decode.field(data, "score", int),
+        decode.field(data, "comment", str, required=False, default="")))
+
+
 routes = [
     Route("/api/branches", branches, methods=["GET"]),
     Route("/api/branches/{branch}", branch, methods=["GET"]),
@@ -127,4 +145,6 @@ routes = [
     Route("/api/branches/{branch}/tickets/{number}/{action}", ticket_action, methods=["POST"]),
     Route("/api/tickets/{token}", ticket, methods=["GET"]),
     Route("/api/tickets/{token}", give_back, methods=["DELETE"]),
+    Route("/api/tickets/{token}/notifications", notifications, methods=["POST"]),
+    Route("/api/tickets/{token}/rating", rating, methods=["POST"]),
 ]

@@ -79,6 +79,12 @@ def document() -> dict:
             "/sse/tickets/{token}": {"get": _op("One ticket's feed as Server-Sent Events", params=["token", "since", "epoch"],
                                                 errors=(400, 404))},
             "/metrics": {"get": _op("Prometheus metrics (text format)", errors=())},
+            "/api/tickets/{token}/notifications": {"post": _op(
+                "Opt in to SMS, web push or Zalo for this ticket (a phone given at issue already opts in to SMS)",
+                ok_schema="Ticket", body="OptIn", params=["token"], errors=(400, 404, 409, 422))},
+            "/api/tickets/{token}/rating": {"post": _op(
+                "Rate the service (1–5, optional comment), once, after it is completed",
+                ok_schema="Ticket", body="Rating", params=["token"], errors=(400, 404, 409, 422))},
             "/healthz": {"get": _op("Liveness", errors=())},
             "/readyz": {"get": _op("Readiness: store and broker reachable", errors=(503,))},
         },
@@ -130,6 +136,10 @@ def _schemas() -> dict:
         "OpenCounter": _obj({"services": {"type": "array", "items": _S}}),
         "TicketAction": _obj({"service": _S, "counter": _S}),
         "CheckInRequest": _obj({"token": _S}, ["token"]),
+        "OptIn": _obj({"channel": {"enum": ["sms", "push", "zalo"]}, "phone": _S, "subscription": {"type": "object"},
+                       "ahead": {"type": "integer", "minimum": 1, "maximum": 50},
+                       "travel_minutes": {"type": "number", "minimum": 0, "maximum": 600}}, ["channel"]),
+        "Rating": _obj({"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": _S}, ["score"]),
         "Ticket": _obj({"number": _S, "service": _S, "state": {"enum": ["waiting", "called", "held", "completed",
                                                                         "skipped", "cancelled", "expired"]},
                         "position": {"type": ["integer", "null"]}, "people_ahead": {"type": ["integer", "null"]},

@@ -1,0 +1,2 @@
+"""admin page (issue 4)."""
+routes: list = []

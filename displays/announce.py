@@ -1,0 +1,2 @@
+"""announce page (issue 4)."""
+routes: list = []

@@ -1,0 +1,2 @@
+"""board page (issue 4)."""
+routes: list = []

@@ -1,0 +1,2 @@
+"""chooser page (issue 4)."""
+routes: list = []

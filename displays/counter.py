@@ -1,0 +1,2 @@
+"""counter page (issue 4)."""
+routes: list = []

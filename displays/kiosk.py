@@ -1,0 +1,2 @@
+"""kiosk page (issue 4)."""
+routes: list = []

@@ -31,6 +31,7 @@ def lang(request: Request) -> str:
     return chosen if chosen in LANGS else "vi"
 
 
-def words(language: str) -> dict[str, str]:
+def words(language: str, extra: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
+    """The shared words plus a page's own (`extra`), in `language`."""
     i = LANGS.index(language)
-    return {k: v[i] for k, v in WORDS.items()}
+    return {k: v[i] for k, v in {**WORDS, **(extra or {})}.items()}

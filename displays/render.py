@@ -21,12 +21,14 @@ def wants_json(request: Request) -> bool:
     return accept.split(",")[0].strip().startswith("application/json")
 
 
-def page(request: Request, template: str, view: dict, *, status: int = 200) -> Response:
+def page(request: Request, template: str, view: dict, *, status: int = 200,
+         words: dict[str, tuple[str, str]] | None = None, **context) -> Response:
+    """`view` as JSON (the twin) or rendered by `template` with the page's own `words` and `context`."""
     if wants_json(request):
         return JSONResponse(view, status_code=status)
     language = i18n.lang(request)
-    html = env.get_template(template).render(view=view, lang=language, w=i18n.words(language),
-                                             path=request.url.path, query=request.url.query)
+    html = env.get_template(template).render(view=view, lang=language, w=i18n.words(language, words),
+                                             path=request.url.path, query=request.url.query, **context)
     response = HTMLResponse(html, status_code=status)
     if "lang" in request.query_params and language == request.query_params["lang"]:
         response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="lax")

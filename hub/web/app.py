@@ -29,7 +29,7 @@ CITIZEN_RATE = (20, 60.0)
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                centre: Centre | None = None,
-               tasks: Sequence[Callable[[QueueService], Awaitable[None]]] = ()) -> Starlette:
+               tasks: Sequence[Callable[[QueueService], Awaitable[None]]] = (), demo: bool = False) -> Starlette:
     """The hub. `tasks` run beside it for its lifetime with the service (the demo's traffic)."""
     settings = settings or Settings.from_env()
     centre = centre or load_config(settings.config or None)
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                             Exception: errors.server_error},
     )
     app.state.settings = settings
+    app.state.demo = demo              # demo-only conveniences (a made-up citizen identity) answer only then
     app.state.metrics = Metrics()
     app.state.metrics.bind(app)
     app.state.centre = centre

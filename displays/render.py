@@ -27,8 +27,11 @@ def page(request: Request, template: str, view: dict, *, status: int = 200,
     if wants_json(request):
         return JSONResponse(view, status_code=status)
     language = i18n.lang(request)
+    other = "en" if language == "vi" else "vi"
+    switch = request.url.include_query_params(lang=other)        # keeps ?day=, ?fields=, ...
     html = env.get_template(template).render(view=view, lang=language, w=i18n.words(language, words),
-                                             path=request.url.path, query=request.url.query, **context)
+                                             path=request.url.path, query=request.url.query,
+                                             lang_switch_url=f"{switch.path}?{switch.query}", **context)
     response = HTMLResponse(html, status_code=status)
     if "lang" in request.query_params and language == request.query_params["lang"]:
         response.set_cookie(i18n.COOKIE, language, max_age=365 * 86400, samesite="lax")

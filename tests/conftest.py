@@ -233,8 +233,10 @@ TV = {"width": 1920, "height": 1080}
 PHONE = {"width": 375, "height": 740}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Per module: Playwright's sync API keeps an event loop marked running in this thread while
+    it lives, which anyio tests in later modules would trip over."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

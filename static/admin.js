@@ -1,0 +1,135 @@
+// The branch manager's page: keeps the staff token, and keeps the page live.
+//
+// - A `?token=` in the address is kept in localStorage (per branch) and removed from the address bar
+//   (the server has also set an HttpOnly cookie for this page's path).
+// - The board feed (/ws/branches/{b}) says when anything happens; the page then fetches itself again
+//   (with the token as a bearer header) and swaps in every [data-live] section, so the live tables,
+//   figures and charts are rendered in one place, the server. At most one fetch runs at a time.
+// - Without the feed (closed, reconnecting), the page polls every 10 s; with it, every 30 s anyway,
+//   so that running waits and holds move on.
+(function () {
+  "use strict";
+  var KEY = "qc_staff_token:";
+  var screen = document.getElementById("token-screen");
+  var root = document.getElementById("admin");
+  var params = new URLSearchParams(location.search);
+
+  function storageGet(k) { try { return localStorage.getItem(k); } catch (e) { return null; } }
+  function storageSet(k, v) { try { localStorage.setItem(k, v); } catch (e) { /* private mode */ } }
+  function storageDel(k) { try { localStorage.removeItem(k); } catch (e) { /* private mode */ } }
+
+  if (screen) {
+    // The token screen: a token kept from an earlier visit is tried once; a refused one is forgotten.
+    var b = screen.dataset.branch, kept = storageGet(KEY + b);
+    if (screen.dataset.reason === "missing" && kept && !sessionStorage.getItem("qc_tried:" + b)) {
+      sessionStorage.setItem("qc_tried:" + b, "1");
+      params.set("token", kept);
+      location.replace(location.pathname + "?" + params.toString());
+    } else if (screen.dataset.reason !== "missing") {
+      storageDel(KEY + b);
+    }
+    return;
+  }
+  if (!root) return;
+
+  var branch = root.dataset.branch;
+  try { sessionStorage.removeItem("qc_tried:" + branch); } catch (e) { /* ignore */ }
+  if (params.has("token")) {
+    storageSet(KEY + branch, params.get("token"));
+    params.delete("token");
+    var q = params.toString();
+    history.replaceState(null, "", location.pathname + (q ? "?" + q : "") + location.hash);
+  }
+  var token = storageGet(KEY + branch);
+  var conn = document.getElementById("conn");
+  var socket = null, since = null, epoch = null, retry = 1000, pollTimer = null;
+  var inFlight = false, again = false, lastRefresh = 0;
+
+  function setConn(online) {
+    conn.classList.toggle("online", online);
+    conn.classList.toggle("offline", !online);
+    conn.querySelector(".conn-text").textContent = online ? conn.dataset.online : conn.dataset.offline;
+  }
+
+  function pageUrl() {
+    var p = new URLSearchParams(location.search);
+    p.delete("token");
+    p.delete("format");
+    var q = p.toString();
+    return location.pathname + (q ? "?" + q : "");
+  }
+
+  function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    lastRefresh = Date.now();
+    var headers = { "Accept": "text/html" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    fetch(pageUrl(), { headers: headers, credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { storageDel(KEY + branch); location.reload(); throw new Error("auth"); }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("admin");
+        if (!fresh) return;
+        document.querySelectorAll("[data-live][id]").forEach(function (el) {
+          var next = doc.getElementById(el.id);
+          if (next) el.replaceWith(document.importNode(next, true));
+        });
+        root.dataset.seq = fresh.dataset.seq;
+        document.dispatchEvent(new CustomEvent("admin:refreshed", { detail: { seq: fresh.dataset.seq } }));
+      })
+      .catch(function () { /* the next event or poll tries again */ })
+      .then(function () {
+        inFlight = false;
+        if (again) { again = false; setTimeout(refresh, 250); }
+      });
+  }
+
+  var pending = null;
+  function soon() {                       // a burst of events → one fetch
+    if (pending) return;
+    pending = setTimeout(function () { pending = null; refresh(); }, 300);
+  }
+
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss:" : "ws:";
+    var url = proto + "//" + location.host + "/ws/branches/" + encodeURIComponent(branch);
+    if (since !== null && epoch) url += "?since=" + since + "&epoch=" + encodeURIComponent(epoch);
+    try { socket = new WebSocket(url); } catch (e) { schedule(); return; }
+    socket.onopen = function () { retry = 1000; setConn(true); };
+    socket.onmessage = function (m) {
+      var ev;
+      try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (ev.epoch) epoch = ev.epoch;
+      if (typeof ev.seq === "number") since = ev.seq;
+      if (ev.type === "snapshot" && Number(root.dataset.seq) === ev.seq) return;   // already shown
+      if (ev.type === "resume") return;
+      soon();
+    };
+    socket.onclose = function (e) {
+      setConn(false);
+      if (e.code === 4009) { since = null; epoch = null; }
+      schedule();
+    };
+    socket.onerror = function () { /* onclose follows */ };
+  }
+
+  function schedule() {
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 30000);
+  }
+
+  function poll() {
+    var open = socket && socket.readyState === WebSocket.OPEN;
+    if (!open || Date.now() - lastRefresh > 30000) refresh();
+  }
+
+  setConn(false);
+  connect();
+  pollTimer = setInterval(poll, 10000);
+  window.addEventListener("online", function () { refresh(); });
+})();

@@ -14,7 +14,7 @@ from hub import views
 from hub.domain.errors import not_found
 from hub.domain.events import Event, public
 from hub.feeds.frames import Frame
-from hub.feeds.subscriber import GONE, RESYNC, SLOW, Subscriber
+from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
 from hub.service import QueueService
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
@@ -141,6 +141,8 @@ class FeedHub:
             for sub in list(subs):
                 sub.close(RESYNC)
 
-    def close_all(self, reason: str = RESYNC) -> None:
-        for branch in list(self.boards):
-            self._on_reset(branch)
+    def close_all(self, reason: str = SHUTDOWN) -> None:
+        """This process stops: every watcher reconnects (here or elsewhere) and resumes by seq."""
+        for sub in [*(s for subs in self.boards.values() for s in subs),
+                    *(s for per_ticket in self.tickets.values() for subs in per_ticket.values() for s in subs)]:
+            sub.close(reason)

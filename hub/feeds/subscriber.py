@@ -9,7 +9,7 @@ from hub.feeds.frames import Frame
 
 MAX_QUEUE = 256            # frames waiting for one connection before it counts as too slow
 
-SLOW, RESYNC, GONE, TOO_BIG = "slow", "resync", "gone", "too_big"
+SLOW, RESYNC, GONE, TOO_BIG, SHUTDOWN = "slow", "resync", "gone", "too_big", "shutdown"
 
 
 class Subscriber:

@@ -6,6 +6,7 @@ WebSocket close codes (a client reconnects with `since` = the last seq it saw, a
   4404  unknown branch or ticket
   4400  bad `since`
   1009  a client message over MAX_CLIENT_MESSAGE bytes
+  1012  the hub is restarting: reconnect and resume with since
   1013  try again later (the store could not be read)
 The protocol-level ping (every ~25 s) is uvicorn's (hub.server); SSE sends a comment instead.
 """
@@ -22,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from hub.domain.errors import DomainError
 from hub.feeds.direct import EXTENSION
 from hub.feeds.frames import PING
-from hub.feeds.subscriber import GONE, RESYNC, SLOW, TOO_BIG, Subscriber
+from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
 
 log = logging.getLogger("queuecast.feeds")
@@ -30,7 +31,7 @@ log = logging.getLogger("queuecast.feeds")
 MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feeds but small pings
 SSE_PING_SECONDS = 25.0
 CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
-               TOO_BIG: (1009, "message too big")}
+               TOO_BIG: (1009, "message too big"), SHUTDOWN: (1012, "restarting: resume with since")}
 
 
 class BadSince(ValueError):

@@ -28,7 +28,8 @@ def page(request: Request, template: str, view: dict, *, status: int = 200,
         return JSONResponse(view, status_code=status)
     language = i18n.lang(request)
     other = "en" if language == "vi" else "vi"
-    switch = request.url.include_query_params(lang=other)        # keeps ?day=, ?fields=, ...
+    # Keeps ?day=, ?fields=, ... but never a token: a link is copied, logged and sent as Referer.
+    switch = request.url.remove_query_params("token").include_query_params(lang=other)
     html = env.get_template(template).render(view=view, lang=language, w=i18n.words(language, words),
                                              path=request.url.path, query=request.url.query,
                                              lang_switch_url=f"{switch.path}?{switch.query}", **context)

@@ -289,7 +289,7 @@ class QueueService:
         def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
             called = st.tickets[evs[-1]["ticket"]]
             done = [e["number"] for e in evs if e["type"] == "ticket.completed"]
-            return {"ticket": self._staff_ticket(st, called, now), "completed": done}
+            return {"ticket": self.staff_ticket(st, called, now), "completed": done}
 
         return await self.run("call-next", branch, lambda st, now: commands.call_next(st, now, counter),
                               respond, idem=idem, log_fields={"counter": counter})
@@ -323,7 +323,7 @@ class QueueService:
             return commands.cancel(st, now, t, by="staff")
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
-            return {"ticket": self._staff_ticket(st, st.tickets[evs[0]["ticket"]], now)}
+            return {"ticket": self.staff_ticket(st, st.tickets[evs[0]["ticket"]], now)}
 
         return await self.run(action, branch, decide, respond, idem=idem,
                               log_fields={"number": number, "counter": counter, "service": service})
@@ -413,7 +413,7 @@ class QueueService:
                                 "current": st.tickets[c.current].number if c.current else None}}
         return respond
 
-    def _staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> dict:
+    def staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> dict:
         """What the counter sees: the ticket, and the holder's online no-show record (never the CCCD)."""
         view = views.ticket_view(st, t, now)
         noshows = 0

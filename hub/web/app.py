@@ -6,6 +6,8 @@ from typing import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 
 from hub import loops
 from hub.auth import Tokens
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         lifespan=lifespan,
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
                             Exception: errors.server_error},
+        # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE streams
+        # are left uncompressed by Starlette, WebSockets are not HTTP responses.
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
     )
     app.state.settings = settings
     app.state.demo = demo              # demo-only conveniences (a made-up citizen identity) answer only then

@@ -1,0 +1,428 @@
+/* The kiosk screen: field buttons → issue a number → show (and print) the ticket → back to the
+   buttons. And the printable ticket page, which prints itself with ?autoprint=1. */
+(function () {
+  "use strict";
+
+  // -- the printable ticket page --------------------------------------------------------------------
+  var ticketEl = document.getElementById("ticket");
+  if (ticketEl) {
+    // The roll is cut where the ticket ends: the page is as long as the ticket (Chromium has no
+    // "size: 80mm auto"), measured on screen, where the ticket is laid out 80 mm wide as on paper.
+    var pageStyle = document.createElement("style");
+    document.head.appendChild(pageStyle);
+    var fitPage = function () {
+      var mm = Math.ceil(ticketEl.getBoundingClientRect().height * 25.4 / 96) + 6;
+      if (mm > 20) pageStyle.textContent = "@page { size: 80mm " + mm + "mm; margin: 0; }";
+    };
+    var printTicket = function () { fitPage(); window.print(); };
+    var again = document.getElementById("print-again");
+    if (again) again.addEventListener("click", printTicket);
+    if (document.readyState === "complete") fitPage();
+    else window.addEventListener("load", fitPage);
+    if (ticketEl.dataset.autoprint === "1") {
+      if (document.readyState === "complete") setTimeout(printTicket, 50);
+      else window.addEventListener("load", function () { setTimeout(printTicket, 50); });
+    }
+    return;
+  }
+
+  var root = document.getElementById("kiosk");
+  if (!root) return;
+
+  var W = JSON.parse(document.getElementById("kiosk-words").textContent);
+  var view = JSON.parse(document.getElementById("kiosk-view").textContent);
+  var BRANCH = root.dataset.branch;
+  var LANG = root.dataset.lang;
+  var AUTOPRINT = root.dataset.autoprint === "1";
+  var HOLD = parseInt(root.dataset.hold, 10) || 12;
+  var TOKEN_KEY = "qc.kiosk.token." + BRANCH;
+  var REFRESH_MS = 15000;
+  var IDLE_MS = 90000;
+
+  function $(id) { return document.getElementById(id); }
+
+  // -- the device token: ?token= once, then kept; never left in the address bar ---------------------
+  var params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    var given = params.get("token").trim();
+    try {
+      if (given) localStorage.setItem(TOKEN_KEY, given); else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* private mode: keep it for this page only */ window.__qcToken = given; }
+    params.delete("token");
+    var rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  }
+  function deviceToken() {
+    try { return localStorage.getItem(TOKEN_KEY) || window.__qcToken || ""; } catch (e) { return window.__qcToken || ""; }
+  }
+  var tokenBad = false;
+  function showDevice() {
+    var el = $("device");
+    if (!deviceToken()) { el.textContent = ""; el.className = "k-device"; return; }
+    el.textContent = tokenBad ? "⚠ " + W.device_bad : "● " + W.device_ok;
+    el.className = "k-device" + (tokenBad ? " bad" : "");
+  }
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) {
+      try { return crypto.randomUUID(); } catch (e) { /* not a secure context */ }
+    }
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  // -- the hub's clock (it may run shifted: training, demos) ------------------------------------------
+  var skew = 0;
+  function syncClock(nowIso) {
+    var t = Date.parse(nowIso);
+    if (!isNaN(t)) skew = t - Date.now();
+  }
+  function hubNow() { return new Date(Date.now() + skew); }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  var TZ = "Asia/Ho_Chi_Minh";
+  function parts(d) {
+    try {
+      var f = new Intl.DateTimeFormat("en-GB", { timeZone: TZ, hour12: false, year: "numeric", month: "2-digit",
+        day: "2-digit", hour: "2-digit", minute: "2-digit", weekday: "short" });
+      var o = {};
+      f.formatToParts(d).forEach(function (p) { o[p.type] = p.value; });
+      return o;
+    } catch (e) {
+      return { hour: pad(d.getHours()), minute: pad(d.getMinutes()), day: pad(d.getDate()),
+        month: pad(d.getMonth() + 1), year: String(d.getFullYear()), weekday: "" };
+    }
+  }
+  var WEEKDAYS_VI = { Mon: "Thứ Hai", Tue: "Thứ Ba", Wed: "Thứ Tư", Thu: "Thứ Năm", Fri: "Thứ Sáu", Sat: "Thứ Bảy", Sun: "Chủ Nhật" };
+  function tickClock() {
+    var p = parts(hubNow());
+    $("clock-time").textContent = (p.hour === "24" ? "00" : p.hour) + ":" + p.minute;
+    var wd = LANG === "vi" ? (WEEKDAYS_VI[p.weekday] || "") : p.weekday;
+    $("clock-date").textContent = (wd ? wd + ", " : "") + p.day + "/" + p.month + "/" + p.year;
+  }
+  function dmy(iso) {               // "2026-05-20" or a full ISO time → "20/05/2026"
+    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso || "");
+    return m ? m[3] + "/" + m[2] + "/" + m[1] : iso;
+  }
+  function hm(iso) {
+    var m = /T(\d{2}):(\d{2})/.exec(iso || "");
+    return m ? m[1] + ":" + m[2] : "";
+  }
+
+  // -- minutes, in words ---------------------------------------------------------------------------
+  function minutes(m) {
+    var n = Math.max(1, Math.round(m));
+    var unit = LANG === "vi" ? "phút" : "min", hours = LANG === "vi" ? "giờ" : "h";
+    if (n < 60) return n + " " + unit;
+    var h = Math.floor(n / 60), r = n % 60;
+    return h + " " + hours + (r ? " " + r + " " + unit : "");
+  }
+  function waitText(eta) {
+    if (!eta) return "";
+    if (eta.p50 < 1.5) return W.no_wait;
+    return W.wait_about + " " + minutes(eta.p50);
+  }
+  function rangeText(eta) {
+    if (!eta) return "—";
+    var lo = Math.max(1, Math.round(eta.p10)), hi = Math.max(1, Math.round(eta.p90));
+    if (lo === hi) return minutes(lo);
+    if (hi < 60) return lo + "–" + minutes(hi);
+    return minutes(lo) + " – " + minutes(hi);
+  }
+
+  // -- the field buttons, from the JSON twin -------------------------------------------------------
+  var buttons = {};
+  Array.prototype.forEach.call(document.querySelectorAll(".k-field"), function (b) { buttons[b.dataset.service] = b; });
+
+  function render(v) {
+    view = v;
+    syncClock(v.now);
+    $("closed-banner").classList.toggle("shown", !v.issuing);
+    v.services.forEach(function (s) {
+      var b = buttons[s.id];
+      if (!b) return;
+      b.querySelector("[data-waiting]").textContent = s.waiting;
+      b.querySelector("[data-wait]").textContent = waitText(s.expected_wait);
+      b.classList.toggle("sold-out", s.numbers_left === 0);
+    });
+  }
+
+  var refreshing = false;
+  function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    var url = location.pathname + "?format=json";
+    var ctl = window.AbortController ? new AbortController() : null;
+    var timer = ctl && setTimeout(function () { ctl.abort(); }, 10000);
+    fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", signal: ctl ? ctl.signal : undefined })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (v) { if (v && v.services) render(v); })
+      .catch(function () { /* keep the last known figures; try again at the next tick */ })
+      .then(function () { refreshing = false; if (timer) clearTimeout(timer); });
+  }
+
+  // -- overlays --------------------------------------------------------------------------------------
+  var overlays = ["busy", "issued", "refusal", "checkin"];
+  function show(id) {
+    overlays.forEach(function (o) { $(o).hidden = o !== id; });
+  }
+  function home(keepPending) {
+    show(null);
+    clearInterval(countdown);
+    countdown = null;
+    busy = false;
+    if (keepPending !== true) pending = null;
+    $("t-frame").removeAttribute("src");
+    setPriority(false);
+    refresh();
+  }
+
+  // -- priority toggle -----------------------------------------------------------------------------
+  var priority = false;
+  function setPriority(on) {
+    priority = on;
+    $("priority").setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  $("priority").addEventListener("click", function () { setPriority(!priority); });
+
+  // -- issuing -------------------------------------------------------------------------------------
+  // One touch is one number: a touch is ignored while another is being answered or its ticket is on
+  // screen, and the same request (same field, same priority) keeps its Idempotency-Key until the
+  // screen goes back to the buttons, so a retry after a lost answer cannot issue a second number.
+  var busy = false;
+  var pending = null;        // {service, priority, key}
+  var countdown = null;
+
+  function post(url, body, key, useToken) {
+    var headers = { "Content-Type": "application/json", Accept: "application/json" };
+    if (key) headers["Idempotency-Key"] = key;
+    var tok = useToken ? deviceToken() : "";
+    if (tok) headers.Authorization = "Bearer " + tok;
+    var ctl = window.AbortController ? new AbortController() : null;
+    var timer = ctl && setTimeout(function () { ctl.abort(); }, 12000);
+    return fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body), cache: "no-store",
+      signal: ctl ? ctl.signal : undefined })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (data) { return { status: r.status, data: data }; });
+      })
+      .then(function (res) { if (timer) clearTimeout(timer); return res; },
+            function (err) { if (timer) clearTimeout(timer); throw err; });
+  }
+
+  function issue(service) {
+    if (busy) return;
+    busy = true;
+    if (!pending || pending.service !== service || pending.priority !== priority) {
+      pending = { service: service, priority: priority, key: uuid() };
+    }
+    var req = pending;
+    show("busy");
+    var body = { service: service, channel: "kiosk" };
+    if (req.priority) body.priority = true;
+    var url = "/api/branches/" + encodeURIComponent(BRANCH) + "/tickets";
+    var useToken = !!deviceToken() && !tokenBad;
+    var attempt = 0;
+
+    function go() {
+      attempt += 1;
+      return post(url, body, req.key, useToken).then(function (res) {
+        if ((res.status === 401 || res.status === 403) && useToken) {
+          // The device token is no good (expired, another branch): say so, and serve the citizen anyway.
+          tokenBad = true;
+          showDevice();
+          useToken = false;
+          return go();
+        }
+        return res;
+      }, function (err) {
+        if (attempt < 3) {                 // the same key: a retry cannot issue a second number
+          return new Promise(function (ok) { setTimeout(ok, 600 * attempt); }).then(go);
+        }
+        throw err;
+      });
+    }
+
+    go().then(function (res) {
+      if (res.status === 201 || res.status === 200) issued(res.data);
+      else refused(res.data && res.data.error, res.status);
+    }, function () {
+      refused(null, 0);
+    });
+  }
+
+  function issued(t) {
+    $("t-number").textContent = t.number;
+    $("t-service").textContent = t.service_name || "";
+    $("t-priority").hidden = !t.priority;
+    $("t-ahead").textContent = t.people_ahead == null ? "—" : t.people_ahead;
+    $("t-eta").textContent = rangeText(t.eta);
+    var src = "/kiosk/" + encodeURIComponent(BRANCH) + "/ticket?embed=1&lang=" + LANG +
+      "&token=" + encodeURIComponent(t.token) + (AUTOPRINT ? "&autoprint=1" : "");
+    var frame = $("t-frame");
+    frame.onload = function () {        // the preview as long as the ticket (same origin)
+      try {
+        var h = frame.contentDocument.documentElement.scrollHeight;
+        if (h > 100) frame.style.height = h + "px";
+      } catch (e) { /* keep the default height */ }
+    };
+    frame.src = src;
+    root.dataset.lastNumber = t.number;
+    show("issued");
+    startCountdown(HOLD);
+    refresh();
+  }
+
+  function startCountdown(seconds) {
+    var left = seconds;
+    $("t-count").textContent = left;
+    clearInterval(countdown);
+    countdown = setInterval(function () {
+      left -= 1;
+      $("t-count").textContent = Math.max(left, 0);
+      if (left <= 0) home();
+    }, 1000);
+  }
+
+  function refused(err, status) {
+    var title = W.refused, message = "", detail = "";
+    if (!err) {
+      message = W.network;
+    } else {
+      message = LANG === "vi" ? (err.message_vi || err.message) : (err.message || err.message_vi);
+      if (err.code === "daily_cap_reached") {
+        title = W.refused_cap;
+        if (err.next_working_day) detail = W.come_back + ": " + dmy(err.next_working_day);
+      } else if (err.code === "issuing_closed") {
+        title = W.refused_hours;
+        if (err.opens_at) detail = W.reopens + " " + hm(err.opens_at) + " " + dmy(err.opens_at);
+      }
+    }
+    $("r-title").textContent = title;
+    $("r-message").textContent = message;
+    $("r-detail").textContent = detail;
+    // A refusal is an answer: nothing was issued, the next touch starts afresh. Without an answer
+    // the number may have been issued all the same: the next touch of that field, with the same
+    // key, gets that number back instead of a second one.
+    if (err) pending = null;
+    show("refusal");
+    startRefusalTimer();
+    refresh();
+  }
+  var refusalTimer = null;
+  function startRefusalTimer() {
+    clearTimeout(refusalTimer);
+    refusalTimer = setTimeout(function () { if (!$("refusal").hidden) home(true); }, Math.max(HOLD, 15) * 1000);
+  }
+
+  Object.keys(buttons).forEach(function (id) {
+    var b = buttons[id];
+    b.addEventListener("click", function (e) {
+      e.preventDefault();
+      issue(id);
+    });
+  });
+  $("t-done").addEventListener("click", home);
+  $("r-ok").addEventListener("click", function () { clearTimeout(refusalTimer); home(true); });
+
+  // -- check-in of an online number --------------------------------------------------------------------
+  function extractToken(text) {
+    text = (text || "").trim();
+    var m = /\/t\/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/.exec(text);
+    if (m) return m[1];
+    m = /[?&]token=([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)/.exec(text);
+    if (m) return m[1];
+    return text;           // whatever it is: the hub says "not found" in words
+  }
+  var checkinBusy = false;
+  function openCheckin() {
+    if (busy) return;
+    busy = true;
+    $("c-input").value = "";
+    $("c-result").innerHTML = "";
+    $("c-nodevice").hidden = !!deviceToken();
+    show("checkin");
+    setTimeout(function () { $("c-input").focus(); }, 50);
+    clearTimeout(checkinTimer);
+    checkinTimer = setTimeout(home, 60000);
+  }
+  var checkinTimer = null;
+  function result(cls, text, big) {
+    var el = $("c-result");
+    el.innerHTML = "";
+    var p = document.createElement("span");
+    p.className = cls;
+    if (big) {
+      var b = document.createElement("span");
+      b.className = "big";
+      b.textContent = big;
+      el.appendChild(b);
+    }
+    p.textContent = text;
+    el.appendChild(p);
+  }
+  $("checkin-open").addEventListener("click", openCheckin);
+  $("c-back").addEventListener("click", function () { clearTimeout(checkinTimer); home(); });
+  $("c-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (checkinBusy) return;
+    var token = extractToken($("c-input").value);
+    if (!token) { result("err", W.checkin_empty); return; }
+    if (!deviceToken()) { result("err", W.checkin_no_device); return; }
+    checkinBusy = true;
+    $("c-submit").disabled = true;
+    clearTimeout(checkinTimer);
+    checkinTimer = setTimeout(home, 60000);
+    post("/api/branches/" + encodeURIComponent(BRANCH) + "/check-in", { token: token }, null, true)
+      .then(function (res) {
+        if (res.status === 200) {
+          var t = res.data;
+          var line = W.checkin_ok + " — " + (t.service_name || "") +
+            (t.people_ahead != null ? ". " + W.people_ahead + ": " + t.people_ahead : "") + ". " + W.checkin_wait;
+          result("ok", line, t.number);
+          $("c-input").value = "";
+          clearTimeout(checkinTimer);
+          checkinTimer = setTimeout(home, HOLD * 1000);
+          refresh();
+        } else {
+          var err = res.data && res.data.error;
+          if (res.status === 401 || (res.status === 403 && err && err.code !== "other_counter")) {
+            tokenBad = true;
+            showDevice();
+            result("err", W.device_bad + ". " + W.checkin_no_device);
+          } else if (err) {
+            result("err", LANG === "vi" ? (err.message_vi || err.message) : (err.message || err.message_vi));
+          } else {
+            result("err", W.network);
+          }
+        }
+      }, function () { result("err", W.network); })
+      .then(function () { checkinBusy = false; $("c-submit").disabled = false; });
+  });
+
+  // -- a language chosen by one citizen does not stay for the next ------------------------------------
+  var idleTimer = null;
+  function resetIdle() {
+    clearTimeout(idleTimer);
+    if (LANG !== "vi") {
+      idleTimer = setTimeout(function () {
+        if (!busy) {
+          var p = new URLSearchParams(location.search);
+          p.set("lang", "vi");
+          location.replace(location.pathname + "?" + p.toString());
+        } else resetIdle();
+      }, IDLE_MS);
+    }
+  }
+  ["pointerdown", "keydown"].forEach(function (ev) { document.addEventListener(ev, resetIdle, true); });
+
+  // -- start -----------------------------------------------------------------------------------------
+  render(view);
+  showDevice();
+  tickClock();
+  setInterval(tickClock, 1000);
+  setInterval(refresh, REFRESH_MS);
+  resetIdle();
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+})();

@@ -259,3 +259,16 @@ def new_page(browser):
     yield make
     for ctx in contexts:
         ctx.close()
+
+
+@pytest.fixture
+def hub(hub_factory, hub_env) -> HubProcess:
+    """One real hub process for a test (pages, feeds)."""
+    return hub_factory(hub_env)
+
+
+@pytest.fixture
+def api(hub):
+    """A synchronous HTTP client of `hub` (the page tests drive Playwright's sync API)."""
+    with httpx.Client(base_url=hub.url, timeout=10) as client:
+        yield client

@@ -14,19 +14,6 @@ from hub.auth import Tokens
 STAFF = bearer(Tokens(SECRET).staff("1"))
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """This module's own Chromium (conftest's `new_page` uses it), stopped when the module ends.
-
-    While Playwright's sync API is running it leaves its event loop set as the thread's running loop,
-    and every anyio test that runs after it in the same session then fails ("Cannot run the event loop
-    while another loop is running"); conftest's session-wide browser would keep it so to the end."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 # Listens before anything is called: every announcement the page starts and finishes.
 RECORD = """() => {
@@ -68,9 +55,6 @@ class Desk:
         self.http.close()
 
 
-@pytest.fixture
-def hub(hub_factory, hub_env):
-    return hub_factory(hub_env)
 
 
 @pytest.fixture

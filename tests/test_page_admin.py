@@ -22,17 +22,6 @@ from hub.settings import Settings
 TEST_SECONDS = 60
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """This module's own Chromium (conftest's `new_page` uses it), stopped when the module ends:
-    a running sync Playwright leaves the main thread with a "running" event loop, which would fail
-    every anyio test run after it in the session if the browser lived until the session's end."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -41,27 +41,10 @@ window.WebSocket = function () {
 """
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """This module's own Chromium, shut down with the module: while Playwright's sync API runs, its
-    event loop counts as running in this thread, and the anyio tests of later modules could not start."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
-@pytest.fixture
-def hub(hub_factory, hub_env):
-    return hub_factory(hub_env)
 
 
-@pytest.fixture
-def api(hub):
-    with httpx.Client(base_url=hub.url, timeout=10) as client:
-        yield client
 
 
 def issue(api: httpx.Client, branch: str = "1", service: str = "dat-dai") -> dict:

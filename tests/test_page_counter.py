@@ -18,9 +18,6 @@ B = "1"
 TOKENS = Tokens(SECRET)
 
 
-@pytest.fixture
-def hub(hub_factory, hub_env):
-    return hub_factory(hub_env)
 
 
 def bearer(token: str) -> dict:

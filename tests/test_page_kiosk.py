@@ -44,9 +44,6 @@ def zbar(png: Path) -> str:
     return out.stdout.strip()
 
 
-@pytest.fixture
-def hub(hub_factory, hub_env):
-    return hub_factory(hub_env)
 
 
 # -- issuing ---------------------------------------------------------------------------------------

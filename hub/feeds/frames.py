@@ -2,25 +2,44 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from hub.feeds.direct import wire
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    seq: int
-    text: str          # the message, for transports that frame it themselves (ASGI send)
-    sse: bytes         # the same message as an SSE event, `id:` = seq (Last-Event-ID resumes)
-    wire: bytes        # the same message as a complete WebSocket frame (hub.feeds.direct)
+    """One feed message. Its SSE and WebSocket encodings are made on first use and kept: a live
+    event's are made once and shared by every connection; a connection's own snapshot or replay
+    never pays for the encodings its transport does not use."""
+
+    __slots__ = ("seq", "text", "_sse", "_wire")
+
+    def __init__(self, seq: int, text: str):
+        self.seq = seq
+        self.text = text            # the message, for transports that frame it themselves (ASGI send)
+        self._sse: bytes | None = None
+        self._wire: bytes | None = None
 
     @classmethod
     def of(cls, seq: int, message: dict) -> "Frame":
-        return cls.from_text(seq, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+        return cls(seq, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
     @classmethod
     def from_text(cls, seq: int, text: str) -> "Frame":
-        return cls(seq, text, f"id: {seq}\ndata: {text}\n\n".encode(), wire(text))
+        return cls(seq, text)
+
+    @property
+    def sse(self) -> bytes:
+        """The message as an SSE event; `id:` = seq, so Last-Event-ID resumes."""
+        if self._sse is None:
+            self._sse = f"id: {self.seq}\ndata: {self.text}\n\n".encode()
+        return self._sse
+
+    @property
+    def wire(self) -> bytes:
+        """The message as a complete WebSocket frame (hub.feeds.direct)."""
+        if self._wire is None:
+            self._wire = wire(self.text)
+        return self._wire
 
 
 PING = b": ping\n\n"   # an SSE comment: keeps proxies from closing an idle stream

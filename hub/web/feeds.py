@@ -77,6 +77,7 @@ async def _socket(ws: WebSocket, open_feed) -> None:
     try:
         for frame in frames:
             await ws.send_text(frame.text)
+        frames = frame = None                  # a snapshot is kilobytes: not kept for the connection's life
         link = ws.scope.get("extensions", {}).get(EXTENSION)
         if link is not None:
             sub.go_direct(link)                # the fan-out writes to this connection itself
@@ -135,8 +136,8 @@ async def _events(request: Request, open_feed):
     async def stream():
         try:
             yield b"retry: 2000\n\n"
-            for frame in frames:
-                yield frame.sse
+            while frames:                      # popped: the snapshot is not kept for the stream's life
+                yield frames.pop(0).sse
             while True:
                 try:
                     frame = await sub.next(timeout=SSE_PING_SECONDS)

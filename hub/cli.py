@@ -54,6 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--branch", required=True)
     export.add_argument("--date", required=True, help="YYYY-MM-DD")
     export.add_argument("-o", "--output", help="file (default: stdout)")
+
+    from hub.sim.scenarios import SCENARIOS
+
+    simulate = sub.add_parser("simulate", help="write a synthetic trace from the seeded branch simulator")
+    simulate.add_argument("--branch", default="1", help="branch id (default 1)")
+    simulate.add_argument("--days", type=int, default=3, help="working days to simulate (default 3)")
+    simulate.add_argument("--seed", type=int, default=0, help="the same seed, the same trace (default 0)")
+    simulate.add_argument("--scenario", default="normal", help=f"{', '.join(SCENARIOS)} (default normal)")
+    simulate.add_argument("--start", help="first day, YYYY-MM-DD (default 2026-05-18, a Monday); "
+                                          "days the branch does not work are passed over")
+    simulate.add_argument("-o", "--output", required=True, help="file, or - for stdout")
+
+    eta = sub.add_parser("eta", help="the expected-wait estimator on traces")
+    eta_sub = eta.add_subparsers(dest="eta_command", required=True, parser_class=_Parser)
+    replay = eta_sub.add_parser("replay", help="replay a trace through the live estimator; predictions to stdout")
+    replay.add_argument("trace", help="a JSONL trace (docs/trace.md), or - for stdin")
+    replay.add_argument("--replications", type=int, help=argparse.SUPPRESS)
     return p
 
 
@@ -61,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        return {"serve": _serve, "demo": _demo, "token": _token, "export-trace": _export}[args.command](args, settings)
+        return {"serve": _serve, "demo": _demo, "token": _token, "export-trace": _export,
+                "eta": _eta, "simulate": _simulate}[args.command](args, settings)
     except (UsageError, SettingsError, ConfigError) as e:
         print(f"queuecast: {e}", file=sys.stderr)
         return 2
@@ -112,6 +130,58 @@ def _token(args, settings: Settings) -> int:
         cccd = identity.validate_cccd(args.cccd)
         phone = identity.normalize_phone(args.phone) if args.phone else None
         print(tokens.citizen(cccd, phone, ttl=args.hours * 3600))
+    return 0
+
+
+def _eta(args, settings: Settings) -> int:
+    from hub.domain.eta.plans import Setting
+    from hub.domain.eta.replay import replay
+    from hub.domain.trace import TraceError, parse
+
+    centre = load_config(settings.config or None)
+    name = args.trace
+    try:
+        f = sys.stdin if name == "-" else open(name, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"{name}: {e.strerror}") from None
+    try:
+        with f:
+            events = list(parse(f))     # the whole trace is checked before anything is written
+    except TraceError as e:
+        raise UsageError(f"{name}: {e}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: not UTF-8 text") from None
+    if args.replications is not None and args.replications < 10:
+        raise UsageError("--replications must be at least 10")
+    out = sys.stdout
+    for row in replay(events, lambda b: Setting.of(centre.branches.get(b)), args.replications):
+        out.write(json.dumps(row, separators=(",", ":")) + "\n")
+    out.flush()
+    return 0
+
+
+def _simulate(args, settings: Settings) -> int:
+    from hub.sim import run, scenarios, trace
+
+    branch = _branch(settings, args.branch)
+    if args.scenario not in scenarios.SCENARIOS:
+        raise UsageError(f"no scenario {args.scenario!r} (scenarios: {', '.join(scenarios.SCENARIOS)})")
+    if args.days < 1:
+        raise UsageError(f"--days must be at least 1, got {args.days}")
+    try:
+        start = date.fromisoformat(args.start) if args.start else run.DEFAULT_START
+    except ValueError:
+        raise UsageError(f"--start: expected YYYY-MM-DD, got {args.start!r}") from None
+    events = run.simulate(branch, settings.zone, days=args.days, start=start, seed=args.seed, scenario=args.scenario)
+    if args.output == "-":
+        trace.write(events, sys.stdout)
+        return 0
+    try:
+        out = open(args.output, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
+    with out:
+        trace.write(events, out)
     return 0
 
 

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from hub.domain import calendar, eta
+from hub.domain import calendar
 from hub.domain.errors import DomainError
 from hub.domain.state import BranchState
 from hub.domain.ticket import State, Ticket
 
 LEAVE_MARGIN_MINUTES = 5     # arrive this much before the earliest likely call
+# A forecast is recomputed on every event; between events, one this old is shifted instead of
+# simulated again for every request and feed frame.
+FORECAST_MAX_AGE = timedelta(seconds=30)
+NO_FORECAST = {"p10": None, "p50": None, "p90": None}
+
+
+def forecast(st: BranchState, now: datetime):
+    return st.eta.forecast(now, FORECAST_MAX_AGE)
 
 
 def issuing_day(st: BranchState, now: datetime) -> date:
@@ -37,14 +45,16 @@ def branch_view(st: BranchState, now: datetime) -> dict:
     b = st.config
     day = issuing_day(st, now)
     serving = st.serving()
+    fc = forecast(st, now)
     services = []
     for svc in b.services.values():
+        wait = fc.field(svc.id, now)
         waiting = st.waiting(day, (svc.id,))
         services.append({
             "id": svc.id, "name": svc.name, "name_en": svc.name_en,
             "waiting": len(waiting),
             "now_serving": [{"number": t.number, "counter": t.counter} for t in serving if t.service == svc.id],
-            "expected_wait": eta.for_new_number(st, svc.id, now, day).as_dict(),
+            "expected_wait": wait.as_dict() if wait else dict(NO_FORECAST),
             "numbers_left": max(svc.daily_cap - st.issued_count(day, svc.id), 0),
             "daily_cap": svc.daily_cap,
             "range": [svc.first_number, svc.last_number],
@@ -74,7 +84,7 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
     state = t.effective_state(now)
     if travel_minutes is None:
         travel_minutes = t.travel_minutes
-    est = eta.for_ticket(st, t, now)
+    est = forecast(st, now).ticket(t.id, now) if t.state is State.WAITING else None
     expected_call = leave_by = None
     if est is not None:
         expected_call = {k: (now + timedelta(minutes=v)).isoformat(timespec="minutes")

@@ -57,4 +57,6 @@ def to_trace(ev: Event) -> Event:
             out[name] = ev[name]
     if ev["type"] == "ticket.issued":
         out.setdefault("priority", False)
+    if ev["type"] == "ticket.skipped" and "held_until" in ev:
+        out["held_until"] = ev["held_until"]       # an extension: the number is held, not gone
     return out

@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from hub.domain.config import Branch
-from hub.domain.events import Event
+from hub.domain.eta.estimator import Estimator
+from hub.domain.eta.plans import Setting
+from hub.domain.events import Event, in_trace, to_trace
+from hub.domain.trace import from_dict
 from hub.domain.ticket import State, Ticket
 
 # Tickets of days before yesterday are dropped from memory (the log keeps them): nothing acts on
@@ -44,10 +47,13 @@ class BranchState:
     next_order: int = 1                         # registration order of the next number issued
     latest_day: date | None = None
     last_t: str | None = None
+    eta: Estimator | None = None                # expected waits: folded from the same events
 
     def __post_init__(self):
         if not self.counters:
             self.counters = {c.id: Counter(c.id, c.services) for c in self.config.counters.values()}
+        if self.eta is None:
+            self.eta = Estimator(self.config.id, Setting.of(self.config))
 
     @property
     def id(self) -> str:
@@ -105,6 +111,8 @@ def apply(state: BranchState, ev: Event) -> None:
         state.latest_day = day
         _forget_before(state, day - timedelta(days=_KEEP_DAYS))
     _APPLY[ev["type"]](state, ev, datetime.fromisoformat(ev["t"]))
+    if in_trace(ev):
+        state.eta.observe(from_dict(to_trace(ev)))
 
 
 def _forget_before(state: BranchState, day: date) -> None:

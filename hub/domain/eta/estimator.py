@@ -1,0 +1,150 @@
+"""One branch's estimator: folds its events, forecasts every waiting number at once, calibrates.
+
+Pure and deterministic: the same events and the same `now` give the same forecast (the random
+stream is seeded from the branch and the time), and a forecast at `t` depends on nothing after `t`. The live hub and `queuecast eta replay` both drive this class.
+"""
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hub.domain.eta import forward, model
+from hub.domain.eta.calibration import Calibration
+from hub.domain.eta.observed import Observed
+from hub.domain.eta.plans import Setting
+from hub.domain.trace import TraceEvent
+
+REPLICATIONS = 120
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """Minutes from the forecast's time until the first call: p10 ≤ p50 ≤ p90."""
+    p10: float
+    p50: float
+    p90: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"p10": self.p10, "p50": self.p50, "p90": self.p90}
+
+    def shifted(self, minutes: float) -> "Quantiles":
+        return Quantiles(*(max(v - minutes, 0.0) for v in (self.p10, self.p50, self.p90)))
+
+
+@dataclass
+class Forecast:
+    at: datetime
+    raw: dict[str, Quantiles]               # per waiting ticket, as simulated
+    tickets: dict[str, Quantiles]           # the same, calibrated: what is published
+    new_number: dict[str, Quantiles]        # per field, for a number taken now
+    quiet_until: datetime | None = None     # nothing can change before then (no counter open yet)
+
+    def ticket(self, tid: str, now: datetime) -> Quantiles | None:
+        """A number's forecast as seen at `now`, a little after the forecast was made."""
+        q = self.tickets.get(tid)
+        return q if q is None or now <= self.at else _rounded(q.shifted(_minutes(self.at, now)))
+
+    def field(self, service: str, now: datetime) -> Quantiles | None:
+        q = self.new_number.get(service)
+        return q if q is None or now <= self.at else _rounded(q.shifted(_minutes(self.at, now)))
+
+
+def _minutes(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds() / 60
+
+
+def _quantiles(xs: list[float], cap: float) -> Quantiles:
+    xs = sorted(min(x, cap) for x in xs)
+    n = len(xs) - 1
+
+    def q(p: float) -> float:
+        pos = p * n
+        i = int(pos)
+        j = min(i + 1, n)
+        return xs[i] + (xs[j] - xs[i]) * (pos - i)
+    return Quantiles(q(0.1), q(0.5), q(0.9))
+
+
+def _rounded(q: Quantiles) -> Quantiles:
+    return Quantiles(round(q.p10, 1), round(q.p50, 1), round(q.p90, 1))
+
+
+class Estimator:
+    def __init__(self, branch: str, setting: Setting | None = None, replications: int = REPLICATIONS):
+        self.branch = branch
+        self.setting = setting or Setting()
+        self.replications = replications
+        self.observed = Observed(branch)
+        self.calibration = Calibration()
+        self._last: tuple[int, Forecast] | None = None
+
+    def observe(self, ev: TraceEvent) -> None:
+        before = self.observed.tickets.get(ev.ticket) if ev.ticket else None
+        waiting = before is not None and before.called_at is None
+        self.observed.observe(ev)
+        if waiting and ev.type == "ticket.called":
+            self.calibration.outcome(ev.ticket, ev.t)
+        elif waiting and ev.type in ("ticket.cancelled", "ticket.expired"):
+            self.calibration.outcome(ev.ticket, None)
+
+    def forecast(self, now: datetime, max_age: timedelta = timedelta(0)) -> Forecast:
+        """The forecast at `now`; with `max_age`, one made up to that long ago with no event since
+        will do (the live hub: read on every request, recomputed on every event)."""
+        version = self.observed.version
+        if self._last is not None and self._last[0] == version:
+            last = self._last[1]
+            if last.at <= now <= last.at + max_age:
+                return last
+            if last.quiet_until is not None and last.at <= now <= last.quiet_until:
+                return self._shift(last, now)
+        f = self._simulate(now)
+        self._last = (version, f)
+        return f
+
+    def publish(self, now: datetime, tickets: list[str] | None = None) -> dict[str, Quantiles]:
+        """The forecast of `tickets` (default: every waiting number) as published at `now`; each
+        is remembered so that its outcome can calibrate later forecasts."""
+        f = self.forecast(now)
+        out = {}
+        for tid in (f.tickets if tickets is None else tickets):
+            if tid in f.tickets:
+                self.calibration.remember(tid, now, (f.raw[tid].p10, f.raw[tid].p50, f.raw[tid].p90))
+                out[tid] = f.tickets[tid]
+        return out
+
+    def _shift(self, last: Forecast, now: datetime) -> Forecast:
+        d = (now - last.at).total_seconds() / 60
+        raw = {k: q.shifted(d) for k, q in last.raw.items()}
+        return Forecast(now, raw, self._calibrated(raw), {k: q.shifted(d) for k, q in last.new_number.items()},
+                        last.quiet_until)
+
+    def _calibrated(self, raw: dict[str, Quantiles]) -> dict[str, Quantiles]:
+        return {k: _rounded(Quantiles(*self.calibration.adjust(q.p10, q.p50, q.p90))) for k, q in raw.items()}
+
+    def _simulate(self, now: datetime) -> Forecast:
+        plan, tracked, fields, horizon = model.build(self.observed, self.setting, now)
+        # Common random numbers: the same stream for every forecast at the same moment, so a
+        # forecast moves because the state moved, not because the dice did (the wait shown for
+        # a new number is exactly the one the number gets once taken).
+        seed = zlib.crc32(f"{self.branch}|{now.isoformat()}".encode())
+        rng = random.Random()
+        per_ticket: list[list[float]] = [[] for _ in tracked]
+        per_field: list[list[float]] = [[] for _ in fields]
+        for r in range(self.replications):
+            rng.seed(seed * 1009 + r)       # each future its own stream: one more number in the
+            calls, vcall = forward.replicate(plan, rng)     # queue does not reshuffle the others
+            for i, x in enumerate(calls):
+                per_ticket[i].append(x)
+            for i, x in enumerate(vcall):
+                per_field[i].append(x)
+        cap = max(horizon, 0.0)
+        raw = {tid: _quantiles(xs, cap) for tid, xs in zip(tracked, per_ticket)}
+        new = {f: _rounded(_quantiles(xs, cap)) for f, xs in zip(fields, per_field)}
+        quiet = None
+        starts = [w[0][0] for c in plan.counters for _, w in c.variants if w]
+        if all(c.busy is None for c in plan.counters) and starts and min(starts) > 0 \
+                and not any(obs.open for obs in self.observed.counters.values()):
+            quiet = now + timedelta(minutes=min(starts))
+        return Forecast(now, raw, self._calibrated(raw), new, quiet)

@@ -1,0 +1,181 @@
+"""The forward simulation: many possible futures of one branch from its present state.
+
+Each replication plays the real calling rule (a free counter calls the earliest-registered number
+among its fields, priority first) over the counters' plans for the rest of the service day, with
+service times drawn from the learned laws, no-shows by channel, numbers skipped and recalled,
+held numbers coming back, transfers re-queued in registration order and priority numbers still to
+come. Numbers issued later without priority cannot overtake anyone, so they are not simulated.
+
+The moment each waiting number is first called is recorded per replication; so is, per field, the
+moment a number taken *now* would be called: the first time a counter of that field is free and
+finds none of its fields with anyone waiting. Times are minutes from now. This module is the hot
+loop of the estimator, so it trades a little elegance for flat data (lists, tuples, heaps).
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from heapq import heappop, heappush
+
+from hub.domain.eta.lognormal import LogNormal
+
+INF = math.inf
+HEAD, PRIORITY, NORMAL = 0.0, 1e9, 2e9       # key groups: a recall first, then priority, then the rest
+
+
+@dataclass
+class CounterSim:
+    fields: tuple[int, ...]                  # field indexes, in the plan's field list
+    mu: tuple[float, ...]                    # per field of the counter: log-mean with its speed
+    busy: LogNormal | None                   # the law of the service in progress, if any ...
+    elapsed: float                           # ... and how long it has lasted
+    variants: list[tuple[float | None, list[tuple[float, float]]]]
+    # each variant: (minutes already closed unplanned, or None; open windows [(start, end)])
+
+
+@dataclass
+class Plan:
+    n_fields: int
+    queues: list[list[tuple[float, int, int]]]      # per field: (key, tracked index or -1, category)
+    n_tracked: int
+    counters: list[CounterSim]
+    sigma: list[float]                               # per field
+    noshow: tuple[float, float, float]               # per category
+    skip: list[float]                                # call → skip, minutes (samples)
+    p_recall: float
+    recall_delay: list[float]
+    p_return: float                                  # a held number checks in in time
+    return_delay: list[float]
+    held: list[tuple[float, int, float]]             # numbers held now: (key, field, minutes left)
+    transfer: list[tuple[float, list[int], list[float]]]   # per field: p, destinations, cum weights
+    partial: list[float]
+    gap: float                                       # counter free → next call
+    priority: list[list[tuple[float, float]]]        # per field: [(until minute, rate per minute)]
+    closures: list[float]                            # unplanned closure lengths (samples)
+
+
+def _closed_for(closures: list[float], elapsed: float, rng: random.Random) -> float:
+    longer = [c - elapsed for c in closures if c > elapsed]
+    if longer:
+        return rng.choice(longer)
+    return rng.expovariate(1 / 30.0)
+
+
+def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]:
+    """One possible future: (first-call minute per tracked number, per field for a new number)."""
+    nf = plan.n_fields
+    calls = [INF] * plan.n_tracked
+    vcall = [INF] * nf
+    left = plan.n_tracked
+    vleft = nf
+    static = plan.queues
+    ptr = [0] * nf
+    ready: list[list] = [[] for _ in range(nf)]
+    pending: list[list] = [[] for _ in range(nf)]
+    serves: list[list[int]] = [[] for _ in range(nf)]
+    idle: dict[int, float] = {}
+    gauss, rand = rng.gauss, rng.random
+    events: list[tuple[float, int]] = []
+    windows: list[list[tuple[float, float]]] = []
+    for ci, c in enumerate(plan.counters):
+        for f in c.fields:
+            serves[f].append(ci)
+        closed, wins = c.variants[rng.randrange(len(c.variants))] if c.variants else (None, [])
+        if closed is not None and wins:
+            start = _closed_for(plan.closures, closed, rng)
+            wins = [(max(start, wins[0][0]), wins[0][1])] + wins[1:]
+        windows.append(wins)
+        heappush(events, (c.busy.remaining(c.elapsed, rand()) if c.busy else 0.0, ci))
+    seq_key = 1e7
+    for f, rates in enumerate(plan.priority):
+        t0 = 0.0
+        for until, rate in rates:
+            if rate <= 0:
+                t0 = until
+                continue
+            t = t0 + rng.expovariate(rate)
+            while t < until:
+                seq_key += 1
+                heappush(pending[f], (t, PRIORITY + seq_key, -1, 0))
+                t += rng.expovariate(rate)
+            t0 = until
+    for key, f, minutes_left in plan.held:
+        if rand() < plan.p_return:
+            back = min(rng.choice(plan.return_delay), minutes_left) if plan.return_delay else rand() * minutes_left
+            heappush(pending[f], (back, key, -1, 1))
+    wi = [0] * len(plan.counters)
+    noshow, sigma, transfer = plan.noshow, plan.sigma, plan.transfer
+    while events and (left or vleft):
+        x, ci = heappop(events)
+        c = plan.counters[ci]
+        wins = windows[ci]
+        w = wi[ci]
+        while w < len(wins) and x >= wins[w][1]:
+            w += 1
+        wi[ci] = w
+        if w == len(wins):
+            continue                        # this counter is done for the day
+        if x < wins[w][0]:                  # closed until then: wait in line with the others
+            heappush(events, (wins[w][0], ci))
+            continue
+        best = None
+        bf = -1
+        for f in c.fields:
+            pend = pending[f]
+            while pend and pend[0][0] <= x:
+                _, k, tr, cat = heappop(pend)
+                heappush(ready[f], (k, tr, cat))
+            r = ready[f]
+            if r and (best is None or r[0][0] < best[0]):
+                best, bf = r[0], f
+            q = static[f]
+            p = ptr[f]
+            if p < len(q) and (best is None or q[p][0] < best[0]):
+                best, bf = q[p], f
+        if best is None:
+            for f in c.fields:
+                if vcall[f] == INF:
+                    vcall[f] = x
+                    vleft -= 1
+            nxt = min((pending[f][0][0] for f in c.fields if pending[f]), default=None)
+            if nxt is not None:
+                heappush(events, (nxt, ci))
+            else:
+                idle[ci] = x
+            continue
+        r = ready[bf]
+        if r and r[0] is best:
+            heappop(r)
+        else:
+            ptr[bf] += 1
+        key, tr, cat = best
+        if tr >= 0 and calls[tr] == INF:
+            calls[tr] = x
+            left -= 1
+        slot = c.fields.index(bf)
+        requeue = None
+        if key >= PRIORITY and rand() < noshow[cat]:
+            d = rng.choice(plan.skip) if plan.skip else 2.0
+            if cat == 2 and plan.p_return > 0:
+                if rand() < plan.p_return:
+                    requeue = (bf, x + d + (rng.choice(plan.return_delay) if plan.return_delay else 5.0), key)
+            elif rand() < plan.p_recall:
+                requeue = (bf, x + d + (rng.choice(plan.recall_delay) if plan.recall_delay else 5.0),
+                           HEAD + key % PRIORITY)
+        else:
+            d = math.exp(c.mu[slot] + sigma[bf] * gauss(0.0, 1.0))
+            p_t, dests, cum = transfer[bf]
+            if p_t and rand() < p_t:
+                d = rng.choice(plan.partial) if plan.partial else d / 2
+                to = rng.choices(dests, cum_weights=cum)[0]
+                requeue = (to, x + d, key)
+        if requeue is not None:
+            f2, avail, k2 = requeue
+            heappush(pending[f2], (avail, k2, -1, 1 if cat == 2 else cat))
+            for cj in serves[f2]:
+                since = idle.pop(cj, None)
+                if since is not None:
+                    heappush(events, (max(avail, since), cj))
+        heappush(events, (x + d + plan.gap, ci))
+    return calls, vcall

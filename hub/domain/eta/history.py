@@ -1,0 +1,148 @@
+"""What the log teaches about a branch, learned causally: each event is seen once, in order.
+
+Recent days count more than old ones (`DAY_DECAY` per day), so drift from one day to the next is
+followed; today's services count fully from the first one. Everything here is a count or a bounded
+sample, so a branch's memory does not grow with the length of the log.
+"""
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+DAY_DECAY = 0.6              # weight of yesterday's observations against today's
+KEEP_DAYS = 5                # counter plans of this many past days are sampled as "today's plan"
+SAMPLES = 300                # per field, the most recent service durations kept
+
+# Categories of a called number for no-shows: an online holder who has not checked in is the one
+# most likely not to be there (DESIGN §2, "virtual" numbers).
+KIOSK, ONLINE_IN, ONLINE_OUT = 0, 1, 2
+CATEGORIES = (KIOSK, ONLINE_IN, ONLINE_OUT)
+PRIOR_NOSHOW = {KIOSK: 0.03, ONLINE_IN: 0.05, ONLINE_OUT: 0.25}
+PRIOR_CALLS = 20.0
+
+
+def category(channel: str, checked_in: bool) -> int:
+    if channel == "kiosk":
+        return KIOSK
+    return ONLINE_IN if checked_in else ONLINE_OUT
+
+
+@dataclass
+class DayPlan:
+    """One past day of one counter: the fields it opened with and its open intervals (minutes
+    after local midnight)."""
+    services: tuple[str, ...]
+    intervals: list[list[float]] = field(default_factory=list)     # [open, close]; close may be None
+
+
+class History:
+    def __init__(self) -> None:
+        self.day = 0                                            # index of the current service day
+        self.done: dict[str, deque] = defaultdict(lambda: deque(maxlen=SAMPLES))  # field → (min, day)
+        self.by_counter: dict[str, deque] = defaultdict(lambda: deque(maxlen=40))  # → (field, min, day)
+        self.skip_minutes: deque = deque(maxlen=200)
+        self.calls = {c: 0.0 for c in CATEGORIES}
+        self.noshows = {c: 0.0 for c in CATEGORIES}
+        self.skips = self.recalls = self.holds = self.returns = 0.0
+        self.recall_delays: deque = deque(maxlen=100)
+        self.return_delays: deque = deque(maxlen=100)
+        self.finished: dict[str, float] = defaultdict(float)         # field → services ended
+        self.transfers: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.partial_minutes: deque = deque(maxlen=100)
+        self.gaps: deque = deque(maxlen=200)                       # counter free → next call
+        self.issues_today: list[tuple[float, str, bool]] = []      # (minute, field, priority)
+        self.priority_days: deque = deque(maxlen=KEEP_DAYS)         # per past day: field → hour → n
+        self.issue_ends: deque = deque(maxlen=KEEP_DAYS)            # last issue, minutes of day
+        self.plans_today: dict[str, DayPlan] = {}
+        self.plans: deque = deque(maxlen=KEEP_DAYS)                 # past days: counter → DayPlan
+        self.closures: deque = deque(maxlen=200)                    # minutes closed within a day
+
+    # -- days ----------------------------------------------------------------------------------
+
+    def new_day(self) -> None:
+        """The first counter activity of a new local date: today becomes history."""
+        if self.plans_today:
+            self.plans.append(self.plans_today)
+            self._close_issues(max((iv[-1][1] or 0) for p in self.plans_today.values()
+                                   for iv in [p.intervals] if iv))
+        self.plans_today, self.issues_today = {}, []
+        self.day += 1
+        for d in (self.calls, self.noshows):
+            for k in d:
+                d[k] *= DAY_DECAY
+        self.skips *= DAY_DECAY
+        self.recalls *= DAY_DECAY
+        self.holds *= DAY_DECAY
+        self.returns *= DAY_DECAY
+        for f in self.finished:
+            self.finished[f] *= DAY_DECAY
+        for dests in self.transfers.values():
+            for k in dests:
+                dests[k] *= DAY_DECAY
+
+    def weight(self, day: int) -> float:
+        return DAY_DECAY ** (self.day - day)
+
+    # -- what happened -------------------------------------------------------------------------
+
+    def _close_issues(self, last_close: float) -> None:
+        """Today's arrivals, as a profile by hour: those before the day's last close (after it,
+        online numbers are for the next working day)."""
+        today = [(m, f, p) for m, f, p in self.issues_today if m <= last_close]
+        if not today:
+            return
+        self.issue_ends.append(max(m for m, _, _ in today))
+        hours: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for m, f, p in today:
+            if p:
+                hours[f][int(m // 60)] += 1
+        self.priority_days.append(hours)
+
+    def issued(self, service: str, priority: bool, minute: float) -> None:
+        self.issues_today.append((minute, service, priority))
+
+    def service_ended(self, counter: str, service: str, minutes: float) -> None:
+        self.done[service].append((minutes, self.day))
+        self.by_counter[counter].append((service, minutes, self.day))
+        self.finished[service] += 1
+
+    def transferred(self, service: str, to: str, minutes: float) -> None:
+        self.finished[service] += 1
+        self.transfers[service][to] += 1
+        self.partial_minutes.append(minutes)
+
+    def called(self, cat: int, first: bool) -> None:
+        if first:
+            self.calls[cat] += 1
+
+    def skipped(self, cat: int, minutes: float, first: bool, held: bool) -> None:
+        self.skip_minutes.append(minutes)
+        if first:
+            self.noshows[cat] += 1
+        self.skips += 1
+        if held:
+            self.holds += 1
+
+    def recalled_after(self, minutes: float) -> None:
+        self.recalls += 1
+        self.recall_delays.append(minutes)
+
+    def returned_after(self, minutes: float) -> None:
+        self.returns += 1
+        self.return_delays.append(minutes)
+
+    def counter_gap(self, minutes: float) -> None:
+        self.gaps.append(minutes)
+
+    def counter_opened(self, counter: str, services: tuple[str, ...], minute: float) -> None:
+        plan = self.plans_today.setdefault(counter, DayPlan(services))
+        if plan.intervals and plan.intervals[-1][1] is None:
+            return                                  # re-opened with other fields: same interval
+        if plan.intervals:
+            self.closures.append(minute - plan.intervals[-1][1])
+        plan.intervals.append([minute, None])
+
+    def counter_closed(self, counter: str, minute: float) -> None:
+        plan = self.plans_today.get(counter)
+        if plan and plan.intervals and plan.intervals[-1][1] is None:
+            plan.intervals[-1][1] = minute

@@ -1,0 +1,154 @@
+"""From what was observed to what the forward simulation plays: the laws and the plans of one
+forecast. Every number here is learned from the log up to now, with the configuration as the
+prior before the log says anything (a new branch, a new field, the first morning)."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from statistics import median
+
+from hub.domain.eta import forward, lognormal, plans
+from hub.domain.eta.history import CATEGORIES, PRIOR_CALLS, PRIOR_NOSHOW, History, category
+from hub.domain.eta.observed import Observed, minute_of_day, minutes
+
+DEFAULT_SERVICE = 8.0        # minutes: a field nobody configured or saw yet
+PRIOR_WEIGHT = 3.0           # the prior counts as this many services
+SPEED_PRIOR = 4.0            # a counter's speed is shrunk towards 1 as if seen this many times at 1
+MAX_SPEED_LOG = 0.7
+
+
+def service_laws(obs: Observed, setting: plans.Setting, fields: list[str], now: datetime) -> dict:
+    h = obs.history
+    running: dict[str, list] = {}
+    for c in obs.counters.values():
+        t = obs.tickets.get(c.serving) if c.serving else None
+        if t is not None and t.started is not None:
+            running.setdefault(t.service, []).append((max(minutes(t.started, now), 0.05), 1.0))
+    pooled_done = [(m, h.weight(d)) for f in h.done for m, d in h.done[f]]
+    known = [setting.service_means[f] for f in fields if f in setting.service_means]
+    base = lognormal.from_mean(sum(known) / len(known) if known else DEFAULT_SERVICE)
+    pooled = lognormal.fit(pooled_done, [], base, PRIOR_WEIGHT)
+    laws = {}
+    for f in fields:
+        prior = lognormal.from_mean(setting.service_means[f]) if f in setting.service_means else pooled
+        done = [(m, h.weight(d)) for m, d in h.done.get(f, ())]
+        laws[f] = lognormal.fit(done, running.get(f, []), prior, PRIOR_WEIGHT)
+    return laws
+
+
+def speed_logs(h: History, laws: dict) -> dict[str, float]:
+    """Each counter's staff speed as a log-factor on the field's law, learned from its services
+    (today's first): shrunk towards 1, so one long service does not brand a counter slow."""
+    out = {}
+    for cid, samples in h.by_counter.items():
+        num = den = 0.0
+        for f, m, d in samples:
+            if f in laws and m > 0:
+                w = h.weight(d)
+                num += w * (math.log(m) - laws[f].mu)
+                den += w
+        out[cid] = max(-MAX_SPEED_LOG, min(MAX_SPEED_LOG, num / (den + SPEED_PRIOR)))
+    return out
+
+
+def _priority_rates(h: History, setting: plans.Setting, field: str, now_min: float, day_off: float,
+                    issue_end: float, opened: float) -> list[tuple[float, float]]:
+    """Arrivals of priority numbers still to come in a field, piecewise by hour, minutes from now."""
+    out = []
+    start = max(now_min, 0.0)
+    if h.priority_days:
+        for hour in range(int(start // 60), int(issue_end // 60) + 1):
+            until = min((hour + 1) * 60, issue_end)
+            rate = sum(d.get(field, {}).get(hour, 0) for d in h.priority_days) / len(h.priority_days) / 60
+            if until > start:
+                out.append((until - now_min, rate))
+        return out
+    seen = sum(1 for m, f, p in h.issues_today if p and f == field and m >= opened)
+    span = max(now_min - opened, 60.0)
+    return [(issue_end - now_min, seen / span)] if issue_end > start else []
+
+
+def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward.Plan, list[str], list[str], float]:
+    """The simulation plan at `now`: (plan, tracked ticket ids, field ids, minutes until the day ends)."""
+    h = obs.history
+    queue = obs.queue()
+    fields = sorted(set(setting.service_means) | {t.service for t in obs.tickets.values()}
+                    | {f for c in obs.counters.values() for f in c.services} | set(h.done))
+    fidx = {f: i for i, f in enumerate(fields)}
+    laws = service_laws(obs, setting, fields, now)
+    speeds = speed_logs(h, laws)
+    day_end = max([iv[1] if iv[1] is not None else setting.closes
+                   for p in h.plans for dp in p.values() for iv in dp.intervals] or [setting.closes])
+    day = plans.service_day(now, obs.today, day_end, setting.calendar)
+    same_day = day == now.date()
+    now_min = -plans.offset(now, day)
+
+    tracked: list[str] = []
+    queues: list[list] = [[] for _ in fields]
+    held = []
+    for t in queue:
+        tr = -1
+        if t.called_at is None:
+            tr = len(tracked)
+            tracked.append(t.id)
+        key = (forward.PRIORITY if t.priority else forward.NORMAL) + t.order
+        queues[fidx[t.service]].append((key, tr, category(t.channel, t.checked_in)))
+    for t in obs.tickets.values():
+        if t.held_until is not None and not t.queued and t.counter is None and t.held_until > now:
+            key = (forward.PRIORITY if t.priority else forward.NORMAL) + t.order
+            held.append((key, fidx[t.service], minutes(now, t.held_until)))
+
+    counters = []
+    ids = list(dict.fromkeys([*setting.counters, *obs.counters, *(c for p in h.plans for c in p)]))
+    for cid in ids:
+        c = obs.counters.get(cid)
+        past = [p[cid] for p in h.plans if cid in p]
+        if not past:
+            if h.plans and (c is None or c.changed_at is None or c.changed_at.date() != now.date()):
+                continue        # it has not worked lately and not today: nobody staffs it
+            past = [setting.default_plan(c.services if c else setting.counters[cid])]
+        services = c.services if c is not None else past[-1].services
+        changed = (minute_of_day(c.changed_at) if c is not None and c.changed_at is not None
+                   and c.changed_at.date() == day else None)
+        var = plans.variants(c if same_day else None, past, now_min, same_day, changed, day_end)
+        var = [(closed, [(a - now_min, b - now_min) for a, b in wins]) for closed, wins in var]
+        sp = speeds.get(cid, 0.0)
+        busy, elapsed = None, 0.0
+        t = obs.tickets.get(c.serving) if c is not None and c.serving and same_day else None
+        if t is not None and t.started is not None:
+            law = laws[t.service]
+            busy, elapsed = lognormal.LogNormal(law.mu + sp, law.sigma), max(minutes(t.started, now), 0.0)
+        in_fields = tuple(fidx[f] for f in services if f in fidx)
+        counters.append(forward.CounterSim(in_fields, tuple(laws[fields[i]].mu + sp for i in in_fields),
+                                           busy, elapsed, var))
+
+    calls = sum(h.calls.values())
+    noshow = tuple((h.noshows[c] + PRIOR_NOSHOW[c] * PRIOR_CALLS) / (h.calls[c] + PRIOR_CALLS) for c in CATEGORIES)
+    plain_skips = max(h.skips - h.holds, 0.0)
+    transfer = []
+    for f in fields:
+        dests = h.transfers.get(f, {})
+        n = sum(dests.values())
+        fin = h.finished.get(f, 0.0)
+        ds = [d for d in dests if d in fidx]
+        cum, acc = [], 0.0
+        for d in ds:
+            acc += dests[d]
+            cum.append(acc)
+        transfer.append(((n / fin) if fin > 0 and ds else 0.0, [fidx[d] for d in ds], cum))
+    issue_end = sum(h.issue_ends) / len(h.issue_ends) if h.issue_ends else setting.issuing_until
+    opened = min((iv[0] for dp in h.plans_today.values() for iv in dp.intervals), default=setting.opens)
+    plan = forward.Plan(
+        n_fields=len(fields), queues=queues, n_tracked=len(tracked), counters=counters,
+        sigma=[laws[f].sigma for f in fields], noshow=noshow,
+        skip=list(h.skip_minutes) or [2.0],
+        p_recall=(h.recalls + 0.5) / (plain_skips + 3.0),
+        recall_delay=list(h.recall_delays),
+        p_return=(h.returns + 0.5) / (h.holds + 3.0) if h.holds else 0.0,
+        return_delay=list(h.return_delays), held=held,
+        transfer=transfer, partial=list(h.partial_minutes),
+        gap=min(median(h.gaps), 5.0) if h.gaps else 0.0,
+        priority=[_priority_rates(h, setting, f, now_min, 0.0, issue_end, opened) for f in fields],
+        closures=list(h.closures))
+    ends = [w[-1][1] for c in counters for _, w in c.variants if w]
+    return plan, tracked, fields, max(ends, default=0.0)

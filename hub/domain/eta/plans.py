@@ -1,0 +1,106 @@
+"""When each counter will be open for the rest of the service day, as a few plausible plans.
+
+The configuration names the counters and the hours; the log says how a branch really works:
+when each counter opened, went to lunch, came back, broke down. A counter's plan for the rest of
+today is taken from one of its last few days (a different one in each replication, which is how
+the forecast learns that lunch starts at 11:50 on one day and 12:10 on another), fitted to what it
+is doing now: open now means open until the end of the interval it is in; closed when its plan
+says open means an unplanned closure, whose end is drawn from the closures seen before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from hub.domain import calendar
+from hub.domain.config import Branch, Calendar
+from hub.domain.eta.history import DayPlan
+from hub.domain.eta.observed import Ctr, minute_of_day
+
+Windows = list[tuple[float, float]]
+Variant = tuple[float | None, Windows]       # (minutes already closed unplanned, or None; windows)
+
+
+def _minutes(t: time) -> float:
+    return t.hour * 60 + t.minute
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the estimator knows of a branch besides its log: from the configuration when the
+    branch is configured, else neutral defaults (a trace of a branch we have never heard of)."""
+    counters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    service_means: dict[str, float] = field(default_factory=dict)
+    opens: float = 480.0
+    closes: float = 1020.0
+    issuing_until: float = 960.0
+    breaks: tuple[tuple[float, float], ...] = ()
+    calendar: Calendar = Calendar()
+    hold_minutes: float = 10.0
+
+    @classmethod
+    def of(cls, branch: Branch | None) -> "Setting":
+        if branch is None:
+            return cls()
+        p = branch.policy
+        return cls(counters={c.id: c.services for c in branch.counters.values()},
+                   service_means={s.id: s.service_minutes for s in branch.services.values()},
+                   opens=_minutes(p.opens), closes=_minutes(p.closes),
+                   issuing_until=_minutes(p.issuing_until),
+                   breaks=tuple((_minutes(a), _minutes(b)) for a, b in getattr(p, "breaks", ())),
+                   calendar=branch.calendar, hold_minutes=p.hold_minutes)
+
+    def default_plan(self, services: tuple[str, ...]) -> DayPlan:
+        edges = [self.opens]
+        for a, b in self.breaks:
+            edges += [a, b]
+        edges.append(self.closes)
+        return DayPlan(services, [[edges[i], edges[i + 1]] for i in range(0, len(edges), 2)])
+
+
+def service_day(now: datetime, today: date | None, day_end: float, cal: Calendar) -> date:
+    """The working day whose counters the forecast plays: today until its counters are done,
+    else the next working day (online numbers are taken the evening before)."""
+    d = now.date()
+    if cal.is_working_day(d) and minute_of_day(now) < day_end:
+        return d
+    if today == d and minute_of_day(now) < day_end:       # a trace of a day the calendar skips
+        return d
+    return calendar.next_working_day(cal, d)
+
+
+def offset(now: datetime, day: date) -> float:
+    """Minutes from `now` to midnight starting `day` (negative when `day` is today)."""
+    midnight = datetime.combine(day, time(0), tzinfo=now.tzinfo)
+    return (midnight - now) / timedelta(minutes=1)
+
+
+def variants(c: Ctr | None, plans: list[DayPlan], now_min: float, same_day: bool, changed: float | None,
+             day_end: float) -> list[Variant]:
+    """The counter's plausible plans, in minutes of the service day.
+
+    `now_min` is the minute of the service day now (negative before it starts); `changed` the
+    minute today at which the counter last opened or closed, if it did today.
+    """
+    out: list[Variant] = []
+    for plan in plans:
+        ivs = [(a, b if b is not None else day_end) for a, b in plan.intervals]
+        if not same_day or c is None or (changed is None and not c.open):
+            if same_day and ivs and ivs[0][0] <= now_min < ivs[0][1]:
+                # it should have opened by now and has not: a late start, drawn like a closure
+                out.append((now_min - ivs[0][0], [(now_min, ivs[0][1])] + ivs[1:]))
+            else:
+                out.append((None, [iv for iv in ivs if iv[1] > now_min]))
+        elif c.open:
+            later = [iv for iv in ivs if iv[1] > now_min]
+            end = later[0][1] if later else max(now_min + 10, min(day_end, now_min + 60))
+            out.append((None, [(now_min, end)] + later[1:]))
+        else:
+            inside = [i for i, iv in enumerate(ivs) if iv[0] <= now_min < iv[1]]
+            if inside:
+                i = inside[0]
+                closed = now_min - max(ivs[i][0], changed if changed is not None else ivs[i][0])
+                out.append((closed, [(now_min, ivs[i][1])] + ivs[i + 1:]))
+            else:
+                out.append((None, [iv for iv in ivs if iv[0] > now_min]))
+    return out

@@ -25,6 +25,7 @@ from hub.domain.errors import DomainError
 from hub.domain.ticket import State
 from hub.service import QueueService
 from hub.settings import Settings
+from hub.sim.people import FIELD_WEIGHTS, fake_citizen   # displays/chooser.py imports it from here
 from hub.store import open_store
 
 log = logging.getLogger("queuecast.demo")
@@ -33,23 +34,15 @@ DEMO_OPENING = timedelta(minutes=30)   # a demo day starts at 08:30: doors open,
 RUNWAY = timedelta(minutes=30)         # less issuing time left today than this: start tomorrow
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-# Relative demand per field; land and civil status are the busiest at every branch.
-FIELD_WEIGHTS = {"dat-dai": 24, "ho-tich": 18, "tu-phap-chung-thuc": 12, "cu-tru": 8,
-                 "dang-ky-kinh-doanh": 8, "giao-thong-van-tai": 7, "xay-dung": 5, "lao-dong-viec-lam": 4,
-                 "dau-tu": 2, "nong-nghiep-moi-truong": 2, "y-te": 2, "giao-duc": 2,
-                 "van-hoa-the-thao-du-lich": 1.5}
 # Arrivals come ~15x faster than on a real morning, so service is compressed alike (a planned minute
 # takes 4 s): counters stay about as busy as on a real morning, and queues form and drain.
 SECONDS_PER_SERVICE_MINUTE = 4.0
-ONLINE, WITH_PHONE, ELDERLY = 0.30, 0.5, 0.12   # shares of numbers, of online ones, of citizens
+ONLINE = 0.30               # share of numbers taken online
 CHECK_IN = 0.8              # online holders who scan their QR at the kiosk soon after booking
 NOSHOW, RECALL = 0.05, 0.4  # called numbers nobody answers; of those, the ones who come back
 BREAK = 0.02                # chance, after each citizen, that the counter takes a short break
 STEP_TIMEOUT = 10.0         # one command never holds a simulated person longer than this
-PROVINCES = ("001",) * 6 + ("031", "033", "034", "036", "038", "040")   # CCCD birth-place codes
-MOBILE = ("032", "033", "034", "035", "036", "037", "038", "039", "070", "076", "077", "078", "079",
-          "081", "082", "083", "084", "085", "086", "088", "089", "090", "091", "093", "094", "096",
-          "097", "098")
+
 
 
 def demo_start(branch: Branch, real_now: datetime) -> datetime | None:
@@ -143,16 +136,6 @@ async def _do(what: str, command):
     except Exception:
         log.exception("demo step failed", extra={"fields": {"step": what}})
         return None
-
-
-def fake_citizen(rng: random.Random, year: int) -> tuple[str, str | None]:
-    """A valid CCCD (birth place, sex and century, year of birth, serial) and maybe a mobile."""
-    age = rng.randint(75, 92) if rng.random() < ELDERLY else rng.randint(18, 74)
-    born = year - age
-    cccd = f"{rng.choice(PROVINCES)}{(0 if born < 2000 else 2) + rng.randint(0, 1)}{born % 100:02d}" \
-           f"{rng.randrange(10**6):06d}"
-    phone = f"{rng.choice(MOBILE)}{rng.randrange(10**7):07d}" if rng.random() < WITH_PHONE else None
-    return cccd, phone
 
 
 async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: list):

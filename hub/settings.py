@@ -1,10 +1,13 @@
 """Settings from the environment (README, "Configuration"). A bad value fails at start, naming the variable."""
 from __future__ import annotations
 
+import base64
 import os
+import re
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.clock import parse_start
@@ -12,6 +15,15 @@ from hub.clock import parse_start
 
 class SettingsError(ValueError):
     pass
+
+
+SMS_ENDPOINTS = {"esms": "https://rest.esms.vn", "twilio": "https://api.twilio.com"}
+ZALO_ENDPOINT = "https://business.openapi.zalo.me"
+# eSMS sends unaccented text unless asked (IsUnicode costs 70-character SMS); Twilio takes Unicode as is.
+SMS_DIACRITICS_BY_DEFAULT = {"esms": False, "twilio": True, "log": True}
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+# What py_vapid (and the push services) accept as the VAPID "sub": a mailto: address or an https origin.
+_VAPID_SUBJECT = re.compile(r"mailto:[^@\s]+@[^@\s]+|https://(?:localhost|[\w-]+(?:\.[\w-]+)+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -28,6 +40,12 @@ class Settings:
     sms_key: str = ""
     sms_secret: str = ""
     sms_sender: str = ""
+    sms_unicode: str = ""                # "" → the provider's habit (SMS_DIACRITICS_BY_DEFAULT)
+    zalo_url: str = ""                   # "" → ZALO_ENDPOINT
+    zalo_token: str = ""                 # the Official Account's access token
+    zalo_template: str = ""              # the approved ZNS template's id
+    vapid_private_key: str = ""          # "" → generated once and kept beside the sqlite file
+    vapid_subject: str = "mailto:queuecast@localhost"
     notifier: str = "inline"
     notify_ahead: int = 5
     issue_rate: str = "30/60"            # numbers per client address: COUNT/SECONDS (kiosk devices use a staff token and are exempt)
@@ -67,6 +85,20 @@ class Settings:
             raise SettingsError(f"QUEUECAST_NOTIFIER: expected inline or worker, got {self.notifier!r}")
         if self.sms_provider not in ("log", "esms", "twilio"):
             raise SettingsError(f"QUEUECAST_SMS_PROVIDER: expected log, esms or twilio, got {self.sms_provider!r}")
+        if self.sms_unicode.lower() not in ("", *_BOOLEANS):
+            raise SettingsError(f"QUEUECAST_SMS_UNICODE: expected on or off, got {self.sms_unicode!r}")
+        for var, url in (("QUEUECAST_SMS_URL", self.sms_url), ("QUEUECAST_ZALO_URL", self.zalo_url)):
+            if url and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+                raise SettingsError(f"{var}: expected an http(s):// base URL, got {url!r}")
+        if self.zalo_template and not self.zalo_template.isdigit():
+            raise SettingsError(f"QUEUECAST_ZALO_TEMPLATE: a ZNS template id is a number, got {self.zalo_template!r}")
+        if self.notify_ahead < 1:
+            raise SettingsError(f"QUEUECAST_NOTIFY_AHEAD: at least 1, got {self.notify_ahead}")
+        if not _VAPID_SUBJECT.fullmatch(self.vapid_subject):
+            raise SettingsError("QUEUECAST_VAPID_SUBJECT: expected mailto:someone@example.org or an https:// origin, "
+                                f"got {self.vapid_subject!r}")
+        if self.vapid_private_key:
+            _check_vapid_key(self.vapid_private_key)
         self.rate_limit()
         if self.config and not Path(self.config).is_file():
             raise SettingsError(f"QUEUECAST_CONFIG: no such file {self.config!r}")
@@ -90,23 +122,66 @@ class Settings:
         except ValueError:
             raise SettingsError(f"QUEUECAST_ISSUE_RATE: expected COUNT/SECONDS like 30/60, got {self.issue_rate!r}") from None
 
+    @property
+    def sms_base_url(self) -> str:
+        return (self.sms_url or SMS_ENDPOINTS.get(self.sms_provider, "")).rstrip("/")
+
+    @property
+    def zalo_base_url(self) -> str:
+        return (self.zalo_url or ZALO_ENDPOINT).rstrip("/")
+
+    @property
+    def sms_diacritics(self) -> bool:
+        """Whether SMS texts keep their Vietnamese diacritics (QUEUECAST_SMS_UNICODE)."""
+        if self.sms_unicode:
+            return _BOOLEANS[self.sms_unicode.lower()]
+        return SMS_DIACRITICS_BY_DEFAULT[self.sms_provider]
+
     def sqlite_path(self) -> Path | None:
         return Path(self.database.removeprefix("sqlite:///")) if self.database.startswith("sqlite:///") else None
 
     def resolve_secret(self) -> str:
         """QUEUECAST_SECRET, or one generated once and kept beside the sqlite file (mode 600)."""
-        if self.secret:
-            return self.secret
+        return self.secret or self._kept_beside_database(".secret", "QUEUECAST_SECRET", "so that every hub process "
+                                                         "signs tokens alike", lambda: secrets.token_urlsafe(32))
+
+    def resolve_vapid_key(self) -> str:
+        """QUEUECAST_VAPID_PRIVATE_KEY, or one generated once and kept beside the sqlite file (mode 600):
+        browsers subscribed with its public key, so it must outlive restarts."""
+        if self.vapid_private_key:
+            return self.vapid_private_key
+        key = self._kept_beside_database(".vapid", "QUEUECAST_VAPID_PRIVATE_KEY", "so that every process "
+                                         "pushes with the key the browsers subscribed with", _new_vapid_key)
+        _check_vapid_key(key, where=f"{self.sqlite_path()}.vapid")
+        return key
+
+    def _kept_beside_database(self, suffix: str, var: str, why: str, make: Callable[[], str]) -> str:
         db = self.sqlite_path()
         if db is None:
-            raise SettingsError("QUEUECAST_SECRET: required with a shared (redis://) database, "
-                                "so that every hub process signs tokens alike")
-        path = db.with_name(db.name + ".secret")
+            raise SettingsError(f"{var}: required with a shared (redis://) database, {why}")
+        path = db.with_name(db.name + suffix)
         if path.exists():
             return path.read_text().strip()
         path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
+        value = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")
         return value
+
+
+def _new_vapid_key() -> str:
+    """A P-256 private key as the raw 32 bytes in base64url, the form `web-push generate-vapid-keys` prints."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    value = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    return base64.urlsafe_b64encode(value.to_bytes(32, "big")).decode().rstrip("=")
+
+
+def _check_vapid_key(key: str, where: str = "QUEUECAST_VAPID_PRIVATE_KEY") -> None:
+    from py_vapid import Vapid
+
+    try:
+        Vapid.from_string(key)
+    except Exception:   # py_vapid lets base64, DER and curve errors through as they come
+        raise SettingsError(f"{where}: not a P-256 private key (raw base64url or DER)") from None

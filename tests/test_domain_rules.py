@@ -916,7 +916,7 @@ def test_find_ticket_prefers_today_then_the_next_day(b2):
 
 @pytest.mark.parametrize("raw", [
     "0912345678", "+84912345678", "84912345678", "84 912 345 678", "0912.345.678", "0912-345-678",
-    " 0912 345 678 ", "(+84) 912 345 678",
+    " 0912 345 678 ", "(+84) 912 345 678", "+84 912 345 678", "0912 345 678",
 ])
 def test_normalize_phone_accepts_vietnamese_mobiles(raw):
     assert identity.normalize_phone(raw) == "+84912345678"
@@ -924,7 +924,8 @@ def test_normalize_phone_accepts_vietnamese_mobiles(raw):
 
 @pytest.mark.parametrize("raw, out", [
     ("0356789012", "+84356789012"), ("0567890123", "+84567890123"), ("0701234567", "+84701234567"),
-    ("0812345678", "+84812345678"),
+    ("0812345678", "+84812345678"), ("0521234567", "+84521234567"), ("0551234567", "+84551234567"),
+    ("0591234567", "+84591234567"), ("0871234567", "+84871234567"), ("0991234567", "+84991234567"),
 ])
 def test_normalize_phone_every_mobile_prefix(raw, out):
     assert identity.normalize_phone(raw) == out
@@ -933,6 +934,10 @@ def test_normalize_phone_every_mobile_prefix(raw, out):
 @pytest.mark.parametrize("raw", [
     "012345", "abcdefghij", "09123456ab", "02438253536", "+842438253536", "091234567", "09123456789",
     "0112345678", "", None, 912345678, "+85912345678",
+    "0301234567", "0311234567", "0501234567", "0571234567", "0711234567", "0751234567", "0801234567",
+    "0951234567",                       # unallocated or retired network codes
+    "01212345678", "+841212345678",     # the 11-digit mobiles renumbered in 2018
+    "+84 24 3825 3536", "842438253536",  # a Hanoi landline, in international forms
     "091２３４５６７８",                   # full-width digits: not an SMS-able number
     "٠٩١٢٣٤٥٦٧٨",                       # Arabic-Indic digits
 ])

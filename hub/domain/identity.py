@@ -21,8 +21,11 @@ def birth_year(cccd: str) -> int:
     return _CENTURY[cccd[3]] + int(cccd[4:6])
 
 
-# Vietnamese mobile prefixes after the 2018 renumbering: 03x, 05x, 07x, 08x, 09x (then 8 more digits).
-_MOBILE = re.compile(r"(?:\+?84|0)?([35789][0-9]{8})")
+# The mobile network codes in use since the 2018 renumbering (then 7 more digits): Viettel 032-039,
+# 086, 096-098; MobiFone 070, 076-079, 089, 090, 093; VinaPhone 081-085, 088, 091, 094; Vietnamobile
+# 052, 056, 058, 092; Gmobile 059, 099; Reddi 055; iTel 087. Anything else (landlines 02x, the old
+# 01xx mobiles, unallocated 03x/05x/07x codes) cannot take an SMS, so it is refused at the door.
+_MOBILE = re.compile(r"(?:\+?84|0)?((?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9[0-46-9])[0-9]{7})")
 
 
 def normalize_phone(value: object) -> str:

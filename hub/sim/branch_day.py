@@ -61,6 +61,7 @@ class BranchDay:
         self.holders: dict[str, holders.Holder] = {}
         self.heap: list = []
         self.seq = 0
+        self.now: datetime | None = None        # the time of the action being done
         self.out: list[Event] = []
         # What a citizen's app would show as the wait: planned service times, the day's counters.
         rate = dict.fromkeys(self.fields, 0.0)
@@ -82,10 +83,13 @@ class BranchDay:
                 self.at(self.closes, self._poke, d)
         while self.heap:
             now, _, action, args = heapq.heappop(self.heap)
+            self.now = now
             action(now, *args)
         return self.out
 
     def at(self, when: datetime, action, *args) -> None:
+        """Do `action` at `when`, or now if `when` has passed: the log never goes back in time."""
+        when = max(when, self.now) if self.now is not None else when
         heapq.heappush(self.heap, (when, self.seq, action, args))
         self.seq += 1
 
@@ -297,8 +301,8 @@ class BranchDay:
 
     def _skip(self, now: datetime, d: Desk, tid: str, back: datetime | None) -> None:
         self._emit(commands.skip(self.st, now, self.st.tickets[tid]))
-        if back is not None:
-            self.at(back, self._comes, tid)
+        if back is not None:            # decided at the call: back after the skip, at the earliest
+            self.at(max(back, _after(now, 0.5)), self._comes, tid)
         self._next(now, d)
 
     def _serve(self, now: datetime, d: Desk, tid: str) -> None:

@@ -21,64 +21,82 @@ FLOOR = 1.0                        # minutes: a spread of zero still has this mu
 MEDIAN_SHIFT = 0.8                 # of the median score, applied to p50 (a little shrinkage)
 
 
-def _band(p50: float) -> int:
+def _band(p50: float, lead: float) -> int:
+    """Horizon band of a prediction, counted from when the counters open: a forecast made the
+    evening before is uncertain about the morning, not about the night. Before-opening forecasts
+    have bands of their own: their errors are of another kind."""
+    offset = len(BANDS) + 1 if lead > 0 else 0
     for i, edge in enumerate(BANDS):
-        if p50 < edge:
-            return i
-    return len(BANDS)
+        if p50 - lead < edge:
+            return offset + i
+    return offset + len(BANDS)
 
 
-def _quantile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    pos = q * (len(s) - 1)
-    i = int(pos)
-    j = min(i + 1, len(s) - 1)
-    return s[i] + (s[j] - s[i]) * (pos - i)
+def _quantile(pairs: list[tuple[float, float]], q: float) -> float:
+    """Weighted quantile of (value, weight) pairs."""
+    s = sorted(pairs)
+    total = sum(w for _, w in s)
+    acc = 0.0
+    for x, w in s:
+        acc += w
+        if acc >= q * total:
+            return x
+    return s[-1][0]
 
 
-def _spreads(p10: float, p50: float, p90: float) -> tuple[float, float]:
-    room = FLOOR + 0.05 * p50
+def _spreads(p10: float, p50: float, p90: float, lead: float) -> tuple[float, float]:
+    room = FLOOR + 0.05 * (p50 - lead)
     return max(p50 - p10, room), max(p90 - p50, room)
 
 
 class Calibration:
     def __init__(self) -> None:
-        self.open: dict[str, list[tuple[datetime, float, float, float]]] = {}
-        self.scores = [deque(maxlen=KEEP) for _ in range(len(BANDS) + 1)]
+        self.open: dict[str, list[tuple[datetime, float, float, float, float]]] = {}
+        self.scores = [deque(maxlen=KEEP) for _ in range(2 * (len(BANDS) + 1))]
         self._cache: dict[int, tuple[float, float, float] | None] = {}
 
-    def remember(self, ticket: str, t: datetime, raw: tuple[float, float, float]) -> None:
-        self.open.setdefault(ticket, []).append((t, *raw))
+    def remember(self, ticket: str, t: datetime, raw: tuple[float, float, float], lead: float) -> None:
+        """Keep a published prediction until its outcome is known."""
+        self.open.setdefault(ticket, []).append((t, *raw, lead))
 
     def outcome(self, ticket: str, called: datetime | None) -> None:
-        """The number was called at `called` (None: it never will be, e.g. given back)."""
-        for t, p10, p50, p90 in self.open.pop(ticket, ()):
-            if called is None:
-                continue
+        """The number was called at `called` (None: it never will be, e.g. given back).
+
+        It is scored once per horizon band, on the middle one of its predictions in that band and
+        weighted by their number: a number forecast every 5 minutes through the night is one
+        lesson that counts 150 times, not 150 lessons crowding out every other number's."""
+        by_band: dict[int, list] = {}
+        for p in self.open.pop(ticket, ()):
+            by_band.setdefault(_band(p[2], p[4]), []).append(p)
+        if called is None:
+            return
+        for band, preds in by_band.items():
+            t, p10, p50, p90, lead = preds[len(preds) // 2]
             y = (called - t).total_seconds() / 60
-            lo, hi = _spreads(p10, p50, p90)
-            self.scores[_band(p50)].append(((p10 - y) / lo, (y - p90) / hi, (y - p50) / ((lo + hi) / 2)))
+            lo, hi = _spreads(p10, p50, p90, lead)
+            self.scores[band].append(((p10 - y) / lo, (y - p90) / hi, (y - p50) / ((lo + hi) / 2), len(preds)))
             self._cache.clear()
 
     def _corrections(self, band: int) -> tuple[float, float, float] | None:
         if band not in self._cache:
             scores = list(self.scores[band])
             if len(scores) < MIN_SCORES:
-                scores = [s for b in self.scores for s in b]
+                scores = [s for b in self.scores for s in b]    # little data yet: pool every band
             if len(scores) < MIN_SCORES:
                 self._cache[band] = None
             else:
-                self._cache[band] = (_quantile([s[0] for s in scores], 0.9),
-                                     _quantile([s[1] for s in scores], 0.9),
-                                     MEDIAN_SHIFT * _quantile([s[2] for s in scores], 0.5))
+                self._cache[band] = (_quantile([(s[0], s[3]) for s in scores], 0.9),
+                                     _quantile([(s[1], s[3]) for s in scores], 0.9),
+                                     MEDIAN_SHIFT * _quantile([(s[2], s[3]) for s in scores], 0.5))
         return self._cache[band]
 
-    def adjust(self, p10: float, p50: float, p90: float) -> tuple[float, float, float]:
-        fix = self._corrections(_band(p50))
+    def adjust(self, p10: float, p50: float, p90: float, lead: float) -> tuple[float, float, float]:
+        """Corrected quantiles (never negative)."""
+        fix = self._corrections(_band(p50, lead))
         if fix is None:
             return p10, p50, p90
         lo_fix, hi_fix, mid_fix = fix
-        lo, hi = _spreads(p10, p50, p90)
+        lo, hi = _spreads(p10, p50, p90, lead)
         m = max(p50 + mid_fix * (lo + hi) / 2, 0.0)
         a = max(p10 - lo_fix * lo, 0.0)
         b = p90 + hi_fix * hi

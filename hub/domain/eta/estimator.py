@@ -40,6 +40,7 @@ class Forecast:
     tickets: dict[str, Quantiles]           # the same, calibrated: what is published
     new_number: dict[str, Quantiles]        # per field, for a number taken now
     quiet_until: datetime | None = None     # nothing can change before then (no counter open yet)
+    lead: float = 0.0                       # minutes until a counter opens (0: one is open)
 
     def ticket(self, tid: str, now: datetime) -> Quantiles | None:
         """A number's forecast as seen at `now`, a little after the forecast was made."""
@@ -107,21 +108,28 @@ class Estimator:
         """The forecast of `tickets` (default: every waiting number) as published at `now`; each
         is remembered so that its outcome can calibrate later forecasts."""
         f = self.forecast(now)
+        # Forecasts made before the branch has a past day to learn from are of another kind (no
+        # plan, no profile): their errors would teach the calibration the wrong lesson.
+        h = self.observed.history
+        warm = bool(h.plans) or bool(h.plans_today and self.observed.today != now.date())
         out = {}
         for tid in (f.tickets if tickets is None else tickets):
             if tid in f.tickets:
-                self.calibration.remember(tid, now, (f.raw[tid].p10, f.raw[tid].p50, f.raw[tid].p90))
+                if warm:
+                    raw = f.raw[tid]
+                    self.calibration.remember(tid, now, (raw.p10, raw.p50, raw.p90), f.lead)
                 out[tid] = f.tickets[tid]
         return out
 
     def _shift(self, last: Forecast, now: datetime) -> Forecast:
         d = (now - last.at).total_seconds() / 60
         raw = {k: q.shifted(d) for k, q in last.raw.items()}
-        return Forecast(now, raw, self._calibrated(raw), {k: q.shifted(d) for k, q in last.new_number.items()},
-                        last.quiet_until)
+        lead = max(last.lead - d, 0.0)
+        return Forecast(now, raw, self._calibrated(raw, lead), {k: q.shifted(d) for k, q in last.new_number.items()},
+                        last.quiet_until, lead)
 
-    def _calibrated(self, raw: dict[str, Quantiles]) -> dict[str, Quantiles]:
-        return {k: _rounded(Quantiles(*self.calibration.adjust(q.p10, q.p50, q.p90))) for k, q in raw.items()}
+    def _calibrated(self, raw: dict[str, Quantiles], lead: float) -> dict[str, Quantiles]:
+        return {k: _rounded(Quantiles(*self.calibration.adjust(q.p10, q.p50, q.p90, lead))) for k, q in raw.items()}
 
     def _simulate(self, now: datetime) -> Forecast:
         plan, tracked, fields, horizon = model.build(self.observed, self.setting, now)
@@ -142,9 +150,10 @@ class Estimator:
         cap = max(horizon, 0.0)
         raw = {tid: _quantiles(xs, cap) for tid, xs in zip(tracked, per_ticket)}
         new = {f: _rounded(_quantiles(xs, cap)) for f, xs in zip(fields, per_field)}
-        quiet = None
+        quiet, lead = None, 0.0
         starts = [w[0][0] for c in plan.counters for _, w in c.variants if w]
         if all(c.busy is None for c in plan.counters) and starts and min(starts) > 0 \
                 and not any(obs.open for obs in self.observed.counters.values()):
-            quiet = now + timedelta(minutes=min(starts))
-        return Forecast(now, raw, self._calibrated(raw), new, quiet)
+            lead = min(starts)
+            quiet = now + timedelta(minutes=lead)
+        return Forecast(now, raw, self._calibrated(raw, lead), new, quiet, lead)

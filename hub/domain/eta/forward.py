@@ -16,12 +16,19 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from statistics import NormalDist
 from heapq import heappop, heappush
 
 from hub.domain.eta.lognormal import LogNormal
 
 INF = math.inf
 HEAD, PRIORITY, NORMAL = 0.0, 1e9, 2e9       # key groups: a recall first, then priority, then the rest
+# Standard normal draws by table lookup: the quantiles of 4096 equal-probability strata. Drawing
+# one costs a uniform and an index, a tenth of random.gauss; at a few hundred draws per future the
+# discreteness is far below the noise of the replications.
+_STRATA = 4096
+NORMALS = [NormalDist().inv_cdf((i + 0.5) / _STRATA) for i in range(_STRATA)]
+JITTER = 3.0                                  # minutes: spread of a planned opening or closing
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Plan:
     counters: list[CounterSim]
     sigma: list[float]                               # per field
     noshow: tuple[float, float, float]               # per category
+    gives_back: tuple[float, float, float]           # per category: gone before its turn
     skip: list[float]                                # call → skip, minutes (samples)
     p_recall: float
     recall_delay: list[float]
@@ -53,6 +61,7 @@ class Plan:
     gap: float                                       # counter free → next call
     priority: list[list[tuple[float, float]]]        # per field: [(until minute, rate per minute)]
     closures: list[float]                            # unplanned closure lengths (samples)
+    breakdown_rate: float = 0.0                      # unplanned closures per open counter-minute
 
 
 def _closed_for(closures: list[float], elapsed: float, rng: random.Random) -> float:
@@ -62,26 +71,61 @@ def _closed_for(closures: list[float], elapsed: float, rng: random.Random) -> fl
     return rng.expovariate(1 / 30.0)
 
 
+def _jittered(wins: list[tuple[float, float]], rng: random.Random) -> list[tuple[float, float]]:
+    """A plan as it may turn out: every edge still to come moves by a few minutes (nobody opens
+    at 08:00:00 sharp, and a past day seen once is one sample of many)."""
+    out, last = [], 0.0
+    for a, b in wins:
+        if a > 0:
+            a = max(a + JITTER * NORMALS[int(rng.random() * _STRATA)], last)
+        if b > 0:
+            b = max(b + JITTER * NORMALS[int(rng.random() * _STRATA)], a)
+        out.append((a, b))
+        last = b
+    return out
+
+
+def _broken(wins: list[tuple[float, float]], rate: float, lengths: list[float],
+            rng: random.Random) -> list[tuple[float, float]]:
+    """The plan with unplanned closures drawn anew: a Poisson process over the open time."""
+    out = []
+    for a, b in wins:
+        t = max(a, 0.0) + rng.expovariate(rate)
+        while t < b:
+            out.append((a, t))
+            a = t + rng.choice(lengths)
+            t = a + rng.expovariate(rate)
+        if a < b:
+            out.append((a, b))
+    return out
+
+
 def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]:
     """One possible future: (first-call minute per tracked number, per field for a new number)."""
     nf = plan.n_fields
     calls = [INF] * plan.n_tracked
     vcall = [INF] * nf
     left = plan.n_tracked
-    vleft = nf
+    served = {f for c in plan.counters if c.variants for f in c.fields}
+    vleft = len(served)             # a field no counter serves never calls anyone: do not wait for it
     static = plan.queues
     ptr = [0] * nf
     ready: list[list] = [[] for _ in range(nf)]
     pending: list[list] = [[] for _ in range(nf)]
     serves: list[list[int]] = [[] for _ in range(nf)]
     idle: dict[int, float] = {}
-    gauss, rand = rng.gauss, rng.random
+    rand = rng.random
+    normals = NORMALS
     events: list[tuple[float, int]] = []
     windows: list[list[tuple[float, float]]] = []
     for ci, c in enumerate(plan.counters):
         for f in c.fields:
             serves[f].append(ci)
         closed, wins = c.variants[rng.randrange(len(c.variants))] if c.variants else (None, [])
+        if wins:
+            wins = _jittered(wins, rng)
+            if plan.breakdown_rate > 0 and plan.closures:
+                wins = _broken(wins, plan.breakdown_rate, plan.closures, rng)
         if closed is not None and wins:
             start = _closed_for(plan.closures, closed, rng)
             wins = [(max(start, wins[0][0]), wins[0][1])] + wins[1:]
@@ -89,23 +133,24 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
         heappush(events, (c.busy.remaining(c.elapsed, rand()) if c.busy else 0.0, ci))
     seq_key = 1e7
     for f, rates in enumerate(plan.priority):
-        t0 = 0.0
+        # a Poisson process with a rate piecewise constant by hour: walk an Exp(1) budget of
+        # "expected arrivals" through the pieces, one draw per arrival
+        t0, budget = 0.0, rng.expovariate(1.0)
         for until, rate in rates:
-            if rate <= 0:
-                t0 = until
-                continue
-            t = t0 + rng.expovariate(rate)
-            while t < until:
+            while rate > 0 and t0 + budget / rate < until:
+                t0 += budget / rate
                 seq_key += 1
-                heappush(pending[f], (t, PRIORITY + seq_key, -1, 0))
-                t += rng.expovariate(rate)
+                heappush(pending[f], (t0, PRIORITY + seq_key, -1, 0))
+                budget = rng.expovariate(1.0)
+            if rate > 0:
+                budget -= (until - t0) * rate
             t0 = until
     for key, f, minutes_left in plan.held:
         if rand() < plan.p_return:
             back = min(rng.choice(plan.return_delay), minutes_left) if plan.return_delay else rand() * minutes_left
             heappush(pending[f], (back, key, -1, 1))
     wi = [0] * len(plan.counters)
-    noshow, sigma, transfer = plan.noshow, plan.sigma, plan.transfer
+    noshow, sigma, transfer, gives_back = plan.noshow, plan.sigma, plan.transfer, plan.gives_back
     while events and (left or vleft):
         x, ci = heappop(events)
         c = plan.counters[ci]
@@ -135,7 +180,7 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
                 best, bf = q[p], f
         if best is None:
             for f in c.fields:
-                if vcall[f] == INF:
+                if vcall[f] == INF and f in served:
                     vcall[f] = x
                     vleft -= 1
             nxt = min((pending[f][0][0] for f in c.fields if pending[f]), default=None)
@@ -151,8 +196,11 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
             ptr[bf] += 1
         key, tr, cat = best
         if tr >= 0 and calls[tr] == INF:
-            calls[tr] = x
+            calls[tr] = x                   # its turn: given back or not, this is when it comes
             left -= 1
+            if rand() < gives_back[cat]:    # given back meanwhile: the counter takes the next one
+                heappush(events, (x, ci))
+                continue
         slot = c.fields.index(bf)
         requeue = None
         if key >= PRIORITY and rand() < noshow[cat]:
@@ -164,7 +212,7 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
                 requeue = (bf, x + d + (rng.choice(plan.recall_delay) if plan.recall_delay else 5.0),
                            HEAD + key % PRIORITY)
         else:
-            d = math.exp(c.mu[slot] + sigma[bf] * gauss(0.0, 1.0))
+            d = math.exp(c.mu[slot] + sigma[bf] * normals[int(rand() * _STRATA)])
             p_t, dests, cum = transfer[bf]
             if p_t and rand() < p_t:
                 d = rng.choice(plan.partial) if plan.partial else d / 2

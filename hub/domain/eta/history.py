@@ -44,6 +44,8 @@ class History:
         self.calls = {c: 0.0 for c in CATEGORIES}
         self.noshows = {c: 0.0 for c in CATEGORIES}
         self.skips = self.recalls = self.holds = self.returns = 0.0
+        self.issued_n = {"kiosk": 0.0, "online": 0.0}      # numbers issued, and given back before
+        self.given_back = {"kiosk": 0.0, "online": 0.0}    # their first call, by channel
         self.recall_delays: deque = deque(maxlen=100)
         self.return_delays: deque = deque(maxlen=100)
         self.finished: dict[str, float] = defaultdict(float)         # field → services ended
@@ -63,8 +65,10 @@ class History:
         """The first counter activity of a new local date: today becomes history."""
         if self.plans_today:
             self.plans.append(self.plans_today)
-            self._close_issues(max((iv[-1][1] or 0) for p in self.plans_today.values()
-                                   for iv in [p.intervals] if iv))
+            profile = self._profile()
+            if profile is not None:
+                self.priority_days.append(profile[0])
+                self.issue_ends.append(profile[1])
         self.plans_today, self.issues_today = {}, []
         self.day += 1
         for d in (self.calls, self.noshows):
@@ -76,6 +80,9 @@ class History:
         self.returns *= DAY_DECAY
         for f in self.finished:
             self.finished[f] *= DAY_DECAY
+        for d in (self.issued_n, self.given_back):
+            for k in d:
+                d[k] *= DAY_DECAY
         for dests in self.transfers.values():
             for k in dests:
                 dests[k] *= DAY_DECAY
@@ -85,21 +92,39 @@ class History:
 
     # -- what happened -------------------------------------------------------------------------
 
-    def _close_issues(self, last_close: float) -> None:
-        """Today's arrivals, as a profile by hour: those before the day's last close (after it,
-        online numbers are for the next working day)."""
+    def _profile(self) -> tuple[dict, float] | None:
+        """Today's priority arrivals by field and hour, and its last issue: of the numbers taken
+        before the day's last close (after it, online numbers are for the next working day)."""
+        last_close = max((iv[1] or 0) for p in self.plans_today.values() for iv in p.intervals)
         today = [(m, f, p) for m, f, p in self.issues_today if m <= last_close]
         if not today:
-            return
-        self.issue_ends.append(max(m for m, _, _ in today))
+            return None
         hours: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for m, f, p in today:
             if p:
                 hours[f][int(m // 60)] += 1
-        self.priority_days.append(hours)
+        return hours, max(m for m, _, _ in today)
+
+    def past(self, today_done: bool) -> tuple[list, list, list]:
+        """(counter plans, priority profiles, last issues) of past days; with `today_done`, today
+        counts as past already (a forecast made after closing, for the next working day)."""
+        plans, prios, ends = list(self.plans), list(self.priority_days), list(self.issue_ends)
+        if today_done and self.plans_today:
+            plans = (plans + [self.plans_today])[-KEEP_DAYS:]
+            profile = self._profile()
+            if profile is not None:
+                prios = (prios + [profile[0]])[-KEEP_DAYS:]
+                ends = (ends + [profile[1]])[-KEEP_DAYS:]
+        return plans, prios, ends
 
     def issued(self, service: str, priority: bool, minute: float) -> None:
         self.issues_today.append((minute, service, priority))
+
+    def counted(self, channel: str) -> None:
+        self.issued_n[channel] = self.issued_n.get(channel, 0.0) + 1
+
+    def cancelled_waiting(self, channel: str) -> None:
+        self.given_back[channel] = self.given_back.get(channel, 0.0) + 1
 
     def service_ended(self, counter: str, service: str, minutes: float) -> None:
         self.done[service].append((minutes, self.day))

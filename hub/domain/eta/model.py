@@ -8,7 +8,7 @@ from datetime import datetime
 from statistics import median
 
 from hub.domain.eta import forward, lognormal, plans
-from hub.domain.eta.history import CATEGORIES, PRIOR_CALLS, PRIOR_NOSHOW, History, category
+from hub.domain.eta.history import CATEGORIES, KIOSK, PRIOR_CALLS, PRIOR_NOSHOW, History, category
 from hub.domain.eta.observed import Observed, minute_of_day, minutes
 
 DEFAULT_SERVICE = 8.0        # minutes: a field nobody configured or saw yet
@@ -51,21 +51,27 @@ def speed_logs(h: History, laws: dict) -> dict[str, float]:
     return out
 
 
-def _priority_rates(h: History, setting: plans.Setting, field: str, now_min: float, day_off: float,
-                    issue_end: float, opened: float) -> list[tuple[float, float]]:
-    """Arrivals of priority numbers still to come in a field, piecewise by hour, minutes from now."""
+def _priority_rates(h: History, days: list, field: str, now_min: float, issue_end: float,
+                    opened: float) -> list[tuple[float, float]]:
+    """Arrivals of priority numbers still to come in a field, piecewise by hour, minutes from now:
+    the mean of the same hour on past days, else today's rate so far."""
     out = []
     start = max(now_min, 0.0)
-    if h.priority_days:
+    if days:
         for hour in range(int(start // 60), int(issue_end // 60) + 1):
             until = min((hour + 1) * 60, issue_end)
-            rate = sum(d.get(field, {}).get(hour, 0) for d in h.priority_days) / len(h.priority_days) / 60
+            rate = sum(d.get(field, {}).get(hour, 0) for d in days) / len(days) / 60
             if until > start:
                 out.append((until - now_min, rate))
         return out
     seen = sum(1 for m, f, p in h.issues_today if p and f == field and m >= opened)
     span = max(now_min - opened, 60.0)
     return [(issue_end - now_min, seen / span)] if issue_end > start else []
+
+
+def _gives_back(h: History, channel: str) -> float:
+    """Share of a channel's numbers given back before their turn (a few in a hundred)."""
+    return (h.given_back.get(channel, 0.0) + 0.02 * PRIOR_CALLS) / (h.issued_n.get(channel, 0.0) + PRIOR_CALLS)
 
 
 def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward.Plan, list[str], list[str], float]:
@@ -77,9 +83,18 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
     fidx = {f: i for i, f in enumerate(fields)}
     laws = service_laws(obs, setting, fields, now)
     speeds = speed_logs(h, laws)
-    day_end = max([iv[1] if iv[1] is not None else setting.closes
-                   for p in h.plans for dp in p.values() for iv in dp.intervals] or [setting.closes])
+    past, prio_days, issue_ends = h.past(today_done=False)
+    # When counters are done for the day: as on past days (else as configured), or later if
+    # today's ran late. A lunch break with every counter closed is not the end of the day.
+    ends = [iv[1] if iv[1] is not None else setting.closes for p in past for dp in p.values() for iv in dp.intervals]
+    today = [iv[1] for dp in h.plans_today.values() for iv in dp.intervals if iv[1] is not None]
+    day_end = max(ends or [setting.closes])
+    if today and obs.today == now.date():
+        day_end = max(day_end, max(today))
     day = plans.service_day(now, obs.today, day_end, setting.calendar)
+    if obs.today is not None and day != obs.today:     # today is over: it counts as a past day
+        past, prio_days, issue_ends = h.past(today_done=True)
+    past, breakdowns, odd = plans.planned_only(past, day_end)
     same_day = day == now.date()
     now_min = -plans.offset(now, day)
 
@@ -99,18 +114,18 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
             held.append((key, fidx[t.service], minutes(now, t.held_until)))
 
     counters = []
-    ids = list(dict.fromkeys([*setting.counters, *obs.counters, *(c for p in h.plans for c in p)]))
+    ids = list(dict.fromkeys([*setting.counters, *obs.counters, *(c for p in past for c in p)]))
     for cid in ids:
         c = obs.counters.get(cid)
-        past = [p[cid] for p in h.plans if cid in p]
-        if not past:
-            if h.plans and (c is None or c.changed_at is None or c.changed_at.date() != now.date()):
+        mine = [p[cid] for p in past if cid in p]
+        if not mine:
+            if past and (c is None or c.changed_at is None or c.changed_at.date() != now.date()):
                 continue        # it has not worked lately and not today: nobody staffs it
-            past = [setting.default_plan(c.services if c else setting.counters[cid])]
-        services = c.services if c is not None else past[-1].services
+            mine = [setting.default_plan(c.services if c else setting.counters[cid])]
+        services = c.services if c is not None else mine[-1].services
         changed = (minute_of_day(c.changed_at) if c is not None and c.changed_at is not None
                    and c.changed_at.date() == day else None)
-        var = plans.variants(c if same_day else None, past, now_min, same_day, changed, day_end)
+        var = plans.variants(c if same_day else None, mine, now_min, same_day, changed, day_end)
         var = [(closed, [(a - now_min, b - now_min) for a, b in wins]) for closed, wins in var]
         sp = speeds.get(cid, 0.0)
         busy, elapsed = None, 0.0
@@ -122,7 +137,6 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         counters.append(forward.CounterSim(in_fields, tuple(laws[fields[i]].mu + sp for i in in_fields),
                                            busy, elapsed, var))
 
-    calls = sum(h.calls.values())
     noshow = tuple((h.noshows[c] + PRIOR_NOSHOW[c] * PRIOR_CALLS) / (h.calls[c] + PRIOR_CALLS) for c in CATEGORIES)
     plain_skips = max(h.skips - h.holds, 0.0)
     transfer = []
@@ -136,11 +150,12 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
             acc += dests[d]
             cum.append(acc)
         transfer.append(((n / fin) if fin > 0 and ds else 0.0, [fidx[d] for d in ds], cum))
-    issue_end = sum(h.issue_ends) / len(h.issue_ends) if h.issue_ends else setting.issuing_until
+    issue_end = sum(issue_ends) / len(issue_ends) if issue_ends else setting.issuing_until
     opened = min((iv[0] for dp in h.plans_today.values() for iv in dp.intervals), default=setting.opens)
     plan = forward.Plan(
         n_fields=len(fields), queues=queues, n_tracked=len(tracked), counters=counters,
         sigma=[laws[f].sigma for f in fields], noshow=noshow,
+        gives_back=tuple(_gives_back(h, "kiosk" if c == KIOSK else "online") for c in CATEGORIES),
         skip=list(h.skip_minutes) or [2.0],
         p_recall=(h.recalls + 0.5) / (plain_skips + 3.0),
         recall_delay=list(h.recall_delays),
@@ -148,7 +163,7 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         return_delay=list(h.return_delays), held=held,
         transfer=transfer, partial=list(h.partial_minutes),
         gap=min(median(h.gaps), 5.0) if h.gaps else 0.0,
-        priority=[_priority_rates(h, setting, f, now_min, 0.0, issue_end, opened) for f in fields],
-        closures=list(h.closures))
+        priority=[_priority_rates(h, prio_days, f, now_min, issue_end, opened) for f in fields],
+        closures=odd or list(h.closures), breakdown_rate=breakdowns)
     ends = [w[-1][1] for c in counters for _, w in c.variants if w]
     return plan, tracked, fields, max(ends, default=0.0)

@@ -117,6 +117,7 @@ class Observed:
     def _issued(self, ev: TraceEvent) -> None:
         self.next_order += 1
         self.tickets[ev.ticket] = Tk(ev.ticket, ev.service, ev.channel, ev.priority, self.next_order, ev.t)
+        self.history.counted(ev.channel)
         if self.today == ev.t.date():
             self.history.issued(ev.service, ev.priority, minute_of_day(ev.t))
 
@@ -190,6 +191,8 @@ class Observed:
             return
         if t.counter is not None:
             self._release(t, ev.t)
+        if ev.type == "ticket.cancelled" and t.called_at is None:
+            self.history.cancelled_waiting(t.channel)
         t.queued = False
         t.held_until = None
         t.called_at = t.called_at or ev.t     # no longer waiting for a first call

@@ -104,3 +104,50 @@ def variants(c: Ctr | None, plans: list[DayPlan], now_min: float, same_day: bool
             else:
                 out.append((None, [iv for iv in ivs if iv[0] > now_min]))
     return out
+
+
+def _gaps(plan: DayPlan, day_end: float) -> list[tuple[float, float]]:
+    ivs = plan.intervals
+    return [(ivs[i][1] if ivs[i][1] is not None else day_end, ivs[i + 1][0]) for i in range(len(ivs) - 1)]
+
+
+def _overlaps(g: tuple[float, float], others: list[tuple[float, float]]) -> bool:
+    return any(a < g[1] and g[0] < b for a, b in others)
+
+
+def planned_only(days: list[dict[str, DayPlan]], day_end: float
+                 ) -> tuple[list[dict[str, DayPlan]], float, list[float]]:
+    """Past days' plans with only the closures that recur, and what the others teach.
+
+    A closure recurs when most counters closed at that time that day (lunch), or the counter
+    closed at that time on most other days (its own break). Any other closure (a breakdown, a
+    staff member called away) happened once: replaying it at the same time of day in a forecast
+    would predict it again with the weight of one past day in a handful. Those are returned
+    separately as a rate per open minute and a sample of lengths, for the simulation to draw
+    anew."""
+    out: list[dict[str, DayPlan]] = []
+    odd: list[float] = []
+    open_minutes = 0.0
+    for i, day in enumerate(days):
+        gaps = {cid: _gaps(p, day_end) for cid, p in day.items()}
+        kept_day: dict[str, DayPlan] = {}
+        for cid, plan in day.items():
+            mine_elsewhere = [_gaps(d[cid], day_end) for j, d in enumerate(days) if j != i and cid in d]
+            merged: list[list[float]] = []
+            for k, iv in enumerate(plan.intervals):
+                start, end = iv[0], iv[1] if iv[1] is not None else day_end
+                open_minutes += max(end - start, 0.0)
+                if merged:
+                    g = (merged[-1][1], start)
+                    shared = sum(_overlaps(g, gs) for c, gs in gaps.items() if c != cid)
+                    recurs = sum(_overlaps(g, gs) for gs in mine_elsewhere)
+                    if not (shared * 2 >= len(gaps) - 1 and len(gaps) > 1) and \
+                            not (mine_elsewhere and recurs * 2 >= len(mine_elsewhere)):
+                        odd.append(g[1] - g[0])
+                        merged[-1][1] = end             # a one-off: as if it had stayed open
+                        continue
+                merged.append([start, end])
+            kept_day[cid] = DayPlan(plan.services, merged)
+        out.append(kept_day)
+    rate = len(odd) / open_minutes if open_minutes > 0 else 0.0
+    return out, rate, odd

@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test bench clean
+.PHONY: all setup run test bench eta-eval clean
 
 all: test
 
@@ -17,6 +17,11 @@ test:
 
 bench: setup
 	.venv/bin/python bench/call_next.py
+
+# The ETA estimator against NAIVE, QL and LES on held-out simulated days (docs/eta.md); a few minutes.
+eta-eval: setup
+	.venv/bin/python -c 'import matplotlib' 2>/dev/null || .venv/bin/python -m pip install -q -e '.[eval]'
+	.venv/bin/python bench/eta_evaluate.py $(ARGS)
 
 clean:
 	rm -rf .venv build dist .pytest_cache .hypothesis .coverage *.egg-info

@@ -1,0 +1,97 @@
+"""The notification outbox: what is owed to whom, kept beside the log it comes from.
+
+A message is owed the moment the event that causes it is in the log, so event-driven messages are
+written by `Store.append(..., outbox=...)` in the same transaction as their events: a hub that
+dies after the append still owes them, and one that dies before has neither. Time-driven ones
+("leave home now") are added by the notifier with `outbox_add`. Either way the key is
+`Message.key` (branch/ticket:trigger:channel), so a message is owed at most once, however often a
+rule finds it due.
+
+Status only moves forward:
+
+    queued ──claim──▶ sending ──▶ sent ──report──▶ delivered
+      ▲                 │  │
+      └──── retry ◀─────┘  └──▶ failed (permanent refusal) · dead (retries used up) · dropped (no
+                                longer true when its turn came: the number was served first)
+
+A claim is a lease: a worker killed mid-send leaves the item `sending` with a lease that runs out,
+and the next claim takes it again (attempts counts every claim). `failed` and `dead` are dead
+letters, kept until `outbox_redrive` puts them back in the queue.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Protocol
+
+QUEUED, SENDING, SENT, DELIVERED = "queued", "sending", "sent", "delivered"
+FAILED, DEAD, DROPPED = "failed", "dead", "dropped"
+STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, DEAD, DROPPED)
+DEAD_LETTERS = (FAILED, DEAD)
+FINAL = (DELIVERED, FAILED, DEAD, DROPPED)       # nothing moves them but a redrive (dead letters)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    key: str                                     # Message.key: "{branch}/{ticket}:{trigger}:{channel}"
+    branch: str
+    ticket: str
+    trigger: str
+    channel: str
+    recipient: str | Mapping[str, object]        # E.164 phone or a PushSubscription JSON
+    params: Mapping[str, object] = field(default_factory=dict)
+    lang: str = "vi"
+    created: float = 0.0                         # unix seconds, when it became owed
+    status: str = QUEUED
+    attempts: int = 0                            # claims so far (a claim is an attempt, even if the worker died)
+    next_at: float = 0.0                         # unix seconds: not claimed before then
+    lease_until: float = 0.0                     # while `sending`: another claim may take it after this
+    provider_id: str | None = None               # the gateway's message id, for delivery reports
+    error: str | None = None                     # notifier.sender error code of the last failure
+    detail: str = ""                             # the gateway's words, or why it was dropped
+    updated: float = 0.0                         # unix seconds of the last change
+
+    def with_(self, **changes) -> "OutboxItem":
+        return replace(self, **changes)
+
+
+class Outbox(Protocol):
+    """Implemented by every Store (SQLite, Redis); one contract suite (tests/test_outbox_contract.py).
+
+    Times are unix seconds passed in by the caller (the store never reads a clock), so tests and
+    the worker agree on "now". Every transition method returns False, and changes nothing, when
+    the item is unknown or not in a state the transition starts from."""
+
+    async def outbox_add(self, items: list[OutboxItem]) -> int:
+        """Add the items not already owed (same key: the old one is kept, whatever its status).
+        Returns how many were new."""
+
+    async def outbox_claim(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        """Atomically take up to `limit` items to send, oldest `next_at` first: `queued` ones due
+        (next_at <= now) and `sending` ones whose lease ran out (lease_until <= now). Each becomes
+        `sending` with lease_until = now + lease and attempts + 1; two concurrent claims never get
+        the same item."""
+
+    async def outbox_sent(self, key: str, now: float, provider_id: str | None) -> bool:
+        """sending → sent."""
+
+    async def outbox_retry(self, key: str, now: float, next_at: float, error: str, detail: str = "") -> bool:
+        """sending → queued, not to be claimed before next_at."""
+
+    async def outbox_fail(self, key: str, now: float, status: str, error: str, detail: str = "") -> bool:
+        """sending → failed | dead | dropped (status says which)."""
+
+    async def outbox_delivered(self, provider_id: str, now: float) -> bool:
+        """sent → delivered, found by the gateway's id (delivery reports name only that)."""
+
+    async def outbox_redrive(self, now: float, key: str | None = None) -> int:
+        """failed | dead → queued, due now, attempts reset: the one `key`, or every dead letter.
+        Returns how many moved."""
+
+    async def outbox_get(self, key: str) -> OutboxItem | None: ...
+
+    async def outbox_list(self, status: str | None = None, branch: str | None = None,
+                          limit: int = 100) -> list[OutboxItem]:
+        """Most recently updated first."""
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Items per status (every status present, zeros included)."""

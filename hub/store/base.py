@@ -1,14 +1,17 @@
-"""The `Store` protocol: an append-only event log per branch, with idempotency records.
+"""The `Store` protocol: an append-only event log per branch, with idempotency records and the
+notification outbox (hub.store.outbox).
 
-Every backend passes the same contract suite (tests/test_store_contract.py).
+Every backend passes the same contract suites (tests/test_store_contract.py,
+tests/test_outbox_contract.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import Protocol, Sequence
 
 from hub.domain.events import Event
+from hub.store.outbox import Outbox, OutboxItem
 
 
 class SeqConflict(Exception):
@@ -41,7 +44,7 @@ class LogHead:
     epoch: str              # changes whenever the branch's history may have been lost
 
 
-class Store(Protocol):
+class Store(Outbox, Protocol):
     # True when other processes append to the same log (the service then catches up before
     # deciding); a backend without the attribute serves one process.
     shared: bool
@@ -50,8 +53,10 @@ class Store(Protocol):
         """The log's head; creates the branch's epoch on first use."""
 
     async def append(self, branch: str, expected_seq: int, events: list[Event],
-                     idempotency: Idempotency | None = None) -> list[Event]:
-        """Append atomically with seq expected_seq+1, +2, ... and keep `idempotency` in the same
+                     idempotency: Idempotency | None = None,
+                     outbox: Sequence[OutboxItem] = ()) -> list[Event]:
+        """Append atomically with seq expected_seq+1, +2, ... and keep `idempotency` and the
+        `outbox` items (as `outbox_add` does: a key already owed keeps its row) in the same
         transaction. Returns the events with `seq` set. Raises SeqConflict if the head is not
         `expected_seq`; then nothing is written."""
 

@@ -21,12 +21,13 @@ letters, kept until `outbox_redrive` puts them back in the queue.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Protocol
+from typing import Iterable, Mapping, Protocol
 
 QUEUED, SENDING, SENT, DELIVERED = "queued", "sending", "sent", "delivered"
 FAILED, DEAD, DROPPED = "failed", "dead", "dropped"
 STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, DEAD, DROPPED)
 DEAD_LETTERS = (FAILED, DEAD)
+FAILURES = (FAILED, DEAD, DROPPED)               # where outbox_fail may move an item
 FINAL = (DELIVERED, FAILED, DEAD, DROPPED)       # nothing moves them but a redrive (dead letters)
 
 
@@ -54,6 +55,23 @@ class OutboxItem:
         return replace(self, **changes)
 
 
+def branch_of(key: str) -> str:
+    """The branch a key starts with: calls that name only the key (outbox_sent, outbox_get, ...)
+    find the item's branch so, and a store may keep a branch's items together (Redis does)."""
+    return key.partition("/")[0]
+
+
+def check_keys(items: Iterable[OutboxItem], branch: str | None = None) -> None:
+    """Every store refuses, before writing anything, an item whose key does not start with
+    "{branch}/" as Message.key does (branch ids never hold a "/": they are URL path segments),
+    and in an append, an item of another branch than the events' (Redis writes one branch's keys)."""
+    for item in items:
+        if "/" in item.branch or branch_of(item.key) != item.branch:
+            raise ValueError(f"outbox key {item.key!r} does not start with its branch {item.branch!r}/")
+        if branch is not None and item.branch != branch:
+            raise ValueError(f"append to branch {branch!r}: outbox item {item.key!r} is of another branch")
+
+
 class Outbox(Protocol):
     """Implemented by every Store (SQLite, Redis); one contract suite (tests/test_outbox_contract.py).
 
@@ -62,36 +80,39 @@ class Outbox(Protocol):
     the item is unknown or not in a state the transition starts from."""
 
     async def outbox_add(self, items: list[OutboxItem]) -> int:
-        """Add the items not already owed (same key: the old one is kept, whatever its status).
-        Returns how many were new."""
+        """Add the items not already owed (same key: the old one is kept, whatever its status),
+        each as it is given (status, times, attempts). Returns how many were new. Raises
+        ValueError, adding nothing, if a key does not start with its branch (see check_keys)."""
 
     async def outbox_claim(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
-        """Atomically take up to `limit` items to send, oldest `next_at` first: `queued` ones due
-        (next_at <= now) and `sending` ones whose lease ran out (lease_until <= now). Each becomes
-        `sending` with lease_until = now + lease and attempts + 1; two concurrent claims never get
-        the same item."""
+        """Atomically take up to `limit` items to send, oldest due time first (ties by key):
+        `queued` ones due (next_at <= now, due at next_at) and `sending` ones whose lease ran out
+        (lease_until <= now, due at lease_until). Each becomes `sending` with
+        lease_until = now + lease, attempts + 1 and updated = now; two concurrent claims never get
+        the same item. Returned in that order, as they are after the claim."""
 
     async def outbox_sent(self, key: str, now: float, provider_id: str | None) -> bool:
-        """sending → sent."""
+        """sending → sent, keeping the provider_id (None: the gateway gave none, no report will
+        come). error and detail of an earlier failed attempt are kept."""
 
     async def outbox_retry(self, key: str, now: float, next_at: float, error: str, detail: str = "") -> bool:
-        """sending → queued, not to be claimed before next_at."""
+        """sending → queued, not to be claimed before next_at; attempts stay as they are."""
 
     async def outbox_fail(self, key: str, now: float, status: str, error: str, detail: str = "") -> bool:
-        """sending → failed | dead | dropped (status says which)."""
+        """sending → failed | dead | dropped (status says which; any other raises ValueError)."""
 
     async def outbox_delivered(self, provider_id: str, now: float) -> bool:
         """sent → delivered, found by the gateway's id (delivery reports name only that)."""
 
     async def outbox_redrive(self, now: float, key: str | None = None) -> int:
-        """failed | dead → queued, due now, attempts reset: the one `key`, or every dead letter.
-        Returns how many moved."""
+        """failed | dead → queued, due now, attempts reset (error and detail kept, to show what
+        went wrong last time): the one `key`, or every dead letter. Returns how many moved."""
 
     async def outbox_get(self, key: str) -> OutboxItem | None: ...
 
     async def outbox_list(self, status: str | None = None, branch: str | None = None,
                           limit: int = 100) -> list[OutboxItem]:
-        """Most recently updated first."""
+        """Most recently updated first (ties: the greater key first); None means any."""
 
     async def outbox_counts(self) -> dict[str, int]:
         """Items per status (every status present, zeros included)."""

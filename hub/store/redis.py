@@ -6,16 +6,33 @@ one shard and the append script, which touches only that branch's keys, runs the
 - `...:log`   stream: one entry per event, entry id `<seq>-1`, field `e` = the event's JSON
 - `...:idem`  hash: Idempotency-Key → JSON [fingerprint, status, body]
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)
+The branch's notification outbox is under the same tag, so an append writes its messages in the
+same script and a claim leases atomically, one script per branch:
+- `...:outbox`        hash: item key → JSON of what never changes (ticket, recipient, params, ...),
+                      written by Python and never decoded by Lua (cjson would round floats)
+- `...:outbox:state`  hash: item key → JSON array of strings (false for None): status, attempts,
+                      next_at, lease_until, provider_id, error, detail, updated; numbers are Python's
+                      repr, passed through Lua untouched, so every time comes back exactly
+- `...:outbox:due`    zset: the queued (score next_at) and sending (score lease_until) items
+- `...:outbox:<status>` zset per status: item key → updated (lists, counts)
+Two keys hold no tag, written before the branch script so that they never miss an item (an
+entry left by a failed script costs a lookup, nothing else):
+- `{prefix}outbox:branches` set of the branches with outbox items: what claim, list, counts and
+  redrive-all go through (a set rather than SCAN, which Cluster runs node by node)
+- `{prefix}outbox:pid`      hash: provider id → item key, for delivery reports (they name only the
+  provider id); the key names its branch (hub.store.outbox.branch_of)
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+from collections import Counter
 from contextlib import asynccontextmanager
 from datetime import date
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -25,10 +42,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError, ResponseEr
 
 from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
+from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
+                              OutboxItem, branch_of, check_keys)
+from hub.store.redis_outbox import (ADD, CLAIM, MOVE, OUTBOX_LUA, REDRIVE, decode_item, dumps, encode_item,
+                                    num, state)
 
-# KEYS: head, log, idem, then one day-list key per event. ARGV: expected seq, new epoch,
-# idempotency key ('' for none), its record, then per event: its JSON.
-_APPEND = """
+# KEYS: head, log, idem, one day-list key per event, then the ten outbox keys. ARGV: expected seq,
+# new epoch, idempotency key ('' for none), its record, the number of events, per event its JSON,
+# then the outbox items (see ob_add).
+_APPEND = OUTBOX_LUA + """
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
   redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[2])
@@ -37,13 +59,15 @@ if seq ~= tonumber(ARGV[1]) then return {'conflict', seq} end
 if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then
   return redis.error_reply('IDEMPOTENCY_KEY_EXISTS ' .. ARGV[3])
 end
-for i = 5, #ARGV do
+local n = tonumber(ARGV[5])
+for i = 1, n do
   seq = seq + 1
-  redis.call('XADD', KEYS[2], seq .. '-1', 'e', ARGV[i])
-  redis.call('RPUSH', KEYS[i - 1], seq)
+  redis.call('XADD', KEYS[2], seq .. '-1', 'e', ARGV[5 + i])
+  redis.call('RPUSH', KEYS[3 + i], seq)
 end
 redis.call('HSET', KEYS[1], 'seq', seq)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
+ob_add(ob_keys(4 + n), 6 + n)
 return {'ok', seq}
 """
 
@@ -88,6 +112,10 @@ class RedisStore:
         self._r, self._prefix = client, prefix
         self._append = client.register_script(_APPEND)
         self._head = client.register_script(_HEAD)
+        self._outbox_add = client.register_script(ADD)
+        self._outbox_claim = client.register_script(CLAIM)
+        self._outbox_move = client.register_script(MOVE)
+        self._outbox_redrive = client.register_script(REDRIVE)
 
     @classmethod
     @asynccontextmanager
@@ -102,6 +130,13 @@ class RedisStore:
     def _key(self, branch: str, name: str) -> str:
         return f"{self._prefix}{{b:{branch}}}:{name}"
 
+    def _outbox_global(self, name: str) -> str:
+        return f"{self._prefix}outbox:{name}"
+
+    def _outbox_keys(self, branch: str) -> list[str]:
+        return [self._key(branch, "outbox"), self._key(branch, "outbox:state"),
+                self._key(branch, "outbox:due"), *(self._key(branch, f"outbox:{s}") for s in STATUSES)]
+
     @_reachable
     async def head(self, branch: str) -> LogHead:
         seq, epoch = await self._head(keys=[self._key(branch, "head")], args=[secrets.token_hex(8)])
@@ -109,17 +144,23 @@ class RedisStore:
 
     @_reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
-                     idempotency: Idempotency | None = None) -> list[Event]:
+                     idempotency: Idempotency | None = None,
+                     outbox: Sequence[OutboxItem] = ()) -> list[Event]:
+        check_keys(outbox, branch)
         stored = [{**ev, "seq": expected_seq + i} for i, ev in enumerate(events, start=1)]
         keys = [self._key(branch, "head"), self._key(branch, "log"), self._key(branch, "idem")]
         keys += [self._key(branch, f"day:{ev.get('day', '')}") for ev in stored]
+        keys += self._outbox_keys(branch)
         idem_key, idem_value = "", ""
         if idempotency is not None:
             idem_key = idempotency.key
             idem_value = _dumps([idempotency.fingerprint, idempotency.status, idempotency.body])
+        if outbox:
+            await self._r.sadd(self._outbox_global("branches"), branch)
         try:
-            status, seq = await self._append(keys=keys, args=[expected_seq, secrets.token_hex(8), idem_key,
-                                                               idem_value, *map(_dumps, stored)])
+            status, seq = await self._append(keys=keys, args=[
+                expected_seq, secrets.token_hex(8), idem_key, idem_value, len(stored),
+                *map(_dumps, stored), *(arg for item in outbox for arg in encode_item(item))])
         except ResponseError as e:
             if "IDEMPOTENCY_KEY_EXISTS" in str(e):
                 raise IdempotencyKeyExists(idem_key) from None
@@ -155,3 +196,132 @@ class RedisStore:
     @_reachable
     async def ping(self) -> None:
         await self._r.ping()
+
+    # -- the outbox (hub.store.outbox); the keys are listed at the top --------------------------
+
+    async def _outbox_branches(self) -> list[str]:
+        return sorted(await self._r.smembers(self._outbox_global("branches")))
+
+    async def _move(self, key: str, starts: Sequence[str], changes: list, provider_id: str = "") -> bool:
+        """One guarded transition, in the item's branch (the script checks where it starts from)."""
+        moved = await self._outbox_move(keys=self._outbox_keys(branch_of(key)),
+                                        args=[key, ",".join(starts), dumps(changes), provider_id])
+        return moved == 1
+
+    @_reachable
+    async def outbox_add(self, items: list[OutboxItem]) -> int:
+        check_keys(items)
+        by_branch: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_branch.setdefault(item.branch, []).append(item)
+        if not by_branch:
+            return 0
+        await self._r.sadd(self._outbox_global("branches"), *by_branch)
+        added = 0
+        for branch, group in by_branch.items():  # all or nothing per branch: Cluster keeps them apart
+            added += await self._outbox_add(keys=self._outbox_keys(branch),
+                                            args=[arg for item in group for arg in encode_item(item)])
+        return added
+
+    @_reachable
+    async def outbox_claim(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        # Read what is due in every branch, pick the `limit` oldest, then lease per branch as many
+        # as were picked there: each script takes its branch's oldest at that instant, so a racing
+        # claim that took some first only makes this one take the next ones.
+        branches = await self._outbox_branches()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for branch in branches:
+                pipe.zrangebyscore(self._key(branch, "outbox:due"), "-inf", num(now), start=0, num=limit,
+                                   withscores=True)
+            found = await pipe.execute()
+        picked = sorted((score, key, branch) for branch, due in zip(branches, found) for key, score in due)
+        per_branch = Counter(branch for _, _, branch in picked[:limit])
+        replies = await asyncio.gather(*(
+            self._outbox_claim(keys=self._outbox_keys(branch), args=[num(now), num(now + lease), n])
+            for branch, n in per_branch.items()))
+        claimed = [(float(reply[i + 1]), reply[i], decode_item(reply[i], reply[i + 2], reply[i + 3]))
+                   for reply in replies for i in range(0, len(reply), 4)]
+        return [item for _, _, item in sorted(claimed, key=lambda c: c[:2])]
+
+    @_reachable
+    async def outbox_sent(self, key: str, now: float, provider_id: str | None) -> bool:
+        if provider_id is not None:  # first: a report must find the item once it is `sent`
+            await self._r.hset(self._outbox_global("pid"), provider_id, key)
+        return await self._move(key, (SENDING,), state(
+            SENT, lease_until=0.0, provider_id=False if provider_id is None else provider_id, updated=now))
+
+    @_reachable
+    async def outbox_retry(self, key: str, now: float, next_at: float, error: str, detail: str = "") -> bool:
+        return await self._move(key, (SENDING,), state(
+            QUEUED, next_at=next_at, lease_until=0.0, error=False if error is None else error,
+            detail=detail, updated=now))
+
+    @_reachable
+    async def outbox_fail(self, key: str, now: float, status: str, error: str, detail: str = "") -> bool:
+        if status not in FAILURES:
+            raise ValueError(f"outbox_fail: {status!r} is not one of {FAILURES}")
+        return await self._move(key, (SENDING,), state(
+            status, lease_until=0.0, error=False if error is None else error, detail=detail, updated=now))
+
+    @_reachable
+    async def outbox_delivered(self, provider_id: str, now: float) -> bool:
+        key = await self._r.hget(self._outbox_global("pid"), provider_id)
+        if key is None:
+            return False
+        return await self._move(key, (SENT,), state(DELIVERED, updated=now), provider_id=provider_id)
+
+    @_reachable
+    async def outbox_redrive(self, now: float, key: str | None = None) -> int:
+        changes = state(QUEUED, attempts=0, next_at=now, lease_until=0.0, updated=now)
+        if key is not None:
+            return int(await self._move(key, DEAD_LETTERS, changes))
+        moved = await asyncio.gather(*(self._outbox_redrive(keys=self._outbox_keys(branch), args=[dumps(changes)])
+                                       for branch in await self._outbox_branches()))
+        return sum(moved)
+
+    async def _outbox_items(self, keys: Sequence[str]) -> list[OutboxItem]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self._key(branch_of(key), "outbox"), key)
+                pipe.hget(self._key(branch_of(key), "outbox:state"), key)
+            found = await pipe.execute()
+        return [decode_item(key, fixed, state)
+                for key, fixed, state in zip(keys, found[::2], found[1::2]) if fixed and state]
+
+    @_reachable
+    async def outbox_get(self, key: str) -> OutboxItem | None:
+        found = await self._outbox_items([key])
+        return found[0] if found else None
+
+    @_reachable
+    async def outbox_list(self, status: str | None = None, branch: str | None = None,
+                          limit: int = 100) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        branches = [branch] if branch is not None else await self._outbox_branches()
+        statuses = [status] if status is not None else list(STATUSES)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for b in branches:
+                for s in statuses:
+                    pipe.zrevrange(self._key(b, f"outbox:{s}"), 0, limit - 1, withscores=True)
+            found = await pipe.execute()
+        newest = sorted(((score, key) for pairs in found for key, score in pairs), reverse=True)[:limit]
+        items = await self._outbox_items([key for _, key in newest])
+        # Read in two steps: an item that moved on in between is shown as it is now, if it still fits.
+        fits = [i for i in items if status is None or i.status == status]
+        return sorted(fits, key=lambda i: (i.updated, i.key), reverse=True)
+
+    @_reachable
+    async def outbox_counts(self) -> dict[str, int]:
+        branches = await self._outbox_branches()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for branch in branches:
+                for status in STATUSES:
+                    pipe.zcard(self._key(branch, f"outbox:{status}"))
+            found = await pipe.execute()
+        counts = dict.fromkeys(STATUSES, 0)
+        for i, n in enumerate(found):
+            counts[STATUSES[i % len(STATUSES)]] += n
+        return counts

@@ -4,6 +4,8 @@ Several stores (in one process or in several) may open the same file. Appends st
 because each one checks the branch head and writes inside a single `BEGIN IMMEDIATE`
 transaction, which takes SQLite's write lock up front: a second writer waits (busy_timeout)
 and then sees the first one's head, so it gets SeqConflict instead of writing a gap or a fork.
+The outbox rides on the same lock: an append writes its messages in its own transaction, and a
+claim selects and leases in one, so two workers on one file never take the same message.
 """
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ import sqlite3
 from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
 
 from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
+from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
+                              OutboxItem, check_keys)
 
 # Connection settings, reused verbatim by bench/call_next.py so that it measures what we run.
 # busy_timeout first, so the journal_mode switch waits for another process instead of failing.
@@ -32,7 +36,7 @@ PRAGMAS: tuple[str, ...] = (
     "PRAGMA synchronous=FULL",
 )
 
-SCHEMA_VERSION = 1  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
+SCHEMA_VERSION = 2  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
 T = TypeVar("T")
 
 _SCHEMA: tuple[str, ...] = (
@@ -44,11 +48,42 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS events_branch_day ON events(branch, day)",
     "CREATE TABLE IF NOT EXISTS idempotency(branch TEXT, key TEXT, fingerprint TEXT,"
     " status INTEGER, body TEXT, PRIMARY KEY(branch, key))",
+    # Version 2: the notification outbox. recipient and params are JSON text. Claims read the
+    # two "due" indexes (queued by next_at, sending by lease_until); reports find provider_id.
+    "CREATE TABLE IF NOT EXISTS outbox(key TEXT PRIMARY KEY, branch TEXT NOT NULL,"
+    " ticket TEXT NOT NULL, trigger TEXT NOT NULL, channel TEXT NOT NULL, recipient TEXT NOT NULL,"
+    " params TEXT NOT NULL, lang TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL, next_at REAL NOT NULL, lease_until REAL NOT NULL,"
+    " provider_id TEXT, error TEXT, detail TEXT NOT NULL, updated REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_at)",
+    "CREATE INDEX IF NOT EXISTS outbox_lease ON outbox(status, lease_until)",
+    "CREATE INDEX IF NOT EXISTS outbox_provider ON outbox(provider_id)",
+    "CREATE INDEX IF NOT EXISTS outbox_updated ON outbox(updated)",
 )
 
+_OUTBOX_COLUMNS = ("key, branch, ticket, trigger, channel, recipient, params, lang, created, status,"
+                   " attempts, next_at, lease_until, provider_id, error, detail, updated")
 
-def _dumps(ev: Event) -> str:
-    return json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
+
+def _dumps(value) -> str:
+    # default=dict: a recipient or params given as another Mapping (say, a MappingProxyType)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=dict)
+
+
+def _outbox_row(item: OutboxItem) -> tuple:
+    return (item.key, item.branch, item.ticket, item.trigger, item.channel, _dumps(item.recipient),
+            _dumps(item.params), item.lang, item.created, item.status, item.attempts, item.next_at,
+            item.lease_until, item.provider_id, item.error, item.detail, item.updated)
+
+
+def _outbox_item(row: Sequence) -> OutboxItem:
+    (key, branch, ticket, trigger, channel, recipient, params, lang, created, status, attempts,
+     next_at, lease_until, provider_id, error, detail, updated) = row
+    return OutboxItem(key=key, branch=branch, ticket=ticket, trigger=trigger, channel=channel,
+                      recipient=json.loads(recipient), params=json.loads(params), lang=lang,
+                      created=float(created), status=status, attempts=attempts,
+                      next_at=float(next_at), lease_until=float(lease_until),
+                      provider_id=provider_id, error=error, detail=detail, updated=float(updated))
 
 
 class SQLiteStore:
@@ -137,7 +172,10 @@ class SQLiteStore:
         return head
 
     async def append(self, branch: str, expected_seq: int, events: list[Event],
-                     idempotency: Idempotency | None = None) -> list[Event]:
+                     idempotency: Idempotency | None = None,
+                     outbox: Sequence[OutboxItem] = ()) -> list[Event]:
+        check_keys(outbox, branch)
+
         async def write() -> list[Event]:
             head = await self._read_head(branch)
             if head is None:
@@ -162,6 +200,7 @@ class SQLiteStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (branch, idempotency.key, idempotency.fingerprint, idempotency.status,
                      idempotency.body))
+            await self._insert_outbox(outbox)
             return stored
 
         return await self._write(write)
@@ -194,3 +233,109 @@ class SQLiteStore:
     async def ping(self) -> None:
         async with self._lock:
             await self._db.execute_fetchall("SELECT 1")
+
+    # -- the outbox (hub.store.outbox) ----------------------------------------------------------
+
+    async def _insert_outbox(self, items: Iterable[OutboxItem]) -> int:
+        """Inside a write transaction. OR IGNORE: a message already owed keeps its row, whatever
+        became of it, so a rule that finds it due again cannot send it twice."""
+        added = 0
+        for item in items:
+            cursor = await self._db.execute(
+                f"INSERT OR IGNORE INTO outbox({_OUTBOX_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                _outbox_row(item))
+            added += cursor.rowcount
+        return added
+
+    async def _transition(self, sql: str, params: tuple) -> bool:
+        """One guarded UPDATE (its WHERE names the states it starts from): True if it moved a row."""
+        async def write() -> bool:
+            cursor = await self._db.execute(sql, params)
+            return cursor.rowcount > 0
+        return await self._write(write)
+
+    async def _select_outbox(self, where: str, params: tuple, tail: str = "") -> list[OutboxItem]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} {tail}", params)
+        return [_outbox_item(row) for row in rows]
+
+    async def outbox_add(self, items: list[OutboxItem]) -> int:
+        check_keys(items)
+        return await self._write(lambda: self._insert_outbox(items))
+
+    async def outbox_claim(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        if limit <= 0:  # and SQLite reads LIMIT -1 as "no limit"
+            return []
+
+        async def write() -> list[OutboxItem]:
+            # Two selects, each down its own index, merged: one OR over both would scan the table.
+            queued = await self._db.execute_fetchall(
+                "SELECT next_at, key FROM outbox WHERE status = ? AND next_at <= ?"
+                " ORDER BY next_at, key LIMIT ?", (QUEUED, now, limit))
+            expired = await self._db.execute_fetchall(
+                "SELECT lease_until, key FROM outbox WHERE status = ? AND lease_until <= ?"
+                " ORDER BY lease_until, key LIMIT ?", (SENDING, now, limit))
+            due = sorted(queued + expired)[:limit]
+            if not due:
+                return []
+            keys = [key for _, key in due]
+            marks = ", ".join("?" * len(keys))
+            await self._db.execute(
+                f"UPDATE outbox SET status = ?, lease_until = ?, attempts = attempts + 1, updated = ?"
+                f" WHERE key IN ({marks})", (SENDING, now + lease, now, *keys))
+            rows = await self._db.execute_fetchall(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key IN ({marks})", keys)
+            by_key = {row[0]: _outbox_item(row) for row in rows}
+            return [by_key[key] for key in keys]
+
+        return await self._write(write)
+
+    async def outbox_sent(self, key: str, now: float, provider_id: str | None) -> bool:
+        return await self._transition(
+            "UPDATE outbox SET status = ?, provider_id = ?, lease_until = 0, updated = ?"
+            " WHERE key = ? AND status = ?", (SENT, provider_id, now, key, SENDING))
+
+    async def outbox_retry(self, key: str, now: float, next_at: float, error: str, detail: str = "") -> bool:
+        return await self._transition(
+            "UPDATE outbox SET status = ?, next_at = ?, lease_until = 0, error = ?, detail = ?,"
+            " updated = ? WHERE key = ? AND status = ?",
+            (QUEUED, next_at, error, detail, now, key, SENDING))
+
+    async def outbox_fail(self, key: str, now: float, status: str, error: str, detail: str = "") -> bool:
+        if status not in FAILURES:
+            raise ValueError(f"outbox_fail: {status!r} is not one of {FAILURES}")
+        return await self._transition(
+            "UPDATE outbox SET status = ?, lease_until = 0, error = ?, detail = ?, updated = ?"
+            " WHERE key = ? AND status = ?", (status, error, detail, now, key, SENDING))
+
+    async def outbox_delivered(self, provider_id: str, now: float) -> bool:
+        return await self._transition(
+            "UPDATE outbox SET status = ?, updated = ? WHERE provider_id = ? AND status = ?",
+            (DELIVERED, now, provider_id, SENT))
+
+    async def outbox_redrive(self, now: float, key: str | None = None) -> int:
+        async def write() -> int:
+            which, params = ("", ()) if key is None else (" AND key = ?", (key,))
+            cursor = await self._db.execute(
+                "UPDATE outbox SET status = ?, attempts = 0, next_at = ?, lease_until = 0,"
+                f" updated = ? WHERE status IN (?, ?){which}",
+                (QUEUED, now, now, *DEAD_LETTERS, *params))
+            return cursor.rowcount
+        return await self._write(write)
+
+    async def outbox_get(self, key: str) -> OutboxItem | None:
+        found = await self._select_outbox("key = ?", (key,))
+        return found[0] if found else None
+
+    async def outbox_list(self, status: str | None = None, branch: str | None = None,
+                          limit: int = 100) -> list[OutboxItem]:
+        where = " AND ".join(["1"] + [f"{column} = ?" for column, value in
+                                      (("status", status), ("branch", branch)) if value is not None])
+        params = tuple(value for value in (status, branch) if value is not None)
+        return await self._select_outbox(where, (*params, limit), "ORDER BY updated DESC, key DESC LIMIT ?")
+
+    async def outbox_counts(self) -> dict[str, int]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
+        return {status: 0 for status in STATUSES} | dict(rows)

@@ -1,0 +1,47 @@
+"""The storage every Store contract suite runs against (tests/test_store_contract.py,
+tests/test_outbox_contract.py): import the fixtures by name into the suite's module.
+
+A backend plugs in through `store_url` only: add its name to BACKENDS and, in `store_url`,
+yield a URL that `hub.store.open_store` understands and that points at fresh, empty storage
+private to the test (e.g. Redis: a dedicated db number or key prefix, flushed after the yield;
+the server is started by the test setup: never skipped). Everything else goes through `open_store(url)`:
+`store` is one opened instance, `open_instance()` opens another one on the same storage (to test
+persistence after a close and conflicts between instances, as between two hub processes).
+"""
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from hub.store import Store, open_store
+
+BACKENDS = ["sqlite", "redis"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # aiosqlite runs on asyncio
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'queuecast.db'}"  # 'data/' also tests mkdir
+    elif request.param == "redis":
+        yield request.getfixturevalue("redis_url")  # a real server, a key prefix of this test's own
+    else:
+        raise ValueError(f"no storage set up for backend {request.param!r}")
+
+
+@pytest.fixture
+def open_instance(store_url: str) -> Callable[[], AbstractAsyncContextManager[Store]]:
+    """Opens another store instance on the same storage as `store`."""
+    return lambda: open_store(store_url)
+
+
+@pytest.fixture
+async def store(open_instance, anyio_backend) -> AsyncIterator[Store]:
+    async with open_instance() as s:
+        yield s

@@ -19,6 +19,9 @@ MIN_SCORES = 40                    # fewer scores than this in a band: use all b
 KEEP = 1500                        # scores kept per band
 FLOOR = 1.0                        # minutes: a spread of zero still has this much room
 MEDIAN_SHIFT = 0.8                 # of the median score, applied to p50 (a little shrinkage)
+# A range is narrowed by at most this much of its spread: the scores of one night all share that
+# night's surprises, so a few calm nights are little evidence that the next one will be calm.
+MAX_NARROW = 0.15
 
 
 def _band(p50: float, lead: float) -> int:
@@ -85,8 +88,8 @@ class Calibration:
             if len(scores) < MIN_SCORES:
                 self._cache[band] = None
             else:
-                self._cache[band] = (_quantile([(s[0], s[3]) for s in scores], 0.9),
-                                     _quantile([(s[1], s[3]) for s in scores], 0.9),
+                self._cache[band] = (max(_quantile([(s[0], s[3]) for s in scores], 0.9), -MAX_NARROW),
+                                     max(_quantile([(s[1], s[3]) for s in scores], 0.9), -MAX_NARROW),
                                      MEDIAN_SHIFT * _quantile([(s[2], s[3]) for s in scores], 0.5))
         return self._cache[band]
 

@@ -17,8 +17,10 @@ import math
 import random
 from dataclasses import dataclass
 from statistics import NormalDist
+from bisect import bisect_right
 from heapq import heappop, heappush
 
+from hub.domain.eta.history import LEADS
 from hub.domain.eta.lognormal import LogNormal
 
 INF = math.inf
@@ -39,6 +41,7 @@ class CounterSim:
     elapsed: float                           # ... and how long it has lasted
     variants: list[tuple[float | None, list[tuple[float, float]]]]
     # each variant: (minutes already closed unplanned, or None; open windows [(start, end)])
+    cum_weights: list[float] | None = None   # of the variants; None: all equally likely
 
 
 @dataclass
@@ -62,13 +65,25 @@ class Plan:
     priority: list[list[tuple[float, float]]]        # per field: [(until minute, rate per minute)]
     closures: list[float]                            # unplanned closure lengths (samples)
     breakdown_rate: float = 0.0                      # unplanned closures per open counter-minute
+    day_sd: float = 0.0                              # sd of the day's shared log speed factor
+    absent_online: list[float] | None = None         # no-show of an online number not checked in
+    #                                                  now, by minutes until its call (history.LEADS)
+
+
+# random.choice and random.expovariate cost several Python calls each; these cost one uniform.
+def _pick(xs: list, rand) -> object:
+    return xs[int(rand() * len(xs))]
+
+
+def _exp(rate: float, rand) -> float:
+    return -math.log(1.0 - rand()) / rate
 
 
 def _closed_for(closures: list[float], elapsed: float, rng: random.Random) -> float:
     longer = [c - elapsed for c in closures if c > elapsed]
     if longer:
-        return rng.choice(longer)
-    return rng.expovariate(1 / 30.0)
+        return _pick(longer, rng.random)
+    return _exp(1 / 30.0, rng.random)
 
 
 def _jittered(wins: list[tuple[float, float]], rng: random.Random) -> list[tuple[float, float]]:
@@ -90,11 +105,11 @@ def _broken(wins: list[tuple[float, float]], rate: float, lengths: list[float],
     """The plan with unplanned closures drawn anew: a Poisson process over the open time."""
     out = []
     for a, b in wins:
-        t = max(a, 0.0) + rng.expovariate(rate)
+        t = max(a, 0.0) + _exp(rate, rng.random)
         while t < b:
             out.append((a, t))
-            a = t + rng.choice(lengths)
-            t = a + rng.expovariate(rate)
+            a = t + _pick(lengths, rng.random)
+            t = a + _exp(rate, rng.random)
         if a < b:
             out.append((a, b))
     return out
@@ -121,7 +136,12 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
     for ci, c in enumerate(plan.counters):
         for f in c.fields:
             serves[f].append(ci)
-        closed, wins = c.variants[rng.randrange(len(c.variants))] if c.variants else (None, [])
+        if not c.variants:
+            closed, wins = None, []
+        elif c.cum_weights is None:
+            closed, wins = _pick(c.variants, rand)
+        else:
+            closed, wins = rng.choices(c.variants, cum_weights=c.cum_weights)[0]
         if wins:
             wins = _jittered(wins, rng)
             if plan.breakdown_rate > 0 and plan.closures:
@@ -135,22 +155,24 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
     for f, rates in enumerate(plan.priority):
         # a Poisson process with a rate piecewise constant by hour: walk an Exp(1) budget of
         # "expected arrivals" through the pieces, one draw per arrival
-        t0, budget = 0.0, rng.expovariate(1.0)
+        t0, budget = 0.0, _exp(1.0, rand)
         for until, rate in rates:
             while rate > 0 and t0 + budget / rate < until:
                 t0 += budget / rate
                 seq_key += 1
                 heappush(pending[f], (t0, PRIORITY + seq_key, -1, 0))
-                budget = rng.expovariate(1.0)
+                budget = _exp(1.0, rand)
             if rate > 0:
                 budget -= (until - t0) * rate
             t0 = until
     for key, f, minutes_left in plan.held:
         if rand() < plan.p_return:
-            back = min(rng.choice(plan.return_delay), minutes_left) if plan.return_delay else rand() * minutes_left
+            back = min(_pick(plan.return_delay, rand), minutes_left) if plan.return_delay else rand() * minutes_left
             heappush(pending[f], (back, key, -1, 1))
+    level = plan.day_sd * normals[int(rand() * _STRATA)]    # this future's speed of the day
     wi = [0] * len(plan.counters)
     noshow, sigma, transfer, gives_back = plan.noshow, plan.sigma, plan.transfer, plan.gives_back
+    absent = plan.absent_online
     while events and (left or vleft):
         x, ci = heappop(events)
         c = plan.counters[ci]
@@ -203,19 +225,22 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
                 continue
         slot = c.fields.index(bf)
         requeue = None
-        if key >= PRIORITY and rand() < noshow[cat]:
-            d = rng.choice(plan.skip) if plan.skip else 2.0
+        p_absent = noshow[cat]
+        if cat == 2 and absent is not None and tr >= 0:     # not checked in yet: it may by then
+            p_absent = absent[bisect_right(LEADS, x) - 1]
+        if key >= PRIORITY and rand() < p_absent:
+            d = _pick(plan.skip, rand) if plan.skip else 2.0
             if cat == 2 and plan.p_return > 0:
                 if rand() < plan.p_return:
-                    requeue = (bf, x + d + (rng.choice(plan.return_delay) if plan.return_delay else 5.0), key)
+                    requeue = (bf, x + d + (_pick(plan.return_delay, rand) if plan.return_delay else 5.0), key)
             elif rand() < plan.p_recall:
-                requeue = (bf, x + d + (rng.choice(plan.recall_delay) if plan.recall_delay else 5.0),
+                requeue = (bf, x + d + (_pick(plan.recall_delay, rand) if plan.recall_delay else 5.0),
                            HEAD + key % PRIORITY)
         else:
-            d = math.exp(c.mu[slot] + sigma[bf] * normals[int(rand() * _STRATA)])
+            d = math.exp(c.mu[slot] + level + sigma[bf] * normals[int(rand() * _STRATA)])
             p_t, dests, cum = transfer[bf]
             if p_t and rand() < p_t:
-                d = rng.choice(plan.partial) if plan.partial else d / 2
+                d = _pick(plan.partial, rand) if plan.partial else d / 2
                 to = rng.choices(dests, cum_weights=cum)[0]
                 requeue = (to, x + d, key)
         if requeue is not None:

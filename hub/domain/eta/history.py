@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from datetime import date
 
 DAY_DECAY = 0.6              # weight of yesterday's observations against today's
 KEEP_DAYS = 5                # counter plans of this many past days are sampled as "today's plan"
@@ -19,6 +20,9 @@ KIOSK, ONLINE_IN, ONLINE_OUT = 0, 1, 2
 CATEGORIES = (KIOSK, ONLINE_IN, ONLINE_OUT)
 PRIOR_NOSHOW = {KIOSK: 0.03, ONLINE_IN: 0.05, ONLINE_OUT: 0.25}
 PRIOR_CALLS = 20.0
+# Minutes before its call at which an online number had not checked in yet: the grid of
+# History.absent_online, the no-show rate of such a number (forward.replicate looks it up).
+LEADS = (0.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 240.0, 360.0, 720.0)
 
 
 def category(channel: str, checked_in: bool) -> int:
@@ -47,12 +51,17 @@ class History:
         self.issued_n = {"kiosk": 0.0, "online": 0.0}      # numbers issued, and given back before
         self.given_back = {"kiosk": 0.0, "online": 0.0}    # their first call, by channel
         self.recall_delays: deque = deque(maxlen=100)
+        self.online_calls: deque = deque(maxlen=400)       # [minutes checked in before the first
+        #                                                     call or None, no-show?]
         self.return_delays: deque = deque(maxlen=100)
         self.finished: dict[str, float] = defaultdict(float)         # field → services ended
         self.transfers: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.partial_minutes: deque = deque(maxlen=100)
         self.gaps: deque = deque(maxlen=200)                       # counter free → next call
         self.issues_today: list[tuple[float, str, bool]] = []      # (minute, field, priority)
+        # Numbers taken while no service day is running (the evening before, the early morning,
+        # a weekend): they belong to the next service day, which is not known until it starts.
+        self.issues_early: list[tuple[date, float, str, bool]] = []
         self.priority_days: deque = deque(maxlen=KEEP_DAYS)         # per past day: field → hour → n
         self.issue_ends: deque = deque(maxlen=KEEP_DAYS)            # last issue, minutes of day
         self.plans_today: dict[str, DayPlan] = {}
@@ -61,7 +70,7 @@ class History:
 
     # -- days ----------------------------------------------------------------------------------
 
-    def new_day(self) -> None:
+    def new_day(self, today: date | None, new: date) -> None:
         """The first counter activity of a new local date: today becomes history."""
         if self.plans_today:
             self.plans.append(self.plans_today)
@@ -69,7 +78,14 @@ class History:
             if profile is not None:
                 self.priority_days.append(profile[0])
                 self.issue_ends.append(profile[1])
-        self.plans_today, self.issues_today = {}, []
+            if today is not None:     # taken after today's last close: for the new day
+                last_close = self._last_close()
+                self.issues_early = [(today, m, f, p) for m, f, p in self.issues_today if m > last_close] \
+                    + self.issues_early
+        # Minutes before the new day's midnight are negative: a number taken at 20:00 the evening
+        # before is at -240, which is how the priority profile learns the night.
+        self.issues_today = sorted((m - 1440 * (new - d).days, f, p) for d, m, f, p in self.issues_early)
+        self.issues_early, self.plans_today = [], {}
         self.day += 1
         for d in (self.calls, self.noshows):
             for k in d:
@@ -95,7 +111,7 @@ class History:
     def _profile(self) -> tuple[dict, float] | None:
         """Today's priority arrivals by field and hour, and its last issue: of the numbers taken
         before the day's last close (after it, online numbers are for the next working day)."""
-        last_close = max((iv[1] or 0) for p in self.plans_today.values() for iv in p.intervals)
+        last_close = self._last_close()
         today = [(m, f, p) for m, f, p in self.issues_today if m <= last_close]
         if not today:
             return None
@@ -104,6 +120,9 @@ class History:
             if p:
                 hours[f][int(m // 60)] += 1
         return hours, max(m for m, _, _ in today)
+
+    def _last_close(self) -> float:
+        return max(((iv[1] or 0) for p in self.plans_today.values() for iv in p.intervals), default=0.0)
 
     def past(self, today_done: bool) -> tuple[list, list, list]:
         """(counter plans, priority profiles, last issues) of past days; with `today_done`, today
@@ -119,6 +138,9 @@ class History:
 
     def issued(self, service: str, priority: bool, minute: float) -> None:
         self.issues_today.append((minute, service, priority))
+
+    def issued_early(self, day: date, service: str, priority: bool, minute: float) -> None:
+        self.issues_early.append((day, minute, service, priority))
 
     def counted(self, channel: str) -> None:
         self.issued_n[channel] = self.issued_n.get(channel, 0.0) + 1
@@ -139,6 +161,23 @@ class History:
     def called(self, cat: int, first: bool) -> None:
         if first:
             self.calls[cat] += 1
+
+    def online_called(self, checked_before: float | None) -> list:
+        record = [checked_before, False]
+        self.online_calls.append(record)
+        return record
+
+    def absent_online(self) -> list[float]:
+        """Per LEADS[i]: the share of no-shows among online numbers that had not checked in
+        LEADS[i] minutes before their call. Called right now without checking in, a holder is
+        mostly not there; called in three hours, most will have come by then. Forecasts made
+        the evening before depend on it: at night nobody has checked in yet."""
+        out = []
+        prior = PRIOR_NOSHOW[ONLINE_OUT]
+        for x in LEADS:
+            rows = [r for r in self.online_calls if r[0] is None or r[0] < x]
+            out.append((sum(1 for r in rows if r[1]) + prior * 5) / (len(rows) + 5))
+        return out
 
     def skipped(self, cat: int, minutes: float, first: bool, held: bool) -> None:
         self.skip_minutes.append(minutes)

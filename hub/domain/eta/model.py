@@ -51,27 +51,70 @@ def speed_logs(h: History, laws: dict) -> dict[str, float]:
     return out
 
 
+DAY_SD_PRIOR = 0.08          # sd of a day's log speed level around the usual, before the log says
+DAY_SD_PRIOR_DAYS = 2.0      # ... counted as this many days
+
+
+def day_level_sd(h: History, laws: dict, same_day: bool) -> float:
+    """How uncertain the speed of the day being forecast still is, as an sd of a log-factor shared
+    by every service of that day: the whole branch is slower on some days (a system outage, a
+    new form, a cold). Learned from how much past days' mean log service times moved around
+    their field's law (less what sampling alone explains), then narrowed by the services already
+    seen today, which the fitted laws follow."""
+    by_day: dict[tuple[str, int], list[float]] = {}
+    for f, samples in h.done.items():
+        if f in laws:
+            for m, d in samples:
+                if m > 0:
+                    by_day.setdefault((f, d), []).append(math.log(m) - laws[f].mu)
+    num, den, today = DAY_SD_PRIOR ** 2 * DAY_SD_PRIOR_DAYS, DAY_SD_PRIOR_DAYS, 0
+    for (f, d), xs in by_day.items():
+        if d == h.day and same_day:
+            today += len(xs)
+        elif len(xs) >= 5:
+            mean = sum(xs) / len(xs)
+            num += max(mean * mean - laws[f].sigma ** 2 / len(xs), 0.0)
+            den += 1
+    tau2 = num / den
+    if today:
+        sigma2 = sum(law.sigma ** 2 for law in laws.values()) / len(laws)
+        tau2 = 1 / (1 / tau2 + today / sigma2)
+    return math.sqrt(tau2)
+
+
 def _priority_rates(h: History, days: list, field: str, now_min: float, issue_end: float,
                     opened: float) -> list[tuple[float, float]]:
     """Arrivals of priority numbers still to come in a field, piecewise by hour, minutes from now:
-    the mean of the same hour on past days, else today's rate so far."""
+    the mean of the same hour on past days (the night before included: online numbers are taken
+    from 20:00), else, during the first day, today's rate so far."""
     out = []
-    start = max(now_min, 0.0)
     if days:
-        for hour in range(int(start // 60), int(issue_end // 60) + 1):
+        for hour in range(math.floor(now_min / 60), int(issue_end // 60) + 1):
             until = min((hour + 1) * 60, issue_end)
             rate = sum(d.get(field, {}).get(hour, 0) for d in days) / len(days) / 60
-            if until > start:
+            if until > now_min:
                 out.append((until - now_min, rate))
         return out
+    if now_min < opened:
+        return []               # no past day, no service yet: nothing to go on
     seen = sum(1 for m, f, p in h.issues_today if p and f == field and m >= opened)
     span = max(now_min - opened, 60.0)
-    return [(issue_end - now_min, seen / span)] if issue_end > start else []
+    return [(issue_end - now_min, seen / span)] if issue_end > now_min else []
 
 
 def _gives_back(h: History, channel: str) -> float:
     """Share of a channel's numbers given back before their turn (a few in a hundred)."""
     return (h.given_back.get(channel, 0.0) + 0.02 * PRIOR_CALLS) / (h.issued_n.get(channel, 0.0) + PRIOR_CALLS)
+
+
+def _cumulative(weights: list[float]) -> list[float] | None:
+    if len(set(weights)) <= 1:
+        return None                     # all alike: a uniform draw, cheaper
+    out, acc = [], 0.0
+    for w in weights:
+        acc += w
+        out.append(acc)
+    return out
 
 
 def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward.Plan, list[str], list[str], float]:
@@ -114,10 +157,12 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
             held.append((key, fidx[t.service], minutes(now, t.held_until)))
 
     counters = []
+    late = plans.lateness(past)
     ids = list(dict.fromkeys([*setting.counters, *obs.counters, *(c for p in past for c in p)]))
     for cid in ids:
         c = obs.counters.get(cid)
         mine = [p[cid] for p in past if cid in p]
+        mine_past = bool(mine)
         if not mine:
             if past and (c is None or c.changed_at is None or c.changed_at.date() != now.date()):
                 continue        # it has not worked lately and not today: nobody staffs it
@@ -126,6 +171,10 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         changed = (minute_of_day(c.changed_at) if c is not None and c.changed_at is not None
                    and c.changed_at.date() == day else None)
         var = plans.variants(c if same_day else None, mine, now_min, same_day, changed, day_end)
+        working = c is not None and (c.open or changed is not None) and same_day
+        weights = [1.0] * len(var)
+        if mine_past and not working:
+            var, weights = plans.weighted(var, sum(1 for p in past if p and cid not in p), late)
         var = [(closed, [(a - now_min, b - now_min) for a, b in wins]) for closed, wins in var]
         sp = speeds.get(cid, 0.0)
         busy, elapsed = None, 0.0
@@ -135,7 +184,7 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
             busy, elapsed = lognormal.LogNormal(law.mu + sp, law.sigma), max(minutes(t.started, now), 0.0)
         in_fields = tuple(fidx[f] for f in services if f in fidx)
         counters.append(forward.CounterSim(in_fields, tuple(laws[fields[i]].mu + sp for i in in_fields),
-                                           busy, elapsed, var))
+                                           busy, elapsed, var, _cumulative(weights)))
 
     noshow = tuple((h.noshows[c] + PRIOR_NOSHOW[c] * PRIOR_CALLS) / (h.calls[c] + PRIOR_CALLS) for c in CATEGORIES)
     plain_skips = max(h.skips - h.holds, 0.0)
@@ -164,6 +213,7 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         transfer=transfer, partial=list(h.partial_minutes),
         gap=min(median(h.gaps), 5.0) if h.gaps else 0.0,
         priority=[_priority_rates(h, prio_days, f, now_min, issue_end, opened) for f in fields],
-        closures=odd or list(h.closures), breakdown_rate=breakdowns)
+        closures=odd or list(h.closures), breakdown_rate=breakdowns,
+        day_sd=day_level_sd(h, laws, same_day), absent_online=h.absent_online())
     ends = [w[-1][1] for c in counters for _, w in c.variants if w]
     return plan, tracked, fields, max(ends, default=0.0)

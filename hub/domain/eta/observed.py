@@ -31,6 +31,8 @@ class Tk:
     order: int
     issued_at: datetime
     checked_in: bool = False
+    checked_at: datetime | None = None
+    arrival: list | None = None         # its record in History.online_calls, once called
     queued: bool = True                 # in the queue (never called, transferred, or back from hold)
     called_at: datetime | None = None   # first call
     counter: str | None = None          # at a counter now
@@ -85,13 +87,12 @@ class Observed:
         self.now = ev.t
         self.version += 1
         if ev.type in ("counter.opened", "ticket.called") and ev.t.date() != self.today:
-            if self.today is not None:
-                self._new_day()
+            self._new_day(ev.t.date())
             self.today = ev.t.date()
         _APPLY[ev.type](self, ev)
 
-    def _new_day(self) -> None:
-        self.history.new_day()
+    def _new_day(self, new: date) -> None:
+        self.history.new_day(self.today, new)
         for tid in [tid for tid, t in self.tickets.items() if not t.queued and t.counter is None]:
             del self.tickets[tid]               # done with: nothing refers to them any more
 
@@ -120,6 +121,8 @@ class Observed:
         self.history.counted(ev.channel)
         if self.today == ev.t.date():
             self.history.issued(ev.service, ev.priority, minute_of_day(ev.t))
+        else:
+            self.history.issued_early(ev.t.date(), ev.service, ev.priority, minute_of_day(ev.t))
 
     def _ticket(self, ev: TraceEvent) -> Tk | None:
         return self.tickets.get(ev.ticket)
@@ -129,6 +132,7 @@ class Observed:
         if t is None:
             return
         t.checked_in = True
+        t.checked_at = t.checked_at or ev.t
         if t.held_until is not None and ev.t <= t.held_until and t.counter is None:
             self.history.returned_after(minutes(t.skipped_at, ev.t))
             t.queued, t.held_until = True, None      # back at the head: it keeps its order
@@ -144,6 +148,9 @@ class Observed:
         if first:
             t.called_at = ev.t
             self.last_wait[t.service] = minutes(t.issued_at, ev.t)
+            if t.channel != "kiosk":
+                t.arrival = self.history.online_called(
+                    minutes(t.checked_at, ev.t) if t.checked_at is not None else None)
         self.history.called(category(t.channel, t.checked_in), first)
         self._start(t, c, ev.t)
 
@@ -181,6 +188,8 @@ class Observed:
         if t is None:
             return
         first_skip = t.skipped_at is None
+        if first_skip and t.arrival is not None:
+            t.arrival[1] = True
         spent = self._release(t, ev.t)
         self.history.skipped(category(t.channel, t.checked_in), spent, first_skip, ev.held_until is not None)
         t.skipped_at, t.held_until = ev.t, ev.held_until

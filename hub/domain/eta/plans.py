@@ -17,6 +17,7 @@ from hub.domain.config import Branch, Calendar
 from hub.domain.eta.history import DayPlan
 from hub.domain.eta.observed import Ctr, minute_of_day
 
+OFF_PRIOR = 0.1          # pseudo-days off of a counter that was staffed every past day
 Windows = list[tuple[float, float]]
 Variant = tuple[float | None, Windows]       # (minutes already closed unplanned, or None; windows)
 
@@ -86,11 +87,15 @@ def variants(c: Ctr | None, plans: list[DayPlan], now_min: float, same_day: bool
     for plan in plans:
         ivs = [(a, b if b is not None else day_end) for a, b in plan.intervals]
         if not same_day or c is None or (changed is None and not c.open):
-            if same_day and ivs and ivs[0][0] <= now_min < ivs[0][1]:
+            later = [iv for iv in ivs if iv[1] > now_min]
+            if same_day and ivs and ivs[0][0] <= now_min:
                 # it should have opened by now and has not: a late start, drawn like a closure
-                out.append((now_min - ivs[0][0], [(now_min, ivs[0][1])] + ivs[1:]))
+                # (`weighted` says how likely a start that late still is)
+                if later and later[0][0] <= now_min:
+                    later[0] = (now_min, later[0][1])
+                out.append((now_min - ivs[0][0], later))
             else:
-                out.append((None, [iv for iv in ivs if iv[1] > now_min]))
+                out.append((None, later))
         elif c.open:
             later = [iv for iv in ivs if iv[1] > now_min]
             end = later[0][1] if later else max(now_min + 10, min(day_end, now_min + 60))
@@ -151,3 +156,26 @@ def planned_only(days: list[dict[str, DayPlan]], day_end: float
         out.append(kept_day)
     rate = len(odd) / open_minutes if open_minutes > 0 else 0.0
     return out, rate, odd
+
+
+def lateness(days: list[dict[str, DayPlan]]) -> list[float]:
+    """Minutes each counter opened after the day's usual first opening (the median), on past days."""
+    out: list[float] = []
+    for day in days:
+        firsts = sorted(p.intervals[0][0] for p in day.values() if p.intervals)
+        if firsts:
+            usual = firsts[len(firsts) // 2]
+            out += [max(f - usual, 0.0) for f in firsts]
+    return out
+
+
+def weighted(var: list[Variant], days_off: int, late: list[float]) -> tuple[list[Variant], list[float]]:
+    """The plans of a counter not working today yet, with the days it did not work at all as a plan
+    of their own, and the weight of each given what is seen now (Bayes): a plan in which the
+    counter should have opened `closed` minutes ago counts as much as a start that late is likely.
+    A counter staffed four days in five that has not opened at 08:20 is most likely not staffed
+    today; one never off yet may still be (OFF_PRIOR: staff fall ill)."""
+    def survival(x: float) -> float:
+        return (sum(1 for v in late if v > x) + 1) / (len(late) + 2)
+    weights = [survival(closed) if closed is not None else 1.0 for closed, _ in var]
+    return var + [(None, [])], weights + [days_off + OFF_PRIOR]

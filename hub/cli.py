@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--branch", required=True)
     export.add_argument("--date", required=True, help="YYYY-MM-DD")
     export.add_argument("-o", "--output", help="file (default: stdout)")
+    export.add_argument("--predictions", metavar="FILE",
+                        help="also write the ETA predictions the hub published for that day's numbers "
+                             "to FILE, in the format of `eta replay`")
 
     from hub.sim.scenarios import SCENARIOS
 
@@ -188,6 +191,7 @@ def _simulate(args, settings: Settings) -> int:
 def _export(args, settings: Settings) -> int:
     from hub.domain.events import in_trace, to_trace
     from hub.store import open_store
+    from hub.store.predictions import FIELDS as PREDICTION_FIELDS
 
     branch = _branch(settings, args.branch)
     try:
@@ -196,12 +200,19 @@ def _export(args, settings: Settings) -> int:
         raise UsageError(f"--date: expected YYYY-MM-DD, got {args.date!r}") from None
     if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
         raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
+    predictions = _predictions_file(args)
 
     async def read():
         async with open_store(settings.database) as store:
-            return await store.events_of_day(branch.id, day)
+            events = await store.events_of_day(branch.id, day)
+            return events, (await store.predictions_of_day(branch.id, day) if predictions is not None else [])
 
-    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in asyncio.run(read()) if in_trace(ev)]
+    events, predicted = asyncio.run(read())
+    if predictions is not None:
+        with predictions:
+            for p in predicted:         # exactly the replay's lines (CONTRACTS §6): its fields, its order
+                predictions.write(json.dumps({k: p[k] for k in PREDICTION_FIELDS}, separators=(",", ":")) + "\n")
+    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in events if in_trace(ev)]
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for line in lines:
@@ -210,6 +221,18 @@ def _export(args, settings: Settings) -> int:
         if args.output:
             out.close()
     return 0
+
+
+def _predictions_file(args):
+    """`--predictions FILE` opened for writing (None without it), before anything is read or written."""
+    if args.predictions is None:
+        return None
+    if args.output is not None and os.path.abspath(args.predictions) == os.path.abspath(args.output):
+        raise UsageError("--predictions: give another file than -o, the trace's")
+    try:
+        return open(args.predictions, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {args.predictions}: {e.strerror}") from None
 
 
 def _branch(settings: Settings, branch_id: str):

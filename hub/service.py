@@ -61,6 +61,10 @@ class QueueService:
         # Called, in seq order and under the branch lock, with every event folded into a branch's
         # state (made here or learned from another process) and its public JSON, encoded once.
         self.on_event: list[Callable[[str, Event, bytes], None]] = []
+        # Called under the branch lock before events of time `now` are folded into a branch's state
+        # (a command about to be decided, an event of another process): what was due before `now`
+        # (hub.predictions) is done on the state as it was then.
+        self.before_fold: list[Callable[[BranchState, datetime], None]] = []
         # Called when a branch's history may have been lost (epoch changed): clients must resync.
         self.on_reset: list[Callable[[str], None]] = []
         # A log other processes append to (redis://): catch up before deciding, to avoid conflicts.
@@ -144,6 +148,8 @@ class QueueService:
     async def _attempt(self, st: BranchState, decide: Decide, respond: Respond,
                        idem: IdemRequest | None, status: int) -> tuple[int, dict]:
         now = self.now()
+        for fn in self.before_fold:
+            fn(st, now)
         evs = decide(st, now)                  # a refusal raises here: nothing has changed
         head = st.seq
         try:
@@ -225,6 +231,8 @@ class QueueService:
                         async with self._locks[branch]:
                             st = self.states[branch]
                             if seq == st.seq + 1:
+                                for fn in self.before_fold:
+                                    fn(st, datetime.fromisoformat(ev["t"]))
                                 apply(st, ev)
                                 self._deliver(branch, [ev])
                                 continue
@@ -352,6 +360,23 @@ class QueueService:
             lambda st, now, t: commands.opt_in(st, now, t, channel=channel, phone=phone, subscription=subscription,
                                                ahead=ahead, travel_minutes=travel_minutes),
             {"channel": channel, "phone": phone})
+
+    async def opt_out(self, token: str, channel: str) -> tuple[int, dict]:
+        """The holder turns a channel off (DELETE /api/tickets/{token}/notifications/{channel})."""
+        return await self._holder("notify-off", token,
+                                  lambda st, now, t: commands.unsubscribe(st, now, t, channel=channel),
+                                  {"channel": channel})
+
+    async def unsubscribe(self, branch: str, ticket_id: str, channel: str, *, endpoint: str | None = None
+                          ) -> tuple[int, dict]:
+        """The notifier found a channel gone (a push subscription answered 404/410): stop using it.
+        With `endpoint`, only that push subscription goes. `{"removed": bool}`."""
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            return commands.unsubscribe(st, now, self._ticket(st, ticket_id), channel=channel, by="notifier",
+                                        endpoint=endpoint)
+
+        return await self.run("unsubscribe", branch, decide, lambda st, evs, now: {"removed": bool(evs)},
+                              log_fields={"ticket": ticket_id, "channel": channel})
 
     async def rate(self, token: str, score: int, comment: str = "") -> tuple[int, dict]:
         return await self._holder("rate", token, lambda st, now, t: commands.rate(st, now, t, score, comment))

@@ -1,8 +1,8 @@
-"""The `Store` protocol: an append-only event log per branch, with idempotency records and the
-notification outbox (hub.store.outbox).
+"""The `Store` protocol: an append-only event log per branch, with idempotency records, the
+notification outbox (hub.store.outbox) and the recorded ETA predictions (hub.store.predictions).
 
 Every backend passes the same contract suites (tests/test_store_contract.py,
-tests/test_outbox_contract.py).
+tests/test_outbox_contract.py, tests/test_predictions_contract.py).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Protocol, Sequence
 
 from hub.domain.events import Event
 from hub.store.outbox import Outbox, OutboxItem
+from hub.store.predictions import Predictions
 
 
 class SeqConflict(Exception):
@@ -44,7 +45,7 @@ class LogHead:
     epoch: str              # changes whenever the branch's history may have been lost
 
 
-class Store(Outbox, Protocol):
+class Store(Outbox, Predictions, Protocol):
     # True when other processes append to the same log (the service then catches up before
     # deciding); a backend without the attribute serves one process.
     shared: bool

@@ -21,6 +21,10 @@ entry left by a failed script costs a lookup, nothing else):
   redrive-all go through (a set rather than SCAN, which Cluster runs node by node)
 - `{prefix}outbox:pid`      hash: provider id → item key, for delivery reports (they name only the
   provider id); the key names its branch (hub.store.outbox.branch_of)
+Recorded ETA predictions (hub.store.predictions), per branch and service day, under the branch's tag:
+- `...:pred:<YYYY-MM-DD>`       list: the lines (JSON) in the order they were added
+- `...:pred:<YYYY-MM-DD>:seen`  set: their points, `<unix seconds> <ticket>`; a line whose point
+                                is in it already is not added (one script: both or neither)
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
@@ -44,6 +48,7 @@ from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
 from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
                               OutboxItem, branch_of, check_keys)
+from hub.store.predictions import instant, point_key
 from hub.store.redis_outbox import (ADD, CLAIM, MOVE, OUTBOX_LUA, REDRIVE, decode_item, dumps, encode_item,
                                     num, state)
 
@@ -69,6 +74,14 @@ redis.call('HSET', KEYS[1], 'seq', seq)
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
 ob_add(ob_keys(4 + n), 6 + n)
 return {'ok', seq}
+"""
+
+# KEYS: the day's seen set, its list. ARGV: per line its point, then its JSON.
+_PREDICTIONS_ADD = """
+for i = 1, #ARGV, 2 do
+  if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[i + 1]) end
+end
+return 0
 """
 
 _HEAD = """
@@ -116,6 +129,7 @@ class RedisStore:
         self._outbox_claim = client.register_script(CLAIM)
         self._outbox_move = client.register_script(MOVE)
         self._outbox_redrive = client.register_script(REDRIVE)
+        self._predictions_add = client.register_script(_PREDICTIONS_ADD)
 
     @classmethod
     @asynccontextmanager
@@ -325,3 +339,19 @@ class RedisStore:
         for i, n in enumerate(found):
             counts[STATUSES[i % len(STATUSES)]] += n
         return counts
+
+    # -- recorded predictions (hub.store.predictions); the keys are listed at the top ----------
+
+    @_reachable
+    async def predictions_add(self, branch: str, day: date, lines: list[dict]) -> None:
+        if not lines:
+            return
+        key = self._key(branch, f"pred:{day.isoformat()}")
+        await self._predictions_add(keys=[f"{key}:seen", key],
+                                    args=[arg for line in lines for arg in (point_key(line), _dumps(line))])
+
+    @_reachable
+    async def predictions_of_day(self, branch: str, day: date) -> list[dict]:
+        lines = [json.loads(raw) for raw in await self._r.lrange(self._key(branch, f"pred:{day.isoformat()}"), 0, -1)]
+        # Stable: lines of one instant stay in the order they were added (processes may add out of order).
+        return sorted(lines, key=instant)

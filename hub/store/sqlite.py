@@ -24,6 +24,7 @@ from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
 from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
                               OutboxItem, check_keys)
+from hub.store.predictions import instant
 
 # Connection settings, reused verbatim by bench/call_next.py so that it measures what we run.
 # busy_timeout first, so the journal_mode switch waits for another process instead of failing.
@@ -36,7 +37,7 @@ PRAGMAS: tuple[str, ...] = (
     "PRAGMA synchronous=FULL",
 )
 
-SCHEMA_VERSION = 2  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
+SCHEMA_VERSION = 3  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
 T = TypeVar("T")
 
 _SCHEMA: tuple[str, ...] = (
@@ -59,6 +60,12 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS outbox_lease ON outbox(status, lease_until)",
     "CREATE INDEX IF NOT EXISTS outbox_provider ON outbox(provider_id)",
     "CREATE INDEX IF NOT EXISTS outbox_updated ON outbox(updated)",
+    # Version 3: recorded ETA predictions (hub.store.predictions). `at` is the instant of `t` in
+    # unix seconds: a point is (branch, at, ticket), and lines are read in the order of instants,
+    # then of insertion (rowid).
+    "CREATE TABLE IF NOT EXISTS predictions(branch TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL,"
+    " ticket TEXT NOT NULL, body TEXT NOT NULL, UNIQUE(branch, at, ticket))",
+    "CREATE INDEX IF NOT EXISTS predictions_day ON predictions(branch, day, at)",
 )
 
 _OUTBOX_COLUMNS = ("key, branch, ticket, trigger, channel, recipient, params, lang, created, status,"
@@ -339,3 +346,22 @@ class SQLiteStore:
         async with self._lock:
             rows = await self._db.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
         return {status: 0 for status in STATUSES} | dict(rows)
+
+    # -- recorded predictions (hub.store.predictions) -------------------------------------------
+
+    async def predictions_add(self, branch: str, day: date, lines: list[dict]) -> None:
+        rows = [(branch, day.isoformat(), instant(line), line["ticket"], _dumps(line)) for line in lines]
+        if not rows:
+            return
+
+        async def write() -> None:
+            # OR IGNORE: every hub process publishes the same points; the first line of a point stays.
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO predictions(branch, day, at, ticket, body) VALUES (?, ?, ?, ?, ?)", rows)
+
+        await self._write(write)
+
+    async def predictions_of_day(self, branch: str, day: date) -> list[dict]:
+        return await self._select_events(
+            "SELECT body FROM predictions WHERE branch = ? AND day = ? ORDER BY at, rowid",
+            (branch, day.isoformat()))

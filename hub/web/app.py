@@ -17,6 +17,7 @@ from hub.config import load_config
 from hub.domain.config import Centre
 from hub.domain.errors import DomainError
 from hub.metrics import Metrics
+from hub.predictions import STEP_SECONDS as PREDICTION_SECONDS, Publisher
 from hub.ratelimit import RateLimiter
 from hub.service import QueueService
 from hub.settings import Settings
@@ -46,10 +47,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             app.state.service = service
             app.state.feeds = FeedHub(service)
             service.on_command.append(app.state.metrics.observe_command)
+            app.state.predictions = Publisher(service, store)
             async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(),
+                                     loops.every(PREDICTION_SECONDS, app.state.predictions.step, "predictions"),
                                      *(task(service) for task in tasks)):
                 yield
                 app.state.feeds.close_all()          # clients reconnect (and resume) elsewhere
+            await app.state.predictions.write()      # what the last step published, before the store closes
 
     app = Starlette(
         routes=[*api.routes, *feeds.routes, *health.routes, *docs.routes, *displays.routes()],

@@ -81,7 +81,8 @@ class Estimator:
         self.replications = replications
         self.observed = Observed(branch)
         self.calibration = Calibration()
-        self._last: tuple[int, Forecast] | None = None
+        self._last: tuple[int, Forecast] | None = None      # what forecast() simulated last
+        self._point: tuple[int, Forecast] | None = None     # what publish() simulated last
 
     def observe(self, ev: TraceEvent) -> None:
         before = self.observed.tickets.get(ev.ticket) if ev.ticket else None
@@ -95,21 +96,32 @@ class Estimator:
     def forecast(self, now: datetime, max_age: timedelta = timedelta(0)) -> Forecast:
         """The forecast at `now`; with `max_age`, one made up to that long ago with no event since
         will do (the live hub: read on every request, recomputed on every event)."""
-        version = self.observed.version
-        if self._last is not None and self._last[0] == version:
-            last = self._last[1]
-            if last.at <= now <= last.at + max_age:
-                return last
-            if last.quiet_until is not None and last.at <= now <= last.quiet_until:
-                return self._shift(last, now)
-        f = self._simulate(now)
-        self._last = (version, f)
+        f, self._last = self._from(self._last, now, max_age)
         return f
+
+    def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta
+              ) -> tuple[Forecast, tuple[int, Forecast]]:
+        """The forecast at `now` from the one `kept` (its state's version, itself) if no event came
+        since: itself while young enough, shifted through a quiet period; else a new simulation."""
+        version = self.observed.version
+        if kept is not None and kept[0] == version:
+            last = kept[1]
+            if last.at <= now <= last.at + max_age:
+                return last, kept
+            if last.quiet_until is not None and last.at <= now <= last.quiet_until:
+                return self._shift(last, now), kept
+        f = self._simulate(now)
+        return f, (version, f)
 
     def publish(self, now: datetime, tickets: list[str] | None = None) -> dict[str, Quantiles]:
         """The forecast of `tickets` (default: every waiting number) as published at `now`; each
         is remembered so that its outcome can calibrate later forecasts."""
-        f = self.forecast(now)
+        # Points are forecast from the last point, never from a page's forecast made between two
+        # points: a quiet point then shifts what the previous point simulated, whoever read the
+        # forecast in between, so the live hub publishes exactly what the replay does.
+        f, self._point = self._from(self._point, now, timedelta(0))
+        if self._point[1] is f:
+            self._last = self._point            # pages read the point's new simulation
         # Forecasts made before the branch has a past day to learn from are of another kind (no
         # plan, no profile): their errors would teach the calibration the wrong lesson.
         h = self.observed.history

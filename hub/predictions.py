@@ -1,0 +1,148 @@
+"""The live hub publishes its ETA predictions on the schedule of `queuecast eta replay`, and records them.
+
+Publishing (`Estimator.publish`) is what makes the calibration remember a prediction and learn
+from its outcome, so the live estimator must publish at the replay's points for its figures to be
+the replay's: a prediction for a number when it is issued, and at every 5-minute boundary of the
+clock for every number waiting (CONTRACTS §6). Each published line is recorded in the store under
+its number's service day, so that real days can be scored later (`export-trace --predictions`).
+
+When. Event times are whole seconds and the replay publishes at `t` after folding every event
+of `t`, so a point is published once its second is over, on a state that has folded nothing
+later: by `step` (the loop runs it every second) or, if a later event comes first, just before it
+is folded (`QueueService.before_fold`: a command about to be decided, an event of another hub
+process). A point the state has already moved past (events caught up from the log in a batch, a
+state rebuilt from it) is passed over: its prediction would have known the future. Every hub
+process publishes the same points, so each one's calibration learns the same lessons; the store
+keeps each point once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from hub.domain.eta.estimator import Quantiles
+from hub.domain.eta.replay import STEP, boundary_after, line
+from hub.domain.events import Event
+from hub.domain.state import BranchState
+from hub.service import QueueService
+from hub.store.predictions import Predictions
+
+log = logging.getLogger("queuecast.predictions")
+
+STEP_SECONDS = 1.0              # the loop's period: a point is published within about a second
+MAX_CATCH_UP = 2 * 24 * 12      # boundaries published at most after a jump of the clock (two days)
+MAX_UNWRITTEN = 100_000         # lines kept per branch while the store refuses them; the oldest go
+NOTHING = Quantiles(0.0, 0.0, 0.0)     # as the replay: a number called within the second it was issued
+
+
+@dataclass
+class _Branch:
+    next_boundary: datetime                                          # the first one not published yet
+    issued: dict[datetime, list[str]] = field(default_factory=dict)  # issue time → numbers, in order
+    lines: list[tuple[date, dict]] = field(default_factory=list)     # published, not yet written
+
+
+class Publisher:
+    """One per hub process: `create_app` makes it after the service has loaded its branches."""
+
+    def __init__(self, service: QueueService, store: Predictions):
+        self.service, self.store = service, store
+        first = boundary_after(service.now())        # a hub that was not running published nothing
+        self._branches = {b: _Branch(first) for b in service.states}
+        self.published = 0                           # lines published by this process
+        self.passed_over = 0                         # points the state had moved past (see above)
+        self.slowest_ms = 0.0                        # the longest one branch's point has held the loop
+        service.on_event.append(self._on_event)
+        service.before_fold.append(self._before_fold)
+
+    async def step(self) -> int:
+        """Publish every point now due, branch by branch, then record them; how many lines."""
+        n = 0
+        for branch in list(self.service.states):
+            try:
+                async with self.service.lock(branch):
+                    n += self._publish_due(self.service.states[branch], self.service.now())
+            except Exception:           # one branch's fault keeps no other branch from its points
+                log.exception("predictions not published", extra={"fields": {"branch": branch}})
+            await asyncio.sleep(0)      # one branch's forecasts at a time: requests are served between
+        await self.write()
+        return n
+
+    async def write(self) -> None:
+        """Record what was published: one write per branch and service day. Best effort: a failed
+        write is logged and tried again at the next step (the store keeps a point once)."""
+        for branch, b in self._branches.items():
+            if not b.lines:
+                continue
+            lines, b.lines = b.lines, []
+            by_day: dict[date, list[dict]] = {}
+            for day, ln in lines:
+                by_day.setdefault(day, []).append(ln)
+            try:
+                for day, group in by_day.items():
+                    await self.store.predictions_add(branch, day, group)
+            except asyncio.CancelledError:
+                b.lines = lines + b.lines
+                raise
+            except Exception:
+                b.lines = (lines + b.lines)[-MAX_UNWRITTEN:]
+                log.warning("predictions not recorded yet", exc_info=True,
+                            extra={"fields": {"branch": branch, "lines": len(b.lines)}})
+
+    # -- hooks of the service: under the branch lock, never failing a command --------------------
+
+    def _on_event(self, branch: str, ev: Event, data: bytes) -> None:
+        if ev["type"] == "ticket.issued":
+            b = self._branches[branch]
+            b.issued.setdefault(datetime.fromisoformat(ev["t"]), []).append(ev["ticket"])
+
+    def _before_fold(self, st: BranchState, now: datetime) -> None:
+        try:
+            self._publish_due(st, now)
+        except Exception:
+            log.exception("predictions not published", extra={"fields": {"branch": st.id}})
+
+    # -- the schedule --------------------------------------------------------------------------
+
+    def _publish_due(self, st: BranchState, now: datetime) -> int:
+        """Publish the points of seconds that are over, in time order (call under the branch lock)."""
+        b = self._branches[st.id]
+        over = now.replace(microsecond=0)            # every event of an earlier second is folded
+        boundaries: set[datetime] = set()
+        if b.next_boundary < over - MAX_CATCH_UP * STEP:
+            log.warning("clock jumped: boundaries passed over", extra={"fields": {
+                "branch": st.id, "from": b.next_boundary.isoformat(), "to": over.isoformat()}})
+            b.next_boundary = boundary_after(over - MAX_CATCH_UP * STEP)
+        while b.next_boundary < over:
+            boundaries.add(b.next_boundary)
+            b.next_boundary += STEP
+        due = sorted({*boundaries, *(t for t in b.issued if t < over)})
+        est, n = st.eta, 0
+        for t in due:
+            issued = b.issued.pop(t, [])
+            if t in boundaries:                 # everyone waiting, the new ones included
+                waiting = [tk.id for tk in est.observed.waiting()]
+                known = set(waiting)
+                tickets = waiting + [tid for tid in issued if tid not in known]
+            else:
+                tickets = issued
+            if not tickets:
+                continue
+            if est.observed.now is not None and est.observed.now > t:
+                self.passed_over += len(tickets)
+                log.info("prediction point passed over", extra={"fields": {
+                    "branch": st.id, "t": t.isoformat(), "numbers": len(tickets)}})
+                continue
+            started = time.perf_counter()
+            got = est.publish(t, tickets)
+            self.slowest_ms = max(self.slowest_ms, (time.perf_counter() - started) * 1000)
+            for tid in tickets:
+                ticket = st.tickets.get(tid)
+                if ticket is not None:          # the state keeps every number that can still wait
+                    b.lines.append((ticket.day, line(t, tid, got.get(tid, NOTHING))))
+                    n += 1
+        self.published += n
+        return n

@@ -233,6 +233,27 @@ def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: st
                          travel_minutes=travel_minutes)
 
 
+def unsubscribe(st: BranchState, now: datetime, t: Ticket, *, channel: str, by: str = "citizen",
+                endpoint: str | None = None) -> list[Event]:
+    """Stop telling the holder on `channel`: the holder turned it off, or the notifier learned the
+    channel is gone (a push subscription the browser dropped: 404/410).
+
+    Allowed in any state: a subscription found gone after the number was served must still go. Nothing
+    to remove is no event, so a repeat changes nothing. With `endpoint`, only the push subscription
+    with that endpoint goes: the holder may have subscribed again (another browser) since the message
+    that found the old one gone was queued.
+    """
+    if channel not in NOTIFY_CHANNELS:
+        raise invalid("invalid_channel", f"Notifications go by {', '.join(NOTIFY_CHANNELS)}.",
+                      "Kênh thông báo phải là sms, push hoặc zalo.")
+    opt = t.notify.get(channel)
+    if opt is None:
+        return []
+    if endpoint is not None and (opt.get("subscription") or {}).get("endpoint") != endpoint:
+        return []
+    return _ticket_event("ticket.unsubscribed", st, now, t, channel=channel, by=by)
+
+
 def rate(st: BranchState, now: datetime, t: Ticket, score: int, comment: str = "") -> list[Event]:
     """One satisfaction rating per served number."""
     _require(t, "rate", now)

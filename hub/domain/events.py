@@ -29,7 +29,7 @@ TRACE_FIELDS: dict[str, tuple[str, ...]] = {
     "ticket.expired": ("ticket",),
 }
 # Events of the log that traces leave out: what a holder asked for, not what the queue did.
-CITIZEN_TYPES = frozenset({"ticket.notify", "ticket.rated"})
+CITIZEN_TYPES = frozenset({"ticket.notify", "ticket.unsubscribed", "ticket.rated"})
 TYPES = frozenset(TRACE_FIELDS) | CITIZEN_TYPES
 
 

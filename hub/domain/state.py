@@ -225,6 +225,12 @@ def _notify(s: BranchState, ev: Event, now: datetime) -> None:
         t.travel_minutes = ev["travel_minutes"]
 
 
+def _unsubscribed(s: BranchState, ev: Event, now: datetime) -> None:
+    t = s.tickets.get(ev["ticket"])
+    if t is not None:           # a ticket already forgotten (an old day) has nothing left to remove
+        t.notify.pop(ev["channel"], None)
+
+
 def _rated(s: BranchState, ev: Event, now: datetime) -> None:
     s.tickets[ev["ticket"]].rating = (ev["score"], ev.get("comment", ""))
 
@@ -242,5 +248,6 @@ _APPLY = {
     "ticket.transferred": _transferred,
     "ticket.checked_in": _checked_in,
     "ticket.notify": _notify,
+    "ticket.unsubscribed": _unsubscribed,
     "ticket.rated": _rated,
 }

@@ -127,6 +127,11 @@ async def notifications(request: Request) -> JSONResponse:
         travel_minutes=float(travel) if travel is not None else None))
 
 
+async def notifications_off(request: Request) -> JSONResponse:
+    p = request.path_params
+    return _answer(await request.app.state.service.opt_out(p["token"], p["channel"]))
+
+
 async def rating(request: Request) -> JSONResponse:
     data = await decode.json_body(request)
     return _answer(await request.app.state.service.rate(
@@ -146,5 +151,6 @@ routes = [
     Route("/api/tickets/{token}", ticket, methods=["GET"]),
     Route("/api/tickets/{token}", give_back, methods=["DELETE"]),
     Route("/api/tickets/{token}/notifications", notifications, methods=["POST"]),
+    Route("/api/tickets/{token}/notifications/{channel}", notifications_off, methods=["DELETE"]),
     Route("/api/tickets/{token}/rating", rating, methods=["POST"]),
 ]

@@ -1,5 +1,5 @@
 """The branch manager's page, `/admin/{branch}`: live counters and queues, today's figures and
-charts, the satisfaction ratings (with the citizens' comments: staff only), and the outbox to come.
+charts, the satisfaction ratings (with the citizens' comments: staff only), and the notifier's outbox.
 
 Staff only. The staff token of the branch comes as `Authorization: Bearer …` (the page's script
 sends it), as `?token=…` once (kept in an HttpOnly cookie scoped to this page's path and in the
@@ -9,7 +9,9 @@ JSON twin (`?format=json`) is the usual error shape.
 
 The view model (the JSON twin) is `{"branch", "day", "live", "stats", "outbox"}`: `live` is the
 branch's live status (`hub.views.branch_view` plus how long each counter has had its citizen),
-`stats` is `displays.stats.day_stats` of the day's events. `?day=YYYY-MM-DD` shows an earlier day.
+`stats` is `displays.stats.day_stats` of the day's events, `outbox` the branch's notification
+outbox (`displays.outbox.outbox_view`; its dead letters are redriven through POST /api/outbox/redrive).
+`?day=YYYY-MM-DD` shows an earlier day.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from hub.domain.errors import DomainError, forbidden, invalid, unauthorized
 from hub.domain.events import Event
 
 from displays import charts, i18n
+from displays.outbox import WORDS as OUTBOX_WORDS, outbox_view
 from displays.render import page, wants_json
 from displays.stats import day_stats
 
@@ -113,11 +116,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "mean_score": ("Điểm trung bình", "Mean score"),
     "comments": ("Góp ý gần đây (chỉ cán bộ xem được)", "Recent comments (staff only)"),
     "no_comments": ("Chưa có góp ý.", "No comments yet."),
-    "outbox": ("Hộp thư thông báo (outbox)", "Notification outbox"),
-    "outbox_text": ("Bộ gửi thông báo (SMS, thông báo đẩy) sẽ được bổ sung sau. Khi đó, mục này sẽ hiển thị "
-                    "các tin đang chờ gửi, đã gửi và gửi lỗi của chi nhánh.",
-                    "The notifier (SMS, web push) arrives later. This section will then list the branch's "
-                    "messages waiting to be sent, sent and failed."),
     "channel": ("Kênh", "Channel"),
     "total": ("Tổng", "Total"),
     "transfers": ("Chuyển lĩnh vực", "Transfers"),
@@ -125,6 +123,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "prev_day": ("Ngày trước", "Previous day"),
     "today": ("Hôm nay", "Today"),
     "not_working_day": ("Không phải ngày làm việc", "Not a working day"),
+    **OUTBOX_WORDS,
 }
 
 
@@ -222,7 +221,7 @@ async def admin_view(app, branch: str, day: date | None = None) -> dict:
         "now": now.isoformat(timespec="seconds"), "seq": seq,
         "live": live,
         "stats": stats,
-        "outbox": {"available": False, "items": []},
+        "outbox": await outbox_view(service.store, branch, now),
     }
 
 

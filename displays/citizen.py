@@ -4,15 +4,19 @@ Its view model is the holder's ticket view (hub.views.ticket_view), the very dic
 GET /api/tickets/{token} answers, so `/t/{token}?format=json` is the page's JSON twin. The page is
 rendered once on the server (readable without JavaScript) and then kept live by static/citizen.js
 from the ticket feed (/ws/tickets/{token}, resumed with since/epoch), falling back to polling the
-JSON twin when WebSockets fail.
+JSON twin when WebSockets fail. Web push: the page registers the service worker /sw.js (static/sw.js,
+scope /t/) and subscribes with the hub's VAPID key (hub.web.push); the worker shows what the notifier
+pushes.
 """
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from hub.domain.errors import DomainError
+from hub.web import push
+from displays import STATIC
 from displays.render import page, wants_json
 
 # The page's own words, Vietnamese first. "{counter}", "{time}", "{n}", "{number}" are filled in by
@@ -43,10 +47,18 @@ WORDS: dict[str, tuple[str, str]] = {
                "Done: we will text you when your turn is near."),
     "sms_on": ("Đã bật nhắc qua SMS", "SMS reminder on"),
     "push_button": ("Nhận thông báo trên điện thoại", "Get phone notifications"),
-    "push_soon": ("Thông báo đẩy — sắp có", "Push notifications — coming soon"),
     "push_ok": ("Đã bật thông báo trên điện thoại này.", "Notifications are on for this phone."),
-    "push_denied": ("Bạn chưa cho phép trình duyệt gửi thông báo.", "Notifications are blocked in this browser."),
+    "push_denied": ("Bạn chưa cho phép trình duyệt gửi thông báo. Hãy cho phép trong phần cài đặt của trang, "
+                    "hoặc nhận tin nhắn SMS.",
+                    "Notifications are blocked in this browser. Allow them in the site settings, or get an SMS."),
+    "push_failed": ("Trình duyệt không bật được thông báo đẩy lúc này; hãy thử lại hoặc nhận tin nhắn SMS.",
+                    "This browser could not turn push notifications on; try again or get an SMS."),
+    "push_unsupported": ("Trình duyệt này không hỗ trợ thông báo đẩy; hãy nhận tin nhắn SMS.",
+                         "This browser has no push notifications; get an SMS instead."),
     "push_on": ("Đã bật thông báo đẩy", "Push notifications on"),
+    "zalo_on": ("Đã bật nhắc qua Zalo", "Zalo reminder on"),
+    "turn_off": ("Tắt", "Turn off"),
+    "off_ok": ("Đã tắt nhắc qua kênh này.", "That reminder is off."),
     "sound_button": ("Bật âm thanh báo gọi", "Turn on the call sound"),
     "sound_on": ("Âm thanh báo gọi đã bật", "Call sound is on"),
     "give_back": ("Trả lại số", "Give the number back"),
@@ -118,12 +130,19 @@ async def ticket_page(request: Request) -> Response:
             raise                                  # the API's error shape (404 ticket_not_found, 503, …)
         response = page(request, "ticket.html", {}, status=404, words=WORDS, missing=True)
     else:
-        vapid = getattr(request.app.state.settings, "vapid_public_key", None)   # arrives with the notifier
-        response = page(request, "ticket.html", view, words=WORDS, token=token, vapid=vapid)
+        response = page(request, "ticket.html", view, words=WORDS, token=token, vapid=push.public_key(request.app))
     # The token in the address is the holder's key: keep the page out of caches and referrers.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
-routes = [Route("/t/{token}", ticket_page, methods=["GET"])]
+async def service_worker(request: Request) -> Response:
+    """static/sw.js from the root, so that it may control /t/ (a worker's scope is at most its own
+    directory). no-cache: a fixed worker reaches phones on their next visit, not a day later."""
+    return FileResponse(STATIC / "sw.js", media_type="text/javascript; charset=utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+routes = [Route("/t/{token}", ticket_page, methods=["GET"]),
+          Route("/sw.js", service_worker, methods=["GET"])]

@@ -128,6 +128,43 @@
     if (!open || Date.now() - lastRefresh > 30000) refresh();
   }
 
+  // -- the outbox: "Gửi lại / Redrive" puts dead letters back in the queue ------------------------------
+  // The section is swapped on every refresh, so clicks are taken at the document, and the answer is
+  // written again into the fresh section once the refresh that shows its effect has landed.
+  var outboxNote = null;
+
+  function showOutboxNote() {
+    var el = document.getElementById("outbox-msg");
+    if (!el || !outboxNote) return;
+    el.textContent = outboxNote.text;
+    el.className = "msg " + (outboxNote.ok ? "ok" : "bad");
+  }
+
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-redrive]");
+    if (!b || b.disabled) return;
+    var key = b.getAttribute("data-redrive");
+    var msg = document.getElementById("outbox-msg");
+    b.disabled = true;
+    var headers = { "Content-Type": "application/json", "Accept": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    fetch("/api/outbox/redrive", { method: "POST", headers: headers, cache: "no-store",
+                                   body: JSON.stringify(key ? { key: key } : {}) })
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          if (r.ok) {
+            outboxNote = { ok: true, text: msg.dataset.ok.replace("{n}", body.redriven) };
+          } else {
+            var err = body && body.error;
+            var lang = document.documentElement.lang === "en";
+            outboxNote = { ok: false, text: msg.dataset.bad + (err ? (lang ? err.message : err.message_vi || err.message) : "HTTP " + r.status) };
+          }
+        });
+      }, function () { outboxNote = { ok: false, text: msg.dataset.bad + "—" }; })
+      .then(function () { b.disabled = false; showOutboxNote(); refresh(); });
+  });
+  document.addEventListener("admin:refreshed", showOutboxNote);
+
   setConn(false);
   connect();
   pollTimer = setInterval(poll, 10000);

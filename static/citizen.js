@@ -58,10 +58,8 @@
     if (lv) $("leave").textContent = lv.text + (lv.now ? " — " + W.leave_now : "");
     show("travel-box", waiting);
     show("notify-box", waiting || st === "held");
-    var on = [];
-    if (v.notifications.sms) on.push("✓ " + W.sms_on);
-    if (v.notifications.push) on.push("✓ " + W.push_on);
-    $("notify-on").textContent = on.join(" · ");
+    renderOn();
+    show("push", push.ready && !v.notifications.push);
     show("rate-box", st === "completed" && !v.rated);
     show("thanks", st === "completed" && v.rated);
     show("give-back", ACTIVE.indexOf(st) >= 0);
@@ -178,25 +176,76 @@
     return out;
   }
 
+  // -- web push: the service worker (/sw.js) shows what the hub pushes; the hub keeps the subscription --
+
+  var push = { ready: false, reg: null };
+  var ON_WORDS = { sms: "sms_on", push: "push_on", zalo: "zalo_on" };
+
+  function renderOn() {
+    var ul = $("notify-on");
+    ul.textContent = "";
+    ["sms", "push", "zalo"].forEach(function (ch) {
+      if (!v.notifications[ch]) return;
+      var li = document.createElement("li"), b = document.createElement("button");
+      li.setAttribute("data-channel", ch);
+      li.appendChild(document.createTextNode("✓ " + W[ON_WORDS[ch]]));
+      b.type = "button";
+      b.className = "off";
+      b.textContent = W.turn_off;
+      b.setAttribute("data-channel", ch);
+      li.appendChild(b);
+      ul.appendChild(li);
+    });
+  }
+
+  // Turning a channel off tells the hub only: the browser's subscription is this site's, shared by every
+  // number followed in this browser, so unsubscribing it here would silence the others too.
+  $("notify-on").addEventListener("click", function (e) {
+    var b = e.target.closest("button.off");
+    if (!b) return;
+    b.disabled = true;
+    send("DELETE", "/api/tickets/" + T + "/notifications/" + b.getAttribute("data-channel")).then(function (r) {
+      b.disabled = false;
+      if (r.ok) { update(r.body); msg("off-msg", W.off_ok); } else msg("off-msg", r.error, true);
+    });
+  });
+
+  function pushNote(text) {
+    var p = $("push-msg");
+    p.textContent = text;
+    p.className = "push-note";
+  }
+
   function setupPush() {
-    if (!("serviceWorker" in navigator && "PushManager" in window)) return;
+    if (!("serviceWorker" in navigator && "PushManager" in window && "Notification" in window)) {
+      pushNote(W.push_unsupported);
+      return;
+    }
+    if (!D.vapid) return;                          // this hub does not push: SMS only, nothing to say
+    navigator.serviceWorker.register("/sw.js", { scope: "/t/" }).then(function (reg) {
+      push.reg = reg;
+      push.ready = true;
+      if (Notification.permission === "denied") { $("push").disabled = true; pushNote(W.push_denied); }
+      render();
+    }, function () { /* no worker (private mode, an old browser): no push button */ });
+
     var b = $("push");
-    show("push", true);
-    fetch("/static/sw.js", { method: "HEAD", cache: "no-store" }).then(function (r) {
-      if (r.ok && D.vapid) { b.disabled = false; b.textContent = W.push_button; }
-    }, function () { /* stays "coming soon" */ });
     b.addEventListener("click", function () {
       b.disabled = true;
-      navigator.serviceWorker.register("/static/sw.js").then(function (reg) {
-        return Notification.requestPermission().then(function (perm) {
-          if (perm !== "granted") throw new Error("denied");
-          return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(D.vapid) });
-        });
+      msg("push-msg", "");
+      // Asked for first, straight from the tap: some browsers only ask inside the user's gesture.
+      Promise.resolve(Notification.requestPermission()).then(function (perm) {
+        if (perm !== "granted") throw new Error("denied");
+        return navigator.serviceWorker.ready;
+      }).then(function (reg) {
+        // An existing subscription made with this hub's key is reused (it may serve another number too).
+        return reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlBytes(D.vapid) });
       }).then(function (sub) {
         return optIn({ channel: "push", subscription: sub.toJSON() }, "push-msg", W.push_ok, b);
-      }).catch(function (e) {
-        b.disabled = false;
-        msg("push-msg", e && e.message === "denied" ? W.push_denied : W.error, true);
+      }, function (e) {
+        var denied = e && e.message === "denied";
+        b.disabled = denied;
+        msg("push-msg", denied ? W.push_denied : W.push_failed, true);
       });
     });
   }

@@ -200,9 +200,9 @@ def test_sms_opt_in_shows_the_hubs_vietnamese_refusal_then_success(hub, api, new
     mine = issue(api)
     page = open_page(new_page, hub, mine["token"])
     push = page.locator("#push")
-    expect(push).to_be_visible()                       # Chromium has service workers and PushManager …
-    expect(push).to_be_disabled()                      # … but this hub has no /static/sw.js yet
-    expect(push).to_contain_text("sắp có")
+    expect(push).to_be_visible()                       # Chromium has service workers and PushManager
+    expect(push).to_be_enabled()                       # (the rest of push: tests/test_page_push.py)
+    expect(push).to_contain_text("Nhận thông báo trên điện thoại")
 
     page.fill("#travel", "15")
     page.click("#travel-box button[type=submit]")

@@ -24,7 +24,7 @@ from hub.settings import Settings
 from hub.store import open_store
 from hub.feeds.fanout import FeedHub
 import displays
-from hub.web import api, docs, errors, feeds, health
+from hub.web import api, docs, errors, feeds, health, hooks, outbox, push
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
 CITIZEN_RATE = (20, 60.0)
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await app.state.predictions.write()      # what the last step published, before the store closes
 
     app = Starlette(
-        routes=[*api.routes, *feeds.routes, *health.routes, *docs.routes, *displays.routes()],
+        routes=[*api.routes, *push.routes, *outbox.routes, *hooks.routes, *feeds.routes, *health.routes, *docs.routes, *displays.routes()],
         lifespan=lifespan,
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
                             Exception: errors.server_error},

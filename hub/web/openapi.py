@@ -82,6 +82,23 @@ def document() -> dict:
             "/api/tickets/{token}/notifications": {"post": _op(
                 "Opt in to SMS, web push or Zalo for this ticket (a phone given at issue already opts in to SMS)",
                 ok_schema="Ticket", body="OptIn", params=["token"], errors=(400, 404, 409, 422))},
+            "/api/tickets/{token}/notifications/{channel}": {"delete": _op(
+                "Turn one channel off (sms, push or zalo); nothing to turn off changes nothing",
+                ok_schema="Ticket", params=["token", "channel"], errors=(404, 422))},
+            "/api/push/key": {"get": _op(
+                "The VAPID public key (applicationServerKey, base64url) a browser subscribes to web push with",
+                errors=(404,), desc="404 push_unavailable when this hub has no VAPID key (a redis:// store "
+                                    "without QUEUECAST_VAPID_PRIVATE_KEY).")},
+            "/api/outbox/redrive": {"post": _op(
+                "Put the branch's dead letters back in the notifier's queue: one (body {\"key\"}) or all (body {})",
+                security=_STAFF, errors=(400, 401, 403, 404, 409, 422),
+                desc="The branch is the staff token's. Answer {\"redriven\": N, \"more\": bool}.")},
+            "/hooks/esms": {"get": _op(
+                "eSMS delivery report (its CallbackUrl): SMSID, RequestId, SendStatus, SendSuccess, ...",
+                errors=(400,), desc="200 once read, whether or not it matched a message; sent → delivered only.")},
+            "/hooks/twilio": {"post": _op(
+                "Twilio status callback (form), signed with X-Twilio-Signature", errors=(400, 403, 413),
+                desc="403 when the signature does not match QUEUECAST_SMS_SECRET over QUEUECAST_PUBLIC_URL/hooks/twilio.")},
             "/api/tickets/{token}/rating": {"post": _op(
                 "Rate the service (1–5, optional comment), once, after it is completed",
                 ok_schema="Ticket", body="Rating", params=["token"], errors=(400, 404, 409, 422))},
@@ -100,6 +117,7 @@ def document() -> dict:
                 "action": {"name": "action", "in": "path", "required": True, "schema": {
                     "enum": ["recall", "complete", "skip", "transfer", "cancel", "check-in"]}},
                 "token": {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                "channel": {"name": "channel", "in": "path", "required": True, "schema": {"enum": ["sms", "push", "zalo"]}},
                 "travel": {"name": "travel_minutes", "in": "query", "required": False,
                            "schema": {"type": "number", "minimum": 0, "maximum": 600}},
                 "since": {"name": "since", "in": "query", "required": False, "schema": {"type": "integer"},

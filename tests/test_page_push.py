@@ -1,0 +1,320 @@
+"""Web push on the citizen's phone page, in a real Chromium against a real hub process.
+
+Headless Chromium has service workers and PushManager but no push service to subscribe with (its
+`subscribe` ends in "Registration failed"), so what runs here is everything around that one call:
+the key the hub publishes, the service worker the page registers, the button and what it sends the
+hub, and the worker's `push` handler fed through the DevTools protocol (ServiceWorker.deliverPushMessage,
+the way a push service's message reaches it). One test stands in for the browser's push service (an
+external gateway) with notifier/fakes/push.py served over TLS (the hub takes https endpoints only):
+the page's subscribe call answers with that fake's subscription, the hub's own VAPID key pushes a
+message there through the real WebPushSender, the fake decrypts it, and the worker shows exactly
+what was decrypted.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import ipaddress
+import json
+import sqlite3
+import ssl
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from conftest import PHONE
+
+KEY_AS_B64URL = "k => btoa(String.fromCharCode.apply(null, new Uint8Array(k))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '')"
+
+# The browser's push service, replaced by the fake's subscription (set in window.__sub before the click).
+FAKE_SUBSCRIBE = """
+window.__keys = [];
+PushManager.prototype.subscribe = function (options) {
+  const key = options.applicationServerKey;
+  window.__keys.push((%s)(key.buffer || key));
+  const sub = window.__sub;
+  return Promise.resolve({endpoint: sub.endpoint, toJSON: () => sub});
+};
+""" % KEY_AS_B64URL
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue(api: httpx.Client) -> dict:
+    r = api.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def until(page, condition: str, what: str, tries: int = 100) -> None:
+    """Poll an asynchronous JS `condition` until it holds, at most `tries` × 0.1 s. (Playwright's
+    wait_for_function takes a returned promise itself as truthy, so it cannot wait on one.)"""
+    for _ in range(tries):
+        if page.evaluate(condition):
+            return
+        page.wait_for_timeout(100)
+    seen = page.evaluate("""navigator.serviceWorker.getRegistration('/t/').then(r => r && r.getNotifications())
+        .then(ns => ns && ns.map(n => [n.title, n.body, n.tag]))""")
+    raise AssertionError(f"not within {tries / 10:.0f} s: {what}; notifications shown: {seen}")
+
+
+def open_ticket(new_page, hub, token: str, init: str | None = None, **context):
+    page = new_page(PHONE, **context)
+    if init:
+        page.add_init_script(init)
+    page.goto(f"{hub.url}/t/{token}")
+    # The page registers its worker on load; wait until it runs (bounded by the context's 10 s timeout).
+    until(page, "navigator.serviceWorker.getRegistration('/t/').then(r => !!(r && r.active))", "an active worker")
+    return page
+
+
+class Worker:
+    """The page's service worker (scope /t/) as DevTools sees it, to hand it push messages."""
+
+    def __init__(self, page, origin: str):
+        self.page, self.origin = page, origin
+        self.cdp, self.registration = _registration(page)
+
+    def push(self, data: str, arrived: str) -> None:
+        """Hand the worker `data` until the JS condition `arrived` holds: DevTools now and then drops a
+        message given to a worker that is being started or stopped (as a push service may redeliver),
+        so a message is given again after 3 s of silence, at most 3 times."""
+        for attempt in range(3):
+            self.cdp.send("ServiceWorker.deliverPushMessage", {"origin": self.origin,
+                                                               "registrationId": self.registration, "data": data})
+            try:
+                until(self.page, arrived, "the message shown", tries=30)
+                return
+            except AssertionError:
+                if attempt == 2:
+                    raise
+
+
+def _registration(page):
+    cdp = page.context.new_cdp_session(page)
+    found: list[dict] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: found.extend(e["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(50):                                  # the event comes right after enable
+        if any(r["scopeURL"].endswith("/t/") and not r["isDeleted"] for r in found):
+            break
+        page.wait_for_timeout(100)
+    reg = next(r for r in found if r["scopeURL"].endswith("/t/") and not r["isDeleted"])
+    return cdp, reg["registrationId"]
+
+
+def shown(page, count: int = 1) -> list[dict]:
+    """The notifications the worker shows, once there are `count` (bounded wait)."""
+    until(page, f"navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length >= {count})",
+          f"{count} notification(s)")
+    return page.evaluate("""navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
+        ns.map(n => ({title: n.title, body: n.body, tag: n.tag, lang: n.lang, data: n.data})))""")
+
+
+def hub_ticket(api: httpx.Client, token: str) -> dict:
+    return api.get(f"/api/tickets/{token}").json()
+
+
+# -- what the hub publishes -----------------------------------------------------------------------
+
+def test_the_key_and_the_worker_are_served(hub, api, hub_env):
+    key = api.get("/api/push/key")
+    assert key.status_code == 200
+    point = unb64url(key.json()["key"])
+    assert len(point) == 65 and point[0] == 4                   # an uncompressed P-256 point
+    assert api.get("/api/push/key").json() == key.json()         # one key, kept
+    vapid_file = Path(hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///") + ".vapid")
+    assert vapid_file.stat().st_mode & 0o777 == 0o600            # the private half stays beside the database
+
+    sw = api.get("/sw.js")
+    assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
+    assert sw.headers["cache-control"] == "no-cache"
+    assert "addEventListener(\"push\"" in sw.text and "showNotification" in sw.text
+
+
+def test_the_page_registers_its_worker_and_offers_the_button(hub, api, new_page):
+    mine = issue(api)
+    page = open_ticket(new_page, hub, mine["token"])
+    scope, script = page.evaluate("navigator.serviceWorker.getRegistration('/t/').then(r => [r.scope, r.active.scriptURL])")
+    assert (scope, script) == (f"{hub.url}/t/", f"{hub.url}/sw.js")
+    button = page.locator("#push")
+    expect(button).to_be_visible()
+    expect(button).to_be_enabled()
+    expect(button).to_contain_text("Nhận thông báo trên điện thoại")
+    data = json.loads(page.locator("#qc-data").text_content())
+    assert data["vapid"] == api.get("/api/push/key").json()["key"]
+
+
+def test_a_browser_that_cannot_subscribe_is_told_so_and_nothing_changes(hub, api, new_page):
+    mine = issue(api)
+    page = open_ticket(new_page, hub, mine["token"], permissions=["notifications"])
+    page.click("#push")
+    # Headless Chromium's own subscribe fails (no push service): a plain message, the button stays.
+    expect(page.locator("#push-msg")).to_have_text(
+        "Trình duyệt không bật được thông báo đẩy lúc này; hãy thử lại hoặc nhận tin nhắn SMS.")
+    expect(page.locator("#push")).to_be_enabled()
+    assert hub_ticket(api, mine["token"])["notifications"] == {}
+
+
+def test_notifications_refused_by_the_citizen(hub, api, new_page):
+    mine = issue(api)
+    page = open_ticket(new_page, hub, mine["token"])      # no permission granted: headless answers "denied"
+    page.click("#push")
+    expect(page.locator("#push-msg")).to_contain_text("Bạn chưa cho phép trình duyệt gửi thông báo")
+    assert hub_ticket(api, mine["token"])["notifications"] == {}
+
+
+# -- the worker's push handler ----------------------------------------------------------------------
+
+def test_the_worker_shows_the_payloads_title_and_body_one_per_ticket(hub, api, new_page):
+    mine = issue(api)
+    page = open_ticket(new_page, hub, mine["token"], permissions=["notifications"])
+    worker = Worker(page, hub.url)
+    tag = f"1/{mine['ticket']}"
+    notes = "navigator.serviceWorker.ready.then(r => r.getNotifications())"
+    worker.push(json.dumps({"title": f"Số {mine['number']}", "body": "Còn 5 người trước bạn.",
+                            "url": mine["tracking_url"], "tag": tag, "lang": "vi"}), f"{notes}.then(ns => ns.length >= 1)")
+    [n] = shown(page)
+    assert (n["title"], n["body"], n["tag"], n["lang"]) == (f"Số {mine['number']}", "Còn 5 người trước bạn.", tag, "vi")
+    assert n["data"]["url"] == mine["tracking_url"]
+
+    # News about the same number replaces the notification instead of stacking a second one.
+    worker.push(json.dumps({"title": f"Số {mine['number']}", "body": "Mời đến quầy số 5.",
+                            "url": mine["tracking_url"], "tag": tag, "lang": "vi"}),
+                f"{notes}.then(ns => ns.some(n => n.body === 'Mời đến quầy số 5.'))")
+    assert [(n["body"], n["tag"]) for n in shown(page)] == [("Mời đến quầy số 5.", tag)]
+    # A payload that is not JSON still shows, under the default title, beside the number's one.
+    worker.push("Tin nhắn thử", f"{notes}.then(ns => ns.some(n => n.body === 'Tin nhắn thử'))")
+    assert {(n["title"], n["body"], n["tag"]) for n in shown(page, 2)} == {
+        ("Số thứ tự của bạn", "Tin nhắn thử", ""), (f"Số {mine['number']}", "Mời đến quầy số 5.", tag)}
+
+
+# -- the whole way: page → hub → WebPushSender → push service → worker ------------------------------
+
+def self_signed(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A certificate for 127.0.0.1: the server's TLS context, and a client's that trusts only it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp / "push.pem").write_bytes(pem)
+    (tmp / "push.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp / "push.pem", tmp / "push.key")
+    return server, ssl.create_default_context(cadata=pem.decode())
+
+
+@asynccontextmanager
+async def push_service_over_tls(server_tls: ssl.SSLContext):
+    """notifier.fakes.push.FakePushService behind https://127.0.0.1:PORT (its own server speaks plain HTTP)."""
+    from aiohttp import web
+
+    from notifier.fakes.push import FakePushService
+
+    service = FakePushService()
+    app = web.Application()
+    app.add_routes(service.routes())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_tls).start()
+    service.url = f"https://127.0.0.1:{runner.addresses[0][1]}"      # endpoints and the VAPID aud follow it
+    try:
+        yield service
+    finally:
+        await runner.cleanup()
+
+
+class Loop:
+    """An asyncio loop on a thread of its own, for the aiohttp parts beside Playwright's sync API."""
+
+    def __enter__(self) -> "Loop":
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def run(self, coro, timeout: float = 20.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __exit__(self, *exc) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_subscribe_then_a_real_encrypted_push_is_shown(hub, api, new_page, hub_env, tmp_path):
+    from notifier.message import Message
+    from notifier.webpush import WebPushSender
+
+    db = hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///")
+    mine = issue(api)
+    key = api.get("/api/push/key").json()["key"]
+    server_tls, client_tls = self_signed(tmp_path)
+    with Loop() as loop:
+        running = push_service_over_tls(server_tls)
+        service = loop.run(running.__aenter__())
+        try:
+            subscription = service.subscription(application_server_key=key)   # only the hub's key may push
+            page = open_ticket(new_page, hub, mine["token"], FAKE_SUBSCRIBE, permissions=["notifications"])
+            page.evaluate("sub => { window.__sub = sub; }", subscription)
+            page.select_option("#sms-ahead", "3")
+            page.click("#push")
+            expect(page.locator("#push-msg")).to_have_text("Đã bật thông báo trên điện thoại này.")
+            expect(page.locator("#notify-on")).to_contain_text("Đã bật thông báo đẩy")
+            expect(page.locator("#push")).to_be_hidden()
+            assert page.evaluate("window.__keys") == [key]         # subscribed with the hub's key
+
+            assert hub_ticket(api, mine["token"])["notifications"] == {"push": {"ahead": 3}}
+            with sqlite3.connect(db) as con:                      # the hub's log keeps it for the notifier
+                notify = [json.loads(b) for (b,) in con.execute("SELECT body FROM events ORDER BY seq")
+                          if json.loads(b)["type"] == "ticket.notify"]
+            assert [n["subscription"] for n in notify] == [subscription]
+
+            private = Path(db + ".vapid").read_text().strip()
+
+            async def send():
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls)) as session:
+                    sender = WebPushSender(session, vapid_private_key=private, subject="mailto:ops@example.org")
+                    msg = Message("1", mine["ticket"], "called", "push", subscription,
+                                  {"number": mine["number"], "counter": "5", "url": mine["tracking_url"]})
+                    return await sender.send(msg)
+
+            result = loop.run(send())
+            assert result.outcome.value == "sent", result
+            [received] = service.received
+            plaintext = received.fields["plaintext"].decode()
+        finally:
+            loop.run(running.__aexit__(None, None, None))
+
+    Worker(page, hub.url).push(plaintext,                 # what the push service would hand the browser
+                               "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns => ns.length >= 1)")
+    [n] = shown(page)
+    assert n["title"] == f"Số {mine['number']}"
+    assert n["body"] == f"Mời công dân có số {mine['number']} đến quầy số 5."
+    assert n["tag"] == f"1/{mine['ticket']}" and n["data"]["url"] == mine["tracking_url"]
+
+    # Turned off from the page: the hub forgets it, the button comes back.
+    page.click("#notify-on li[data-channel=push] button.off")
+    expect(page.locator("#off-msg")).to_have_text("Đã tắt nhắc qua kênh này.")
+    expect(page.locator("#push")).to_be_visible()
+    assert hub_ticket(api, mine["token"])["notifications"] == {}

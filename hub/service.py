@@ -27,6 +27,8 @@ from hub.domain.events import TYPES, Event, public
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import Ticket
 from hub.store import Idempotency, SeqConflict, Store, StoreUnavailable
+from hub.store.outbox import OutboxItem
+from notifier.rules import Rules
 
 log = logging.getLogger("queuecast.command")
 
@@ -50,9 +52,11 @@ class IdemRequest:
 
 class QueueService:
     def __init__(self, centre: Centre, store: Store, broker: Broker, clock: Clock, tokens: Tokens,
-                 public_url: str):
+                 public_url: str, notify_ahead: int = 5):
         self.centre, self.store, self.broker, self.clock, self.tokens = centre, store, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
+        # The messages an event makes owed go into the log's transaction with it (the outbox).
+        self.rules = Rules(lambda branch, tid: self.tracking_url(self.tokens.ticket(branch, tid)), notify_ahead)
         self.states: dict[str, BranchState] = {}
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
@@ -160,7 +164,7 @@ class QueueService:
             if idem is not None:
                 record = Idempotency(idem.key, idem.fingerprint, status,
                                      json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-            stored = await self.store.append(st.id, head, evs, record)
+            stored = await self.store.append(st.id, head, evs, record, outbox=self._owed(st, evs, now))
         except BaseException:
             # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O
             # fault). If the log cannot be read either, the state is marked stale and rebuilt
@@ -179,6 +183,13 @@ class QueueService:
             except Exception:       # the event is in the log: other processes will catch up from it
                 log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
         return status, body
+
+    def _owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[OutboxItem]:
+        try:
+            return self.rules.owed(st, evs, now)
+        except Exception:       # a fault in the rules must not stop the queue: the calls matter more
+            log.exception("notifications not computed", extra={"fields": {"branch": st.id}})
+            return []
 
     def _deliver(self, branch: str, evs: list[Event]) -> None:
         for ev in evs:

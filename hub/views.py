@@ -23,6 +23,12 @@ def forecast(st: BranchState, now: datetime):
     return st.eta.forecast(now, FORECAST_MAX_AGE)
 
 
+def leave_home(now: datetime, est, travel_minutes: float) -> datetime:
+    """When to leave home to be at the branch before the earliest likely call (the ETA's p10), with
+    a margin: what the page shows as "leave by" and when the notifier says "leave now"."""
+    return now + timedelta(minutes=est.p10 - travel_minutes - LEAVE_MARGIN_MINUTES)
+
+
 def issuing_day(st: BranchState, now: datetime) -> date:
     """The day a number taken now would be for (kiosk first, then online), else today."""
     for channel in ("kiosk", "online"):
@@ -90,8 +96,7 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
         expected_call = {k: (now + timedelta(minutes=v)).isoformat(timespec="minutes")
                          for k, v in (("earliest", est.p10), ("likely", est.p50), ("latest", est.p90))}
         if travel_minutes is not None:
-            leave = now + timedelta(minutes=est.p10 - travel_minutes - LEAVE_MARGIN_MINUTES)
-            leave_by = max(leave, now).isoformat(timespec="minutes")
+            leave_by = max(leave_home(now, est, travel_minutes), now).isoformat(timespec="minutes")
     ahead = st.people_ahead(t)
     return {
         "number": t.number, "ticket": t.id, "branch": st.id, "branch_name": st.config.name,

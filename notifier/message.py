@@ -14,6 +14,12 @@ LANGS = ("vi", "en")
 Recipient = Union[str, Mapping[str, object]]
 
 
+def key(branch: str, ticket: str, trigger: str, channel: str) -> str:
+    """The outbox's dedup key, also the gateway's request id: each trigger fires at most once per
+    ticket and channel. Ticket ids repeat across branches, so the branch is part of it."""
+    return f"{branch}/{ticket}:{trigger}:{channel}"
+
+
 @dataclass(frozen=True)
 class Message:
     branch: str
@@ -34,9 +40,7 @@ class Message:
 
     @property
     def key(self) -> str:
-        """The outbox's dedup key, also the gateway's request id: each trigger fires at most once per
-        ticket and channel. Ticket ids repeat across branches, so the branch is part of it."""
-        return f"{self.branch}/{self.ticket}:{self.trigger}:{self.channel}"
+        return key(self.branch, self.ticket, self.trigger, self.channel)
 
     @property
     def phone(self) -> str:

@@ -42,7 +42,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: Starlette):
         async with open_store(settings.database) as store, open_broker(settings.broker_url) as broker:
-            service = QueueService(centre, store, broker, clock, tokens, settings.public_url)
+            service = QueueService(centre, store, broker, clock, tokens, settings.public_url,
+                                   settings.notify_ahead)
             await service.load()
             app.state.service = service
             app.state.feeds = FeedHub(service)

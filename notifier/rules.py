@@ -1,0 +1,173 @@
+"""When a holder is told what: the triggers of a number's life, turned into outbox items.
+
+Pure: everything comes from a branch's state, the events just folded into it and the time, so the
+same rules run in the hub (event-driven messages, written with their events in one transaction) and
+in the notifier (the time-driven "leave home now", and the last look before sending).
+
+A trigger fires at most once per number and channel (the outbox key), on every channel the holder
+opted in to (`Ticket.notify`; a phone given at issue is an SMS opt-in):
+
+- issued: the number, its field and branch, and the tracking link;
+- ahead: at most N people before it in its field's queue (the holder's N, else the branch default),
+  checked after every change of a queue, on the number's day only: at 20:00 the eve before, "3
+  people ahead" says nothing about when to come;
+- leave: now is past "leave by" (the ETA's p10 less the trip and a margin, as the page shows it),
+  for a holder who is not at the branch (kiosk numbers are, by construction);
+- called: with the counter; a recall of the same number is not a second message;
+- skipped: called and absent: come within the minutes left to be recalled (or of the hold);
+- expired: not called before closing time.
+
+`still_true` is the look the notifier takes just before it sends: "3 people ahead" for a number that
+has since been called is dropped, not sent.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Iterable
+
+from hub.domain.events import Event
+from hub.domain.eta.estimator import Forecast
+from hub.domain.state import BranchState
+from hub.domain.ticket import FINAL, State, Ticket
+from hub.store.outbox import OutboxItem
+from hub.views import leave_home
+from notifier.message import key
+
+# The event that makes a trigger true for the number it names.
+BY_EVENT = {"ticket.issued": "issued", "ticket.called": "called", "ticket.recalled": "called",
+            "ticket.skipped": "skipped", "ticket.expired": "expired"}
+# Events after which no queue can be shorter and no opt-in newer: no "ahead" to look for.
+_NO_AHEAD_CHANGE = frozenset({"ticket.rated", "ticket.unsubscribed", "ticket.completed"})
+PHONE_CHANNELS = ("sms", "zalo")
+
+Link = Callable[[str, str], str]        # (branch, ticket id) → the holder's tracking URL
+
+
+@dataclass(frozen=True)
+class Rules:
+    link: Link
+    ahead: int = 5                      # QUEUECAST_NOTIFY_AHEAD: N when the holder chose none
+
+    # -- event-driven: computed by the hub from the state after the events --------------------------
+
+    def owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[OutboxItem]:
+        items: dict[str, OutboxItem] = {}
+        for ev in evs:
+            trigger = BY_EVENT.get(ev["type"])
+            t = st.tickets.get(ev.get("ticket", ""))
+            if trigger is None or t is None:
+                continue
+            extra = {"counter": ev["counter"]} if trigger == "called" else {}
+            if trigger == "skipped":
+                extra["minutes"] = self._minutes_left(st, ev, now)
+            for item in self._items(st, t, trigger, now, extra):
+                items.setdefault(item.key, item)
+        if any(ev["type"] not in _NO_AHEAD_CHANGE for ev in evs):
+            for item in self.ahead_due(st, now):
+                items.setdefault(item.key, item)
+        return list(items.values())
+
+    def ahead_due(self, st: BranchState, now: datetime) -> list[OutboxItem]:
+        """"N ahead" for every waiting number of today that has at most N people before it."""
+        queues: dict[tuple, list[Ticket]] = {}
+        for t in st.tickets.values():
+            if t.state is State.WAITING and t.day <= now.date():
+                queues.setdefault((t.day, t.service), []).append(t)
+        out = []
+        for queue in queues.values():
+            if not any(t.notify for t in queue):
+                continue
+            queue.sort(key=Ticket.queue_key)
+            for ahead, t in enumerate(queue):
+                for channel, opt in t.notify.items():
+                    if ahead <= (opt.get("ahead") or self.ahead):
+                        out.extend(self._items(st, t, "ahead", now, {"ahead": ahead}, only=channel))
+        return out
+
+    @staticmethod
+    def _minutes_left(st: BranchState, ev: Event, now: datetime) -> int:
+        if "held_until" in ev:
+            return max(1, math.ceil((datetime.fromisoformat(ev["held_until"]) - now).total_seconds() / 60))
+        return st.config.policy.recall_minutes
+
+    # -- time-driven: computed by the notifier's loop ------------------------------------------------
+
+    def leave_due(self, st: BranchState, forecast: Forecast, now: datetime) -> list[OutboxItem]:
+        """"Leave home now" for every waiting holder of today, away from the branch, with a trip
+        time, whose "leave by" has come."""
+        out = []
+        for t in st.tickets.values():
+            if (t.state is not State.WAITING or t.checked_in or t.travel_minutes is None or not t.notify
+                    or t.day != now.date()):
+                continue
+            est = forecast.ticket(t.id, now)
+            if est is None or leave_home(now, est, t.travel_minutes) > now:
+                continue
+            call = now.timestamp() + est.p50 * 60
+            out.extend(self._items(st, t, "leave", now, {
+                "leave_at": f"{now:%H:%M}",
+                "call_at": f"{datetime.fromtimestamp(call, now.tzinfo):%H:%M}"}))
+        return out
+
+    # -- the last look before sending --------------------------------------------------------------
+
+    @staticmethod
+    def still_true(st: BranchState, item: OutboxItem, now: datetime) -> str | None:
+        """None if `item` may go now; else why not (kept as the dropped item's detail)."""
+        t = st.tickets.get(item.ticket)
+        if t is None:
+            return "the number is no longer kept (an earlier day)"
+        if not _opted_in(t, item):
+            return f"the holder turned {item.channel} off"
+        state = t.effective_state(now)
+        if item.trigger == "issued" and state in FINAL:
+            return f"the number is already {state.value}"
+        if item.trigger in ("ahead", "leave") and state is not State.WAITING:
+            return f"the number is already {state.value}"
+        if item.trigger == "leave" and t.checked_in:
+            return "the holder is already at the branch"
+        if item.trigger == "called" and state is not State.CALLED:
+            return f"the number is already {state.value}"
+        if item.trigger == "skipped" and state not in (State.SKIPPED, State.HELD):
+            return f"the number is already {state.value}"
+        if item.trigger == "skipped" and state is State.SKIPPED and t.skipped_at is not None and \
+                (now - t.skipped_at).total_seconds() > st.config.policy.recall_minutes * 60:
+            return "the time to be recalled is over"
+        return None
+
+    # -- building items ----------------------------------------------------------------------------
+
+    def _items(self, st: BranchState, t: Ticket, trigger: str, now: datetime, extra: dict,
+               only: str | None = None) -> Iterable[OutboxItem]:
+        svc = st.config.services[t.service]
+        params = {"number": t.number, "service": svc.name, "branch": st.config.name,
+                  "url": self.link(st.id, t.id), **extra}
+        at = now.timestamp()
+        for channel, opt in t.notify.items():
+            if only is not None and channel != only:
+                continue
+            recipient = opt.get("subscription") if channel == "push" else opt.get("phone") or t.phone
+            if not recipient:
+                continue
+            yield OutboxItem(key=key(st.id, t.id, trigger, channel), branch=st.id, ticket=t.id, trigger=trigger,
+                             channel=channel, recipient=recipient, params=params, created=at, next_at=at,
+                             updated=at)
+
+
+def sms_fallback(item: OutboxItem, now: float) -> OutboxItem | None:
+    """The SMS that stands in for a Zalo message Zalo refused for good (no Zalo account, ...): same
+    words, same phone. Its key is the SMS one, so a holder who also opted in to SMS gets one SMS."""
+    if item.channel != "zalo" or not isinstance(item.recipient, str):
+        return None
+    return OutboxItem(key=key(item.branch, item.ticket, item.trigger, "sms"), branch=item.branch,
+                      ticket=item.ticket, trigger=item.trigger, channel="sms", recipient=item.recipient,
+                      params=item.params, lang=item.lang, created=now, next_at=now, updated=now)
+
+
+def _opted_in(t: Ticket, item: OutboxItem) -> bool:
+    if item.channel in t.notify:
+        return True
+    # An SMS standing in for Zalo (sms_fallback) goes as long as the Zalo opt-in stands.
+    return item.channel == "sms" and "zalo" in t.notify

@@ -39,6 +39,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
 
+    notifier = sub.add_parser("notifier", help="run the notification worker as its own process")
+    notifier.add_argument("--lease", type=float, default=60.0,
+                          help="seconds a claimed message is held before another worker may take it (default 60)")
+
+    outbox = sub.add_parser("outbox", help="the notification outbox: list messages, re-drive dead letters")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True, parser_class=_Parser)
+    listing = outbox_sub.add_parser("list", help="messages, most recently changed first, one JSON line each")
+    listing.add_argument("--status", help="queued, sending, sent, delivered, failed, dead or dropped")
+    listing.add_argument("--branch")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    redrive = outbox_sub.add_parser("redrive", help="put dead letters (failed, dead) back in the queue")
+    redrive.add_argument("key", nargs="?", help="one message's key (default: every dead letter)")
+
     token = sub.add_parser("token", help="print a bearer token")
     kinds = token.add_subparsers(dest="kind", required=True, parser_class=_Parser)
     staff = kinds.add_parser("staff", help="a counter staff token for one branch (and counter)")
@@ -82,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return {"serve": _serve, "demo": _demo, "token": _token, "export-trace": _export,
-                "eta": _eta, "simulate": _simulate}[args.command](args, settings)
+                "eta": _eta, "simulate": _simulate, "notifier": _notifier,
+                "outbox": _outbox}[args.command](args, settings)
     except (UsageError, SettingsError, ConfigError) as e:
         print(f"queuecast: {e}", file=sys.stderr)
         return 2
@@ -98,7 +112,61 @@ def _serve(args, settings: Settings) -> int:
     from hub.web.app import create_app
 
     logs.setup()
-    server.run(create_app(_public_url(settings, args)), args.host, args.port)
+    settings = _public_url(settings, args)
+    tasks = []
+    if settings.notifier == "inline":
+        from notifier.process import inline
+        tasks.append(inline(settings))
+    server.run(create_app(settings, tasks=tasks), args.host, args.port)
+    return 0
+
+
+def _notifier(args, settings: Settings) -> int:
+    from hub import logs
+    from notifier.process import main
+
+    if args.lease <= 0:
+        raise UsageError("--lease must be positive")
+    logs.setup()
+    asyncio.run(main(settings, lease=args.lease))
+    return 0
+
+
+def _outbox(args, settings: Settings) -> int:
+    import time
+    from dataclasses import asdict
+
+    from hub.domain.identity import mask_phone
+    from hub.store import open_store
+    from hub.store.outbox import STATUSES
+
+    if args.outbox_command == "list":
+        if args.status is not None and args.status not in STATUSES:
+            raise UsageError(f"--status: one of {', '.join(STATUSES)}, got {args.status!r}")
+        if args.limit < 1:
+            raise UsageError("--limit must be at least 1")
+    if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
+        raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
+
+    async def act():
+        async with open_store(settings.database) as store:
+            if args.outbox_command == "redrive":
+                if args.key is not None and await store.outbox_get(args.key) is None:
+                    raise UsageError(f"no message with key {args.key!r}")
+                return await store.outbox_redrive(time.time(), args.key)
+            return await store.outbox_list(args.status, args.branch, args.limit)
+
+    got = asyncio.run(act())
+    if args.outbox_command == "redrive":
+        if args.key is not None and got == 0:
+            raise UsageError(f"{args.key} is not a dead letter (only failed or dead messages are re-driven)")
+        print(f"re-driven: {got}")
+        return 0
+    for item in got:
+        row = asdict(item)
+        # Never a phone number or push keys on a terminal: who it was for, masked.
+        row["recipient"] = mask_phone(item.recipient) if isinstance(item.recipient, str) else "push subscription"
+        print(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
     return 0
 
 

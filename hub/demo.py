@@ -119,7 +119,11 @@ def run(settings: Settings, host: str, port: int) -> int:
           f"  try: curl -X POST -H 'Authorization: Bearer {token}' {url}/api/branches/1/counters/16/call-next",
           flush=True)
     seed = time.time_ns() % 2**32
-    server.run(create_app(settings, clock=clock, centre=centre, tasks=[partial(traffic, seed=seed)], demo=True), host, port)
+    tasks = [partial(traffic, seed=seed)]
+    if settings.notifier == "inline":          # the demo's messages go to the log (QUEUECAST_SMS_PROVIDER=log)
+        from notifier.process import inline
+        tasks.append(inline(settings))
+    server.run(create_app(settings, clock=clock, centre=centre, tasks=tasks, demo=True), host, port)
     return 0
 
 

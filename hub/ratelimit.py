@@ -1,4 +1,5 @@
-"""Token-bucket rate limits, in memory per hub process (issuing: per client address, per citizen)."""
+"""Token-bucket rate limits, in memory per process (issuing: per client address, per citizen; the
+notifier: per gateway)."""
 from __future__ import annotations
 
 import time
@@ -15,16 +16,22 @@ class RateLimiter:
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()   # key → (tokens, at)
 
     def take(self, key: str) -> None:
+        retry = self.reserve(key)
+        if retry > 0:
+            raise DomainError("rate_limited", "rate_limited",
+                              f"Too many requests; try again in {retry:.0f} s.",
+                              f"Quá nhiều yêu cầu; vui lòng thử lại sau {retry:.0f} giây.",
+                              retry_after=max(1, round(retry)))
+
+    def reserve(self, key: str) -> float:
+        """Take a token for `key` if there is one (0.0); else the seconds until there is, taking none."""
         now = self.clock()
         tokens, at = self.buckets.pop(key, (self.capacity, now))
         tokens = min(self.capacity, tokens + (now - at) * self.rate)
         if tokens < 1:
             self.buckets[key] = (tokens, now)
-            retry = (1 - tokens) / self.rate
-            raise DomainError("rate_limited", "rate_limited",
-                              f"Too many requests; try again in {retry:.0f} s.",
-                              f"Quá nhiều yêu cầu; vui lòng thử lại sau {retry:.0f} giây.",
-                              retry_after=max(1, round(retry)))
+            return (1 - tokens) / self.rate
         self.buckets[key] = (tokens - 1, now)
         while len(self.buckets) > _MAX_KEYS:
             self.buckets.popitem(last=False)
+        return 0.0

@@ -251,6 +251,12 @@ class QueueService:
 
         await asyncio.gather(*(loops.every(1.0, lambda b=b: one(b), f"follow:{b}") for b in self.states))
 
+    async def catch_up(self) -> None:
+        """Fold in what other processes appended, every branch (a process with no broker to tell it,
+        like the notifier on SQLite, polls this)."""
+        for branch in self.states:
+            await self._locked_catch_up(branch)
+
     async def _locked_catch_up(self, branch: str) -> None:
         async with self._locks[branch]:
             await self._catch_up(branch)

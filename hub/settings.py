@@ -48,6 +48,7 @@ class Settings:
     vapid_subject: str = "mailto:queuecast@localhost"
     notifier: str = "inline"
     notify_ahead: int = 5
+    notify_rate: int = 20                # messages a second per gateway, from each notifier process
     issue_rate: str = "30/60"            # numbers per client address: COUNT/SECONDS (kiosk devices use a staff token and are exempt)
     max_body: int = 16 * 1024            # bytes of a request body
 
@@ -60,7 +61,7 @@ class Settings:
             var = f"QUEUECAST_{name.upper()}"
             if var in env and env[var] != "":
                 values[name] = env[var]
-        for name in ("notify_ahead", "max_body"):
+        for name in ("notify_ahead", "notify_rate", "max_body"):
             if name in values:
                 try:
                     values[name] = int(values[name])
@@ -92,6 +93,8 @@ class Settings:
                 raise SettingsError(f"{var}: expected an http(s):// base URL, got {url!r}")
         if self.zalo_template and not self.zalo_template.isdigit():
             raise SettingsError(f"QUEUECAST_ZALO_TEMPLATE: a ZNS template id is a number, got {self.zalo_template!r}")
+        if self.notify_rate < 1:
+            raise SettingsError(f"QUEUECAST_NOTIFY_RATE: at least 1 message a second, got {self.notify_rate}")
         if self.notify_ahead < 1:
             raise SettingsError(f"QUEUECAST_NOTIFY_AHEAD: at least 1, got {self.notify_ahead}")
         if not _VAPID_SUBJECT.fullmatch(self.vapid_subject):

@@ -27,6 +27,7 @@ import displays
 from hub.web import api, docs, errors, feeds, health, hooks, outbox, push
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
+CATCH_UP_SECONDS = 1.0
 CITIZEN_RATE = (20, 60.0)
 
 
@@ -49,7 +50,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             app.state.feeds = FeedHub(service)
             service.on_command.append(app.state.metrics.observe_command)
             app.state.predictions = Publisher(service, store)
-            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(),
+            # No broker between processes (memory://): what another process appends to the same
+            # SQLite file (the notifier removing a push subscription) is found by looking.
+            polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
+                if settings.broker_url.startswith("memory:") else []
+            async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
                                      loops.every(PREDICTION_SECONDS, app.state.predictions.step, "predictions"),
                                      *(task(service) for task in tasks)):
                 yield

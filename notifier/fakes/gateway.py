@@ -31,9 +31,11 @@ class Received:
 class FakeGateway:
     modes: frozenset[str] = COMMON_MODES
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, retry_after: int = 1, hold_for: float = 30.0):
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, retry_after: int = 1, hold_for: float = 30.0,
+                 slow: float = 0.0):
         self.host, self.port = host, port        # port 0: the system picks a free one
         self.retry_after = retry_after
+        self.slow = slow                         # seconds every answer to a taken message waits (a slow gateway)
         self.hold_for = hold_for                 # how long "timeout" holds the answer (cut short by close)
         self.received: list[Received] = []
         self.attempts = 0                        # every request, failed ones included
@@ -93,6 +95,8 @@ class FakeGateway:
         return None
 
     async def hold(self, mode: str | None) -> None:
+        if self.slow and mode != "timeout":
+            await asyncio.sleep(self.slow)
         if mode == "timeout":
             try:
                 await asyncio.wait_for(self._closing.wait(), self.hold_for)

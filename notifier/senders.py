@@ -1,0 +1,59 @@
+"""The senders of one notifier process, built from the settings, sharing one aiohttp session.
+
+Channels and what carries them:
+- sms: the gateway of QUEUECAST_SMS_PROVIDER (eSMS, Twilio, or the log when none is set);
+- push: web push signed with the hub's VAPID key (the one the browsers subscribed with);
+- zalo: ZNS, when an Official Account token and an approved template are set.
+A channel that cannot be built here (no Zalo account set up, no VAPID key on a shared database) has
+no sender: its messages fail as `not_configured` dead letters, re-drivable once the settings are fixed.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import aiohttp
+
+from hub.settings import Settings, SettingsError
+from hub.web.hooks import callback_url
+from notifier.esms import EsmsSender
+from notifier.log import LogSender
+from notifier.sender import Sender
+from notifier.twilio import TwilioSender
+from notifier.webpush import WebPushSender
+from notifier.zalo import ZaloSender
+
+log = logging.getLogger("queuecast.notifier")
+
+# Connections kept open per gateway host: enough for the worker's batch, few enough to be polite.
+CONNECTIONS_PER_HOST = 20
+
+
+def sms_sender(settings: Settings, session: aiohttp.ClientSession) -> Sender:
+    if settings.sms_provider == "esms":
+        return EsmsSender(session, base_url=settings.sms_base_url, api_key=settings.sms_key,
+                          secret_key=settings.sms_secret, brandname=settings.sms_sender,
+                          unicode=settings.sms_diacritics, callback_url=callback_url(settings.public_url, "esms"))
+    if settings.sms_provider == "twilio":
+        return TwilioSender(session, base_url=settings.sms_base_url, account_sid=settings.sms_key,
+                            auth_token=settings.sms_secret, sender=settings.sms_sender,
+                            unicode=settings.sms_diacritics,
+                            status_callback=callback_url(settings.public_url, "twilio"))
+    return LogSender()
+
+
+@asynccontextmanager
+async def open_senders(settings: Settings) -> AsyncIterator[dict[str, Sender]]:
+    connector = aiohttp.TCPConnector(limit_per_host=CONNECTIONS_PER_HOST)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        senders: dict[str, Sender] = {"sms": sms_sender(settings, session)}
+        try:
+            senders["push"] = WebPushSender(session, vapid_private_key=settings.resolve_vapid_key(),
+                                            subject=settings.vapid_subject)
+        except SettingsError as e:
+            log.warning("no web push", extra={"fields": {"why": str(e)}})
+        if settings.zalo_token and settings.zalo_template:
+            senders["zalo"] = ZaloSender(session, base_url=settings.zalo_base_url, access_token=settings.zalo_token,
+                                         template_id=settings.zalo_template)
+        yield senders

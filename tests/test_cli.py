@@ -307,3 +307,50 @@ def test_export_trace_unknown_branch_or_no_database_exits_2(tmp_path):
     p = run(env, "export-trace", "--branch", B, "--date", "2026-05-19")
     assert_usage_error(p, "cli.db")
     assert not (tmp_path / "cli.db").exists()                      # a read does not create a database
+
+
+# -- outbox and notifier ---------------------------------------------------------------------------
+
+async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(tmp_path, settings, clock):
+    from dataclasses import replace
+
+    from hub.store import open_store
+
+    settings = replace(settings, database=f"sqlite:///{tmp_path}/cli.db")
+    async with running_app(settings, clock) as client:
+        r = await client.post("/api/branches/2/tickets", json={"service": "ho-tich", "channel": "kiosk",
+                                                              "phone": "0912345678"})
+        ticket = r.json()["ticket"]
+    key = f"2/{ticket}:issued:sms"
+    async with open_store(settings.database) as store:
+        claimed = await store.outbox_claim(clock.now().timestamp(), 2, 60)
+        assert sorted(i.key for i in claimed) == [f"2/{ticket}:ahead:sms", key]
+        await store.outbox_fail(key, clock.now().timestamp(), "dead", "gateway_error", "HTTP 500")
+        await store.outbox_retry(f"2/{ticket}:ahead:sms", clock.now().timestamp(), clock.now().timestamp(), "timeout")
+    env = cli_env(tmp_path)
+
+    listed = run(env, "outbox", "list", "--status", "dead")
+    assert listed.returncode == 0, listed.stderr
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["key"], row["status"], row["error"], row["recipient"]) == (key, "dead", "gateway_error", "+8491*****78")
+    assert "0912345678" not in listed.stdout and "912345678" not in listed.stdout
+
+    queued = run(env, "outbox", "list", "--status", "queued", "--branch", "2")
+    assert [json.loads(line)["trigger"] for line in queued.stdout.splitlines()] == ["ahead"]
+
+    assert_usage_error(run(env, "outbox", "redrive", f"2/{ticket}:ahead:sms"), "not a dead letter")
+    assert_usage_error(run(env, "outbox", "redrive", "2/nope:issued:sms"), "no message with key")
+    moved = run(env, "outbox", "redrive", key)
+    assert (moved.returncode, moved.stdout) == (0, "re-driven: 1\n")
+    again = run(env, "outbox", "list", "--status", "queued")
+    assert sorted(json.loads(line)["key"] for line in again.stdout.splitlines()) == sorted([key, f"2/{ticket}:ahead:sms"])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["outbox", "list", "--status", "lost"], ["--status", "lost"]),
+    (["outbox", "list", "--limit", "0"], ["--limit"]),
+    (["notifier", "--lease", "0"], ["--lease"]),
+])
+def test_bad_outbox_and_notifier_arguments_exit_2(tmp_path, args, words):
+    (tmp_path / "cli.db").touch()
+    assert_usage_error(run(cli_env(tmp_path), *args), *words)

@@ -1,0 +1,168 @@
+"""notifier.worker in-process, step by step, on a manual clock: the real app and SQLite store, the
+fake gateways of notifier/fakes as real HTTP servers on 127.0.0.1.
+
+The end-to-end tests (test_notify_e2e.py) run the worker as its own process; here each decision the
+worker makes on a gateway's answer is driven one step at a time: retry only what is retryable, not
+before the backoff or the gateway's Retry-After, dead after the last attempt, Zalo falling back to SMS,
+the rate limit, and "leave home now" added when its time comes.
+"""
+from __future__ import annotations
+
+import random
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from conftest import bearer, running_app
+from hub.domain.eta.estimator import Forecast, Quantiles
+from hub.store.outbox import DEAD, FAILED, QUEUED, SENT
+from notifier import backoff
+from notifier.fakes.esms import FakeEsms
+from notifier.fakes.zalo import FakeZalo
+from notifier.senders import open_senders
+from notifier.worker import Worker
+
+pytestmark = pytest.mark.anyio
+
+PHONE = "0912345678"
+
+
+@asynccontextmanager
+async def stack(settings, clock, **worker):
+    """The app (its service and store), a fake eSMS and Zalo, and a worker sending to them."""
+    async with FakeEsms() as esms, FakeZalo() as zalo:
+        settings = replace(settings, sms_provider="esms", sms_url=esms.url, sms_key="esms-key", sms_secret="esms-secret",
+                           sms_sender="QUEUECAST", zalo_url=zalo.url, zalo_token="zalo-token", zalo_template="246810")
+        async with running_app(settings, clock) as client, open_senders(settings) as senders:
+            service = client.app.state.service
+            w = Worker(service, senders, rng=random.Random(7), **worker)
+            yield client, service, w, esms, zalo
+
+
+async def issue(client, phone: str | None = PHONE) -> dict:
+    body = {"service": "ho-tich", "channel": "kiosk", **({"phone": phone} if phone else {})}
+    r = await client.post("/api/branches/2/tickets", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def statuses(service) -> dict[str, tuple[str, int]]:
+    return {i.key: (i.status, i.attempts) for i in await service.store.outbox_list(limit=1000)}
+
+
+async def test_retryable_failures_wait_their_backoff_then_go_once(settings, clock):
+    async with stack(settings, clock) as (client, service, worker, esms, _):
+        mine = await issue(client)
+        key = f"2/{mine['ticket']}:issued:sms"
+        esms.fail_next(2, "500")                  # both messages of the number (issued, ahead) refused once
+        assert await worker.step() == 2
+        item = await service.store.outbox_get(key)
+        assert (item.status, item.error) == (QUEUED, "gateway_error")
+        both = [await service.store.outbox_get(k) for k in (key, key.replace("issued", "ahead"))]
+        now = clock.now().timestamp()
+        assert all(now < i.next_at <= now + backoff.BASE for i in both)     # full jitter under the first ceiling
+        clock.advance(seconds=min(i.next_at for i in both) - now - 0.01)
+        assert await worker.step() == 0                                     # not claimed before its time
+        clock.advance(seconds=backoff.BASE)
+        assert await worker.step() == 2
+        assert {k: s for k, (s, _) in (await statuses(service)).items()} == {key: SENT, key.replace("issued", "ahead"): SENT}
+        assert len(esms.received) == 2 and esms.attempts == 4
+
+
+async def test_a_429_is_not_retried_before_its_retry_after(settings, clock):
+    async with stack(settings, clock) as (client, service, worker, esms, _):
+        esms.retry_after = 90
+        mine = await issue(client)
+        esms.fail_next(2, "429")
+        await worker.step()
+        item = await service.store.outbox_get(f"2/{mine['ticket']}:issued:sms")
+        assert (item.status, item.error) == (QUEUED, "rate_limited")
+        assert item.next_at == pytest.approx(clock.now().timestamp() + 90)
+        clock.advance(seconds=89)
+        assert await worker.step() == 0
+        clock.advance(seconds=1)
+        assert await worker.step() == 2 and len(esms.received) == 2
+
+
+async def test_permanent_refusals_are_not_retried_and_retries_end_in_dead_letters(settings, clock):
+    async with stack(settings, clock, max_attempts=3) as (client, service, worker, esms, _):
+        bad = await issue(client)
+        esms.fail_next(2, "invalid_number")
+        await worker.step()
+        assert (await statuses(service))[f"2/{bad['ticket']}:issued:sms"] == (FAILED, 1)
+        assert esms.attempts == 2
+
+        other = await issue(client, "0987654321")
+        key = f"2/{other['ticket']}:issued:sms"
+        esms.fail_next(6, "500")
+        for _ in range(3):                        # three attempts, each after its backoff
+            await worker.step()
+            clock.advance(seconds=backoff.CAP)
+        item = await service.store.outbox_get(key)
+        assert (item.status, item.attempts, item.error) == (DEAD, 3, "gateway_error")
+        assert not esms.received
+
+        # A dead letter re-driven goes again, from its first attempt.
+        r = await client.post("/api/outbox/redrive", json={"key": key}, headers=bearer(client.app.state.tokens.staff("2")))
+        assert r.status_code == 200, r.text
+        await worker.step()
+        assert (await statuses(service))[key] == (SENT, 1)
+
+
+async def test_no_zalo_account_falls_back_to_one_sms(settings, clock):
+    async with stack(settings, clock) as (client, service, worker, esms, zalo):
+        mine = await issue(client, phone=None)
+        r = await client.post(f"/api/tickets/{mine['token']}/notifications", json={"channel": "zalo", "phone": PHONE})
+        assert r.status_code == 200, r.text
+        zalo.fail_next(1, "no_zalo")
+        await worker.step()                       # Zalo refuses for good: an SMS is owed instead
+        await worker.step()                       # ... and sent
+        got = await statuses(service)
+        assert got == {f"2/{mine['ticket']}:ahead:zalo": (FAILED, 1), f"2/{mine['ticket']}:ahead:sms": (SENT, 1)}
+        [sms] = esms.received
+        assert sms.fields["Phone"] == PHONE and sms.fields["RequestId"] == f"2/{mine['ticket']}:ahead:sms"
+
+
+async def test_the_gateway_rate_limit_holds(settings, clock):
+    async with stack(settings, clock, rate=5) as (client, service, worker, esms, _):
+        for i in range(6):
+            await issue(client, f"09120000{i:02d}")
+        waits: list[float] = []
+        reserve = worker.limits.reserve
+        worker.limits.reserve = lambda key: waits.append(reserve(key)) or waits[-1]   # what the bucket answered
+        assert await worker.step() == 12          # 6 issued + 6 ahead
+        # A bucket of 5 a second, full at the start: 5 go at once, each of the other 7 waited its turn.
+        assert sum(1 for w in waits if w == 0) == 12
+        assert sum(1 for w in waits[:5] if w == 0) == 5 and any(w > 0 for w in waits)
+        assert len(esms.received) == 12
+
+
+async def test_leave_home_is_owed_when_its_time_comes(settings, clock):
+    async with stack(settings, clock) as (client, service, worker, esms, _):
+        for i in range(3):
+            await issue(client, f"09120000{i:02d}")
+        mine = await issue(client, phone=None)
+        r = await client.post(f"/api/tickets/{mine['token']}/notifications",
+                              json={"channel": "sms", "phone": PHONE, "travel_minutes": 20, "ahead": 1})
+        assert r.status_code == 200, r.text
+        st = service.states["2"]
+        st.tickets[mine["ticket"]].checked_in = False    # a kiosk number is at the branch; this one went home
+        key = f"2/{mine['ticket']}:leave:sms"
+
+        def fixed(p10: float):
+            q = Quantiles(p10, p10 + 10, p10 + 30)
+            st.eta._last = (st.eta.observed.version, Forecast(clock.now(), {mine["ticket"]: q}, {mine["ticket"]: q}, {}))
+        fixed(40)                                  # leave by now + 15 min: not yet
+        await worker.step()
+        assert key not in await statuses(service)
+        clock.advance(minutes=16)
+        fixed(24)                                  # leave by now − 1 min: now
+        worker._leave_at = 0                       # the loop looks every LEAVE_EVERY s; look now
+        await worker.step()
+        assert (await statuses(service))[key] == (SENT, 1)
+        [leave] = [r for r in esms.received if r.request_id == key]
+        at = clock.now()
+        assert leave.fields["Content"] == (f"So {mine['number']}: hay roi nha luc {at:%H:%M} de kip luot, "
+                                           f"du kien duoc goi khoang {at + timedelta(minutes=34):%H:%M}.")

@@ -39,6 +39,8 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 SECONDS_PER_SERVICE_MINUTE = 4.0
 ONLINE = 0.30               # share of numbers taken online
 CHECK_IN = 0.8              # online holders who scan their QR at the kiosk soon after booking
+TELLS_TRIP = 0.3            # online holders who give their trip time, to be told when to leave home
+TRIPS = (15, 20, 30, 40)    # minutes
 NOSHOW, RECALL = 0.05, 0.4  # called numbers nobody answers; of those, the ones who come back
 BREAK = 0.02                # chance, after each citizen, that the counter takes a short break
 STEP_TIMEOUT = 10.0         # one command never holds a simulated person longer than this
@@ -151,6 +153,8 @@ async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: l
     cccd, phone = fake_citizen(rng, service.now().year)
     claims = service.tokens.verify(service.tokens.citizen(cccd, phone))
     body = await _do("issue", service.issue(b, service=field, channel="online", claims=claims))
+    if isinstance(body, dict) and rng.random() < TELLS_TRIP:     # so that "leave home now" goes out too
+        await _do("notify", service.opt_in(body["token"], channel="sms", travel_minutes=rng.choice(TRIPS)))
     if isinstance(body, dict) and rng.random() < CHECK_IN:
         check_ins.append((time.monotonic() + rng.uniform(3, 30), body["ticket"], body["token"]))
     return body

@@ -31,7 +31,8 @@ def inline(settings: Settings):
     """A `create_app` task: the worker in the hub's process, on the hub's own service."""
     async def task(service: QueueService) -> None:
         async with open_senders(settings) as senders:
-            await Worker(service, senders, rate=settings.notify_rate).run(asyncio.Event())
+            await Worker(service, senders, rate=settings.notify_rate,
+                         sms_diacritics=settings.sms_diacritics).run(asyncio.Event())
     return task
 
 
@@ -47,7 +48,8 @@ async def main(settings: Settings, *, lease: float = LEASE) -> None:
         service = QueueService(centre, store, broker, clock, tokens, settings.public_url, settings.notify_ahead)
         await service.load()
         async with open_senders(settings) as senders:
-            worker = Worker(service, senders, rate=settings.notify_rate, lease=lease)
+            worker = Worker(service, senders, rate=settings.notify_rate, lease=lease,
+                            sms_diacritics=settings.sms_diacritics)
             log.info("notifier started", extra={"fields": {"channels": sorted(senders), "lease_s": lease,
                                                            "rate_per_s": settings.notify_rate}})
             running = asyncio.create_task(worker.run(stop))

@@ -28,7 +28,7 @@ from hub.domain.identity import mask_phone
 from hub.ratelimit import RateLimiter
 from hub.service import QueueService
 from hub.store.outbox import DEAD, DROPPED, FAILED, OutboxItem
-from notifier import backoff
+from notifier import backoff, segments, templates
 from notifier.message import Message, Outcome, Result
 from notifier.rules import sms_fallback
 from notifier.sender import NO_ZALO, SUBSCRIPTION_GONE, Sender
@@ -47,14 +47,15 @@ SENDER_FAULT = "sender_fault"
 class Worker:
     def __init__(self, service: QueueService, senders: Mapping[str, Sender], *, rate: float = 20,
                  batch: int = BATCH, lease: float = LEASE, max_attempts: int = backoff.MAX_ATTEMPTS,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, sms_diacritics: bool = True):
         self.service, self.store, self.senders = service, service.store, senders
         self.rules = service.rules
         self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
         self.limits = RateLimiter(max(1, round(rate)), max(1, round(rate)) / rate)   # `rate` a second, bursts of one second
         self.rng = rng or random.Random()
+        self.sms_diacritics = sms_diacritics     # how the SMS gateway is sent texts: what an SMS costs
         self._leave_at = 0.0
-        self.counts = {"sent": 0, "retried": 0, "failed": 0, "dead": 0, "dropped": 0}
+        self.counts = {"sent": 0, "retried": 0, "failed": 0, "dead": 0, "dropped": 0, "sms_parts": 0}
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -125,6 +126,10 @@ class Worker:
         if result.outcome is Outcome.SENT:
             await self.store.outbox_sent(item.key, now, result.provider_id)
             self.counts["sent"] += 1
+            if item.channel == "sms":       # billed per part: 160 GSM-7 / 70 UCS-2 characters each
+                text = templates.render(item.trigger, item.params, item.lang, ascii=not self.sms_diacritics)
+                fields["sms_parts"] = segments.count(text).parts
+                self.counts["sms_parts"] += fields["sms_parts"]
             log.info("notification sent", extra={"fields": fields})
         elif result.outcome is Outcome.RETRY and item.attempts < self.max_attempts:
             wait = backoff.delay(item.attempts, self.rng, result.retry_after)

@@ -37,7 +37,7 @@ async def stack(settings, clock, **worker):
                            sms_sender="QUEUECAST", zalo_url=zalo.url, zalo_token="zalo-token", zalo_template="246810")
         async with running_app(settings, clock) as client, open_senders(settings) as senders:
             service = client.app.state.service
-            w = Worker(service, senders, rng=random.Random(7), **worker)
+            w = Worker(service, senders, rng=random.Random(7), sms_diacritics=settings.sms_diacritics, **worker)
             yield client, service, w, esms, zalo
 
 
@@ -69,6 +69,7 @@ async def test_retryable_failures_wait_their_backoff_then_go_once(settings, cloc
         assert await worker.step() == 2
         assert {k: s for k, (s, _) in (await statuses(service)).items()} == {key: SENT, key.replace("issued", "ahead"): SENT}
         assert len(esms.received) == 2 and esms.attempts == 4
+        assert worker.counts["sms_parts"] == 2        # plain letters (eSMS's habit): one 160-character SMS each
 
 
 async def test_a_429_is_not_retried_before_its_retry_after(settings, clock):

@@ -55,11 +55,18 @@ class Publisher:
         self.published = 0                           # lines published by this process
         self.passed_over = 0                         # points the state had moved past (see above)
         self.slowest_ms = 0.0                        # the longest one branch's point has held the loop
+        self._stepping = asyncio.Lock()
         service.on_event.append(self._on_event)
         service.before_fold.append(self._before_fold)
 
     async def step(self) -> int:
-        """Publish every point now due, branch by branch, then record them; how many lines."""
+        """Publish every point now due, branch by branch, then record them; how many lines. One
+        step at a time: a step that finds nothing new returns only once what an earlier one
+        published is recorded (the loop's and a caller's)."""
+        async with self._stepping:
+            return await self._step()
+
+    async def _step(self) -> int:
         n = 0
         for branch in list(self.service.states):
             try:

@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test bench eta-eval clean
+.PHONY: all setup run test bench bench-notifier eta-eval clean
 
 all: test
 
@@ -17,6 +17,11 @@ test:
 
 bench: setup
 	.venv/bin/python bench/call_next.py
+
+# Notifications through the outbox to a fake eSMS gateway, SQLite and Redis (docs/notifications.md).
+bench-notifier:
+	scripts/setup.sh --test
+	.venv/bin/python bench/notifier.py $(ARGS)
 
 # The ETA estimator against NAIVE, QL and LES on held-out simulated days (docs/eta.md); a few minutes.
 eta-eval: setup

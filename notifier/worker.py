@@ -36,6 +36,8 @@ from notifier.sender import NO_ZALO, SUBSCRIPTION_GONE, Sender
 log = logging.getLogger("queuecast.notifier")
 
 BATCH = 50               # items claimed at once
+AT_ONCE = 50             # sent at the same time, whatever the batch: each holds a store connection while it
+                         # records (redis-py's pool has 100, shared with the hub in inline mode)
 LEASE = 60.0             # seconds a claim holds an item: well past a sender's 10 s timeout
 POLL = 0.5               # seconds between two looks at an empty outbox
 LEAVE_EVERY = 15.0       # seconds between two evaluations of "leave home now" (a forecast per branch)
@@ -86,7 +88,12 @@ class Worker:
             await self._leave_home(now)
         items = await self.store.outbox_claim(now.timestamp(), self.batch, self.lease)
         if items:
-            await asyncio.gather(*(self._one(item) for item in items))
+            slots = asyncio.Semaphore(AT_ONCE)
+
+            async def one(item: OutboxItem) -> None:
+                async with slots:
+                    await self._one(item)
+            await asyncio.gather(*(one(item) for item in items))
         return len(items)
 
     async def _leave_home(self, now: datetime) -> None:

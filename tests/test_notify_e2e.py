@@ -2,6 +2,8 @@
 notifier`), one SQLite file between them, and the fake gateways of notifier/fakes as real HTTP
 servers on 127.0.0.1 (eSMS; a web push service behind TLS).
 
+The 30-number run and the `kill -9` run also go on the test Redis (hub and worker sharing it).
+
 What is asserted is what the citizens' phones got: the fake eSMS records each message once per
 RequestId (the outbox key), as the real one does (a repeat is answered 124 and not sent again), and
 counts every request besides, so a re-send after a crash shows in `attempts` but never as a second SMS.
@@ -63,7 +65,7 @@ class Setup:
         self.env = {**hub_env, "QUEUECAST_NOTIFIER": "worker", "QUEUECAST_SMS_PROVIDER": "esms",
                     "QUEUECAST_SMS_URL": fake.url, "QUEUECAST_SMS_KEY": "esms-key",
                     "QUEUECAST_SMS_SECRET": "esms-secret", "QUEUECAST_SMS_SENDER": "QUEUECAST", **(extra or {})}
-        self.db = hub_env["QUEUECAST_DATABASE"]
+        self.db = self.env["QUEUECAST_DATABASE"]
         self.started = time.time()            # before the hub's clock starts at TUESDAY_9AM
         self.hub = hub_factory(self.env)
         self.workers: list[WorkerProcess] = []
@@ -159,7 +161,21 @@ def expected_first_messages(n: int, ahead: int = 5) -> Counter:
     return Counter([(phone(i), "issued") for i in range(n)] + [(phone(i), "ahead") for i in range(min(n, ahead + 1))])
 
 
-async def test_thirty_numbers_called_get_exactly_their_messages(setup):
+@pytest.fixture(params=["sqlite", "redis"])
+async def either(request, hub_factory, hub_env, tmp_path, esms):
+    """The setup on the embedded SQLite file, or on the test Redis shared by hub and worker."""
+    extra = {}
+    if request.param == "redis":
+        extra = {"QUEUECAST_DATABASE": request.getfixturevalue("redis_url")}
+    s = Setup(hub_factory, hub_env, tmp_path, esms, extra)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_thirty_numbers_called_get_exactly_their_messages(either):
+    setup = either
     fake = setup.fake
     worker = setup.worker()
     async with httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
@@ -207,7 +223,8 @@ async def test_a_gateway_failing_twice_still_delivers_once(setup):
     assert {i.error for i in items.values() if i.attempts > 1} == {"gateway_error"}   # what the retry was for
 
 
-async def test_a_worker_killed_mid_run_sends_everything_still_owed_and_nothing_twice(setup):
+async def test_a_worker_killed_mid_run_sends_everything_still_owed_and_nothing_twice(either):
+    setup = either
     fake = setup.fake
     fake.slow = 0.5                               # answers come late: killed, the worker has sent but not recorded
     first = setup.worker(lease=2.0)

@@ -106,9 +106,7 @@ class QueueService:
         outcome = "error"
         try:
             async with self._locks[branch]:
-                if branch in self._stale:
-                    await self._reload(branch)
-                if self.shared:
+                if self.shared or branch in self._stale:
                     await self._catch_up(branch)
                 # Read under the lock: a failed command before us may have replaced the state.
                 st = self.states[branch]
@@ -171,7 +169,7 @@ class QueueService:
             # before anything else uses it.
             self._stale.add(st.id)
             try:
-                await asyncio.shield(self._reload(st.id))
+                await asyncio.shield(self._catch_up(st.id))
             except Exception:
                 log.warning("state kept stale until the log can be read", extra={"fields": {"branch": st.id}})
             raise
@@ -197,18 +195,25 @@ class QueueService:
             for fn in self.on_event:
                 fn(branch, ev, data)
 
-    async def _reload(self, branch: str) -> BranchState:
-        st = fold(self.centre.branches[branch], await self.store.events_since(branch, 0))
+    async def _reload(self, branch: str, *, replaced: bool = False) -> BranchState:
+        """Rebuild the state from the log. Unless the history was replaced, the watchers are then
+        given the events they have not had yet (another process appended them while our append
+        conflicted, or while the store could not be read): a reload must not leave a gap in a feed."""
+        seen = self.states[branch].seq
+        evs = await self.store.events_since(branch, 0)
+        st = fold(self.centre.branches[branch], evs)
         self.states[branch] = st
         self._stale.discard(branch)
+        if not replaced:
+            self._deliver(branch, [ev for ev in evs if ev["seq"] > seen])
         return st
 
     # -- following other processes ----------------------------------------------------------------
 
     async def _catch_up(self, branch: str) -> None:
-        """Fold in what other processes appended since our seq (call with the branch lock held)."""
-        if branch in self._stale:
-            await self._reload(branch)
+        """Fold in what other processes appended since our seq, or rebuild a stale state (call
+        with the branch lock held). The epoch is checked first, so that the events of a replaced
+        history are never passed on as if they followed the ones the watchers have."""
         st = self.states[branch]
         head = await self.store.head(branch)
         if head.epoch != self.epochs[branch] or head.seq < st.seq:
@@ -216,9 +221,12 @@ class QueueService:
             log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
                                                                      "head": head.seq}})
             self.epochs[branch] = head.epoch
-            await self._reload(branch)
+            await self._reload(branch, replaced=True)
             for fn in self.on_reset:
                 fn(branch)
+            return
+        if branch in self._stale:
+            await self._reload(branch)
             return
         if head.seq == st.seq:
             return

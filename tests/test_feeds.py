@@ -968,3 +968,31 @@ async def test_readyz_names_the_store_when_only_the_store_is_down(hub_factory, t
             assert t2["number"] != t["number"] and (await branch_view(c))["seq"] == 2
     finally:
         stop_process(server.proc)
+
+
+# -- a reload leaves no gap -------------------------------------------------------------------------
+
+async def test_a_conflicting_append_passes_on_the_other_process_events_before_its_own(centre, clock, tmp_path):
+    """Two hubs on one SQLite file and no broker between them: B appends without knowing of A's
+    number, its append conflicts, and it rebuilds its state from the log. B's watchers must get A's
+    event before B's own, not a jump from seq 0 to seq 2 (a lobby board would miss a number)."""
+    from hub.broker.memory import MemoryBroker
+    from hub.feeds.fanout import FeedHub
+    from hub.service import QueueService
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with open_store(url) as store_a, open_store(url) as store_b:
+        a, b = (QueueService(centre, s, MemoryBroker(), clock, TOKENS, "http://hub.test") for s in (store_a, store_b))
+        await a.load()
+        await b.load()
+        feeds = FeedHub(b)
+        start, sub = await feeds.open_board(B, None, None)
+        assert [f.seq for f in start] == [0]
+
+        await a.issue(B, service=LAND, channel="kiosk")
+        await b.issue(B, service=CIVIL, channel="kiosk")
+
+        frames = [await sub.next(timeout=1) for _ in range(2)]
+        got = [json.loads(f.text) for f in frames]
+        assert [(m["seq"], m["service"]) for m in got] == [(1, LAND), (2, CIVIL)]
+        assert b.state(B).seq == 2

@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from hub.domain.eta.replay import points  # noqa: E402  (first: the eta package imports the rest)
 from hub.config import load_config  # noqa: E402
-from hub.domain.eta import baselines, plans  # noqa: E402
+from hub.domain.eta import baselines  # noqa: E402
 from hub.domain.eta.estimator import Estimator, Quantiles  # noqa: E402
 from hub.domain.eta.metrics import Sample  # noqa: E402
+from hub.domain.eta.scoring import Sampler, baseline_triples  # noqa: E402
 from hub.domain.eta.plans import Setting  # noqa: E402
 from hub.domain.trace import parse  # noqa: E402
 
@@ -112,43 +113,21 @@ def named(path: str) -> Trace:
     return Trace(m[1], m[2], int(m[3]), path) if m else Trace(stem, "?", None, path)
 
 
-def _minutes(t) -> float:
-    return t.timestamp() / 60
-
-
 def judge(trace: Trace) -> Judged:
     """Replay one trace once, asking every predictor at every point (runs in a worker process)."""
     config = load_config()
     events = list(parse(open(trace.path, encoding="utf-8")))
-    first_call = {}
-    for ev in events:
-        if ev.type == "ticket.called":
-            first_call.setdefault((ev.branch, ev.ticket), _minutes(ev.t))
     judged = Judged(trace, [], events=len(events))
-    name = Path(trace.path).stem            # numbers are pooled across traces: keep them apart
-    days: dict = {}
+    sampler = Sampler(events, name=Path(trace.path).stem)
     start = time.process_time()
     for t, est, tickets in points(events, lambda b: Estimator(b, Setting.of(config.branches.get(b)))):
         a = time.process_time()
         ours = est.publish(t, tickets)
         b = time.process_time()
-        obs, setting = est.observed, est.setting
-        theirs = baselines.predict(obs, setting, t, tickets)
+        theirs = baseline_triples(est, t, tickets)
         c = time.process_time()
-        day = days.setdefault(plans.service_day(t, obs.today, setting.closes, setting.calendar), len(days))
-        service_hours = baselines.until_opening(obs, setting, t) == 0
-        now = _minutes(t)
-        for tid in tickets:
-            tk = obs.tickets.get(tid)
-            if tk is None:          # issued and forgotten within one second (a new day began)
-                continue
-            q = {OURS: tuple(ours.get(tid, MISSING).as_dict().values())}
-            for p in baselines.PREDICTORS:
-                v = theirs[p][tid]
-                q[p] = (v, v, v)
-            judged.samples.append(Sample(t=now, ticket=f"{name}/{est.branch}/{tid}", issued=_minutes(tk.issued_at),
-                                         called=first_call.get((est.branch, tid)), online=tk.channel == "online",
-                                         service_hours=service_hours, day=day, q=q))
+        mine = {tid: tuple(ours.get(tid, MISSING).as_dict().values()) for tid in tickets}
+        judged.samples.extend(sampler.at(t, est, tickets, {OURS: mine, **theirs}))
         judged.forecasts += 1
         judged.predictions += len(tickets)
         judged.cpu_publish += b - a

@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     replay = eta_sub.add_parser("replay", help="replay a trace through the live estimator; predictions to stdout")
     replay.add_argument("trace", help="a JSONL trace (docs/trace.md), or - for stdin")
     replay.add_argument("--replications", type=int, help=argparse.SUPPRESS)
+    score = eta_sub.add_parser("score", help="score recorded predictions (export-trace --predictions) against "
+                                             "what happened, beside NAIVE, QL and LES asked at the same points")
+    score.add_argument("trace", help="the trace of the same days (export-trace), or - for stdin")
+    score.add_argument("predictions", help="the predictions published for those days (CONTRACTS §6 lines)")
+    score.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     return p
 
 
@@ -204,31 +209,73 @@ def _token(args, settings: Settings) -> int:
     return 0
 
 
-def _eta(args, settings: Settings) -> int:
-    from hub.domain.eta.plans import Setting
-    from hub.domain.eta.replay import replay
-    from hub.domain.trace import TraceError, parse
+def _read(name: str, parse):
+    """A whole file parsed before anything is written: a bad line is an error naming file and line."""
+    from hub.domain.trace import TraceError
 
-    centre = load_config(settings.config or None)
-    name = args.trace
     try:
         f = sys.stdin if name == "-" else open(name, encoding="utf-8")
     except OSError as e:
         raise UsageError(f"{name}: {e.strerror}") from None
     try:
         with f:
-            events = list(parse(f))     # the whole trace is checked before anything is written
+            return parse(f)
     except TraceError as e:
         raise UsageError(f"{name}: {e}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{name}: not UTF-8 text") from None
+
+
+def _eta(args, settings: Settings) -> int:
+    from hub.domain.eta.estimator import Estimator
+    from hub.domain.eta.plans import Setting
+    from hub.domain.eta.replay import replay
+    from hub.domain.trace import parse
+
+    centre = load_config(settings.config or None)
+    setting_of = lambda b: Setting.of(centre.branches.get(b))        # noqa: E731
+    if args.eta_command == "score" and args.predictions == "-" and args.trace == "-":
+        raise UsageError("only one of the trace and the predictions can be read from stdin")
+    events = _read(args.trace, lambda f: list(parse(f)))
+    out = sys.stdout
+    if args.eta_command == "score":
+        from hub.domain.eta import scoring
+
+        recorded = _read(args.predictions, scoring.parse_predictions)
+        figures = scoring.summary(scoring.match(events, recorded, lambda b: Estimator(b, setting_of(b))))
+        out.write(json.dumps(figures, ensure_ascii=False) + "\n" if args.json else _score_tables(figures))
+        return 0
     if args.replications is not None and args.replications < 10:
         raise UsageError("--replications must be at least 10")
-    out = sys.stdout
-    for row in replay(events, lambda b: Setting.of(centre.branches.get(b)), args.replications):
+    for row in replay(events, setting_of, args.replications):
         out.write(json.dumps(row, separators=(",", ":")) + "\n")
     out.flush()
     return 0
+
+
+def _score_tables(f: dict) -> str:
+    def num(x, digits=1):
+        return "–" if x is None else f"{x:.{digits}f}"
+
+    def leave(lh):
+        if lh is None:
+            return "–"
+        return f"{lh['late']:.1%} of {lh['numbers']} · {num(lh['idle_mean'], 0)} / {num(lh['idle_median'], 0)} min"
+
+    lines = [f"{f['scored']} points scored of {f['schedule_points']} on the schedule "
+             f"({f['unpredicted']} with no recorded prediction, {f['never_called']} of numbers never called; "
+             f"{f['stray']} recorded predictions at no point of the trace)", "",
+             "| predictor | points | MAE min | p90 abs err | bias | p10–p90 cov | online late, 20 min · idle mean / median "
+             "| online late, 40 min · idle mean / median |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in f["predictors"].items():
+        lines.append(f"| {name} | {r['points']} | {num(r.get('mae'))} | {num(r.get('p90_abs_error'))} | "
+                     f"{num(r.get('bias'))} | {num(r.get('coverage'), 3)} | {leave(r['leave_20'])} | "
+                     f"{leave(r['leave_40'])} |")
+    ratio = f["predictors"].get("published", {}).get("mae_vs_best_baseline")
+    if ratio is not None:
+        lines += ["", f"MAE of the published predictions ÷ the best baseline's: {ratio:.2f}"]
+    return "\n".join(lines) + "\n"
 
 
 def _simulate(args, settings: Settings) -> int:

@@ -297,6 +297,17 @@ async def test_live_predictions_are_the_replays_of_the_exported_days(tmp_path, s
         f"live and replay part at line {first}: live {live[first:first + 3]} replay {replayed[first:first + 3]}"
         if first is not None else f"{len(live)} live lines, {len(replayed)} replayed")
 
+    # What the recording is for: scoring the real days afterwards. Every published line is matched.
+    published_file = tmp_path / "both.predictions.jsonl"
+    published_file.write_text("".join(recorded_text), encoding="utf-8")
+    p = subprocess.run([sys.executable, "-m", "hub", "eta", "score", str(both), str(published_file), "--json"],
+                       capture_output=True, text=True, timeout=CLI_TIMEOUT,
+                       env={k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")})
+    assert p.returncode == 0, p.stderr
+    figures = json.loads(p.stdout)
+    assert (figures["schedule_points"], figures["unpredicted"], figures["stray"]) == (len(live), 0, 0)
+    assert figures["scored"] + figures["never_called"] == len(live)
+
 
 def at_limit(day: date, hh: int, mm: int) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, tzinfo=TZ)

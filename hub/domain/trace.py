@@ -44,7 +44,7 @@ def _text(d: dict, name: str, line: int | None) -> str:
     return v
 
 
-def _time(v: Any, name: str, line: int | None) -> datetime:
+def time_field(v: Any, name: str, line: int | None) -> datetime:
     if not isinstance(v, str):
         raise TraceError(line, f"field {name!r} must be an ISO-8601 time, got {v!r}")
     try:
@@ -63,7 +63,7 @@ def from_dict(d: Any, line: int | None = None) -> TraceEvent:
     type_ = d.get("type")
     if type_ not in TRACE_FIELDS:
         raise TraceError(line, f"unknown event type {type_!r}")
-    t = _time(d.get("t"), "t", line)
+    t = time_field(d.get("t"), "t", line)
     branch = d.get("branch")
     if not isinstance(branch, (str, int)) or isinstance(branch, bool) or str(branch) == "":
         raise TraceError(line, f"field 'branch' must be a non-empty string, got {branch!r}")
@@ -87,21 +87,27 @@ def from_dict(d: Any, line: int | None = None) -> TraceEvent:
         else:
             fields[name] = _text(d, name, line)
     if type_ == "ticket.skipped" and d.get("held_until") is not None:
-        fields["held_until"] = _time(d["held_until"], "held_until", line)
+        fields["held_until"] = time_field(d["held_until"], "held_until", line)
     return TraceEvent(t=t, type=type_, branch=str(branch), **fields)
+
+
+def json_lines(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank line of a JSON Lines file; a line that is not JSON
+    raises TraceError naming it."""
+    for n, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield n, json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TraceError(n, f"not JSON ({e.msg})") from None
 
 
 def parse(lines: Iterable[str]) -> Iterator[TraceEvent]:
     """Events of a JSONL trace in file order; blank lines are skipped, anything else must be valid
     and no earlier than the line before it (a trace is in time order)."""
     last: datetime | None = None
-    for n, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise TraceError(n, f"not JSON ({e.msg})") from None
+    for n, d in json_lines(lines):
         ev = from_dict(d, n)
         if last is not None and ev.t < last:
             raise TraceError(n, f"time {d['t']} is earlier than the line before; a trace is in time order")

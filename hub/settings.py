@@ -21,6 +21,7 @@ SMS_ENDPOINTS = {"esms": "https://rest.esms.vn", "twilio": "https://api.twilio.c
 ZALO_ENDPOINT = "https://business.openapi.zalo.me"
 # eSMS sends unaccented text unless asked (IsUnicode costs 70-character SMS); Twilio takes Unicode as is.
 SMS_DIACRITICS_BY_DEFAULT = {"esms": False, "twilio": True, "log": True}
+MIN_KEEP_DAYS = 3
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 # What py_vapid (and the push services) accept as the VAPID "sub": a mailto: address or an https origin.
 _VAPID_SUBJECT = re.compile(r"mailto:[^@\s]+@[^@\s]+|https://(?:localhost|[\w-]+(?:\.[\w-]+)+)", re.IGNORECASE)
@@ -51,6 +52,8 @@ class Settings:
     notify_rate: int = 20                # messages a second per gateway, from each notifier process
     issue_rate: str = "30/60"            # numbers per client address: COUNT/SECONDS (kiosk devices use a staff token and are exempt)
     max_body: int = 16 * 1024            # bytes of a request body
+    keep_outbox_days: int = 30           # sent, delivered and dropped messages (they hold phone numbers)
+    keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -61,7 +64,7 @@ class Settings:
             var = f"QUEUECAST_{name.upper()}"
             if var in env and env[var] != "":
                 values[name] = env[var]
-        for name in ("notify_ahead", "notify_rate", "max_body"):
+        for name in ("notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days"):
             if name in values:
                 try:
                     values[name] = int(values[name])
@@ -95,6 +98,11 @@ class Settings:
             raise SettingsError(f"QUEUECAST_ZALO_TEMPLATE: a ZNS template id is a number, got {self.zalo_template!r}")
         if self.notify_rate < 1:
             raise SettingsError(f"QUEUECAST_NOTIFY_RATE: at least 1 message a second, got {self.notify_rate}")
+        # A number's messages can still be owed on the day after its own (hub.domain.state keeps a
+        # day's numbers that long): its keys must be remembered longer, or a rule could owe one again.
+        for name in ("keep_outbox_days", "keep_predictions_days"):
+            if getattr(self, name) < MIN_KEEP_DAYS:
+                raise SettingsError(f"QUEUECAST_{name.upper()}: at least {MIN_KEEP_DAYS} days, got {getattr(self, name)}")
         if self.notify_ahead < 1:
             raise SettingsError(f"QUEUECAST_NOTIFY_AHEAD: at least 1, got {self.notify_ahead}")
         if not _VAPID_SUBJECT.fullmatch(self.vapid_subject):

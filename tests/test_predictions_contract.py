@@ -76,6 +76,20 @@ async def test_days_and_branches_are_kept_apart(store):
     assert len(await store.predictions_of_day("1", DAY)) == 2
 
 
+async def test_prune_forgets_the_days_before_and_only_of_that_branch(store):
+    days = [DAY - timedelta(days=k) for k in (3, 2, 1, 0)]
+    for i, d in enumerate(days):
+        await store.predictions_add("1", d, [line(5, i)])
+    await store.predictions_add("2", days[0], [line(5, 9)])
+    assert await store.predictions_prune("1", DAY - timedelta(days=1)) == 2
+    assert [len(await store.predictions_of_day("1", d)) for d in days] == [0, 0, 1, 1]
+    assert await store.predictions_of_day("2", days[0]) == [line(5, 9)]          # another branch's
+    assert await store.predictions_prune("1", DAY - timedelta(days=1)) == 0       # nothing left to forget
+    # a day forgotten starts afresh: its points are no longer "kept already"
+    await store.predictions_add("1", days[0], [line(5, 0, 42.0)])
+    assert await store.predictions_of_day("1", days[0]) == [line(5, 0, 42.0)]
+
+
 async def test_extra_fields_are_kept_and_bad_lines_refused(store):
     extra = {**line(5, 1), "note": "kept"}
     await store.predictions_add("1", DAY, [extra])

@@ -60,6 +60,9 @@ def test_sms_base_url_defaults_to_the_providers_public_endpoint():
     ("QUEUECAST_VAPID_PRIVATE_KEY", "AAAA"),
     ("QUEUECAST_SMS_PROVIDER", "viettel"),
     ("QUEUECAST_NOTIFIER", "both"),
+    ("QUEUECAST_KEEP_OUTBOX_DAYS", "2"),            # shorter than a number's life: a key could be owed again
+    ("QUEUECAST_KEEP_OUTBOX_DAYS", "a month"),
+    ("QUEUECAST_KEEP_PREDICTIONS_DAYS", "-1"),
 ])
 def test_a_bad_value_names_its_variable(var, value):
     with pytest.raises(SettingsError, match=var):

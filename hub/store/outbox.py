@@ -29,6 +29,7 @@ STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, DEAD, DROPPED)
 DEAD_LETTERS = (FAILED, DEAD)
 FAILURES = (FAILED, DEAD, DROPPED)               # where outbox_fail may move an item
 FINAL = (DELIVERED, FAILED, DEAD, DROPPED)       # nothing moves them but a redrive (dead letters)
+DONE = (SENT, DELIVERED, DROPPED)                # done with: what outbox_prune may forget
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,10 @@ class Outbox(Protocol):
 
     async def outbox_counts(self) -> dict[str, int]:
         """Items per status (every status present, zeros included)."""
+
+    async def outbox_prune(self, before: float, limit: int) -> int:
+        """Forget up to `limit` items we are done with (DONE: sent, delivered, dropped) that last
+        changed before `before`, least recently changed first; returns how many. They hold phone
+        numbers, and a busy centre owes a few million messages a year. Dead letters stay until
+        someone re-drives them; queued and sending ones are still owed. A forgotten key could be
+        owed again (outbox_add), so prune only what is older than any number's life (days)."""

@@ -24,6 +24,10 @@ class Predictions(Protocol):
     async def predictions_of_day(self, branch: str, day: date) -> list[dict]:
         """The lines kept for that branch and day, ordered by `t`, then by when they were added."""
 
+    async def predictions_prune(self, branch: str, before: date) -> int:
+        """Forget the branch's lines of service days before `before`; returns how many days went.
+        A busy branch records some 20,000 lines a day: they are kept to be scored, not forever."""
+
 
 def instant(line: dict) -> float:
     """The line's `t` as unix seconds, after checking the line: two spellings of one instant

@@ -25,6 +25,7 @@ Recorded ETA predictions (hub.store.predictions), per branch and service day, un
 - `...:pred:<YYYY-MM-DD>`       list: the lines (JSON) in the order they were added
 - `...:pred:<YYYY-MM-DD>:seen`  set: their points, `<unix seconds> <ticket>`; a line whose point
                                 is in it already is not added (one script: both or neither)
+- `...:pred:days`                zset: the days with lines (score: the day's ordinal), for pruning
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
@@ -49,7 +50,7 @@ from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
 from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
                               OutboxItem, branch_of, check_keys)
 from hub.store.predictions import instant, point_key
-from hub.store.redis_outbox import (ADD, CLAIM, MOVE, OUTBOX_LUA, REDRIVE, decode_item, dumps, encode_item,
+from hub.store.redis_outbox import (ADD, CLAIM, MOVE, OUTBOX_LUA, PRUNE, REDRIVE, decode_item, dumps, encode_item,
                                     num, state)
 
 # KEYS: head, log, idem, one day-list key per event, then the ten outbox keys. ARGV: expected seq,
@@ -77,8 +78,10 @@ return {'ok', seq}
 """
 
 # KEYS: the day's seen set, its list. ARGV: per line its point, then its JSON.
+# KEYS: the day's seen set, its list, the branch's days index. ARGV: the day, its ordinal, then pairs.
 _PREDICTIONS_ADD = """
-for i = 1, #ARGV, 2 do
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+for i = 3, #ARGV, 2 do
   if redis.call('SADD', KEYS[1], ARGV[i]) == 1 then redis.call('RPUSH', KEYS[2], ARGV[i + 1]) end
 end
 return 0
@@ -129,6 +132,7 @@ class RedisStore:
         self._outbox_claim = client.register_script(CLAIM)
         self._outbox_move = client.register_script(MOVE)
         self._outbox_redrive = client.register_script(REDRIVE)
+        self._outbox_prune = client.register_script(PRUNE)
         self._predictions_add = client.register_script(_PREDICTIONS_ADD)
 
     @classmethod
@@ -340,6 +344,19 @@ class RedisStore:
             counts[STATUSES[i % len(STATUSES)]] += n
         return counts
 
+    @_reachable
+    async def outbox_prune(self, before: float, limit: int) -> int:
+        pruned = 0
+        for branch in await self._outbox_branches():
+            if pruned >= limit:
+                break
+            # Oldest first within a branch; the gateway ids of what went are dropped after it.
+            got = await self._outbox_prune(keys=self._outbox_keys(branch), args=[num(before), limit - pruned])
+            pruned += int(got[0])
+            if len(got) > 1:
+                await self._r.hdel(self._outbox_global("pid"), *got[1:])
+        return pruned
+
     # -- recorded predictions (hub.store.predictions); the keys are listed at the top ----------
 
     @_reachable
@@ -347,11 +364,24 @@ class RedisStore:
         if not lines:
             return
         key = self._key(branch, f"pred:{day.isoformat()}")
-        await self._predictions_add(keys=[f"{key}:seen", key],
-                                    args=[arg for line in lines for arg in (point_key(line), _dumps(line))])
+        await self._predictions_add(keys=[f"{key}:seen", key, self._key(branch, "pred:days")],
+                                    args=[day.isoformat(), day.toordinal(),
+                                          *(arg for line in lines for arg in (point_key(line), _dumps(line)))])
 
     @_reachable
     async def predictions_of_day(self, branch: str, day: date) -> list[dict]:
         lines = [json.loads(raw) for raw in await self._r.lrange(self._key(branch, f"pred:{day.isoformat()}"), 0, -1)]
         # Stable: lines of one instant stay in the order they were added (processes may add out of order).
         return sorted(lines, key=instant)
+
+    @_reachable
+    async def predictions_prune(self, branch: str, before: date) -> int:
+        index = self._key(branch, "pred:days")
+        days = await self._r.zrangebyscore(index, "-inf", f"({before.toordinal()}")
+        if days:
+            keys = [self._key(branch, f"pred:{d.decode() if isinstance(d, bytes) else d}") for d in days]
+            async with self._r.pipeline(transaction=True) as pipe:      # one slot: the branch's tag
+                pipe.delete(*keys, *(f"{k}:seen" for k in keys))
+                pipe.zrem(index, *days)
+                await pipe.execute()
+        return len(days)

@@ -102,6 +102,33 @@ end
 return moved
 """
 
+# ARGV: before (exclusive), how many at most. Forgets the done items (sent, delivered, dropped) last
+# changed before then, oldest first. Returns how many, then the gateway ids they had (the pid hash
+# has no tag: the caller removes them).
+PRUNE = OUTBOX_LUA + """
+local k = ob_keys(1)
+local limit = tonumber(ARGV[2])
+local found = {}
+for _, status in ipairs({'sent', 'delivered', 'dropped'}) do
+  local got = redis.call('ZRANGEBYSCORE', k[OB_STATUS[status]], '-inf', '(' .. ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #got, 2 do
+    found[#found + 1] = {tonumber(got[i + 1]), got[i], status}
+  end
+end
+table.sort(found, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+local out = {0}
+for i = 1, math.min(limit, #found) do
+  local key, status = found[i][2], found[i][3]
+  local st = cjson.decode(redis.call('HGET', k[1], key))
+  if st[5] then out[#out + 1] = st[5] end
+  redis.call('HDEL', k[0], key)
+  redis.call('HDEL', k[1], key)
+  redis.call('ZREM', k[OB_STATUS[status]], key)
+  out[1] = out[1] + 1
+end
+return out
+"""
+
 
 def dumps(value) -> str:
     # default=dict: a recipient or params given as another Mapping (say, a MappingProxyType)

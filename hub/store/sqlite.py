@@ -22,7 +22,7 @@ import aiosqlite
 
 from hub.domain.events import Event
 from hub.store.base import Idempotency, LogHead, SeqConflict, StoreUnavailable
-from hub.store.outbox import (DEAD_LETTERS, DELIVERED, FAILURES, QUEUED, SENDING, SENT, STATUSES,
+from hub.store.outbox import (DEAD_LETTERS, DELIVERED, DONE, FAILURES, QUEUED, SENDING, SENT, STATUSES,
                               OutboxItem, check_keys)
 from hub.store.predictions import instant
 
@@ -347,6 +347,18 @@ class SQLiteStore:
             rows = await self._db.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
         return {status: 0 for status in STATUSES} | dict(rows)
 
+    async def outbox_prune(self, before: float, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        marks = ", ".join("?" * len(DONE))
+
+        async def write() -> int:
+            cursor = await self._db.execute(
+                f"DELETE FROM outbox WHERE key IN (SELECT key FROM outbox WHERE status IN ({marks})"
+                " AND updated < ? ORDER BY updated, key LIMIT ?)", (*DONE, before, limit))
+            return cursor.rowcount
+        return await self._write(write)
+
     # -- recorded predictions (hub.store.predictions) -------------------------------------------
 
     async def predictions_add(self, branch: str, day: date, lines: list[dict]) -> None:
@@ -365,3 +377,13 @@ class SQLiteStore:
         return await self._select_events(
             "SELECT body FROM predictions WHERE branch = ? AND day = ? ORDER BY at, rowid",
             (branch, day.isoformat()))
+
+    async def predictions_prune(self, branch: str, before: date) -> int:
+        async def write() -> int:
+            days = await self._db.execute_fetchall(
+                "SELECT COUNT(DISTINCT day) FROM predictions WHERE branch = ? AND day < ?",
+                (branch, before.isoformat()))
+            await self._db.execute("DELETE FROM predictions WHERE branch = ? AND day < ?",
+                                   (branch, before.isoformat()))
+            return days[0][0]
+        return await self._write(write)

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 
-from hub import loops
+from hub import loops, retention
 from hub.auth import Tokens
 from hub.broker import open_broker
 from hub.clock import Clock, RealClock, parse_start
@@ -54,7 +54,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             # SQLite file (the notifier removing a push subscription) is found by looking.
             polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
                 if settings.broker_url.startswith("memory:") else []
+
+            async def prune() -> None:
+                await retention.prune(store, list(service.states), service.now(),
+                                      keep_outbox_days=settings.keep_outbox_days,
+                                      keep_predictions_days=settings.keep_predictions_days)
+
             async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
+                                     loops.every(retention.PRUNE_EVERY, prune, "retention"),
                                      loops.every(PREDICTION_SECONDS, app.state.predictions.step, "predictions"),
                                      *(task(service) for task in tasks)):
                 yield

@@ -1,0 +1,39 @@
+"""Forgetting what is no longer needed: the messages we are done with (they hold phone numbers)
+and the recorded predictions of old days (some 20,000 lines a busy branch-day).
+
+Every hub process runs `prune` once an hour, from its start; it is idempotent, so processes
+sharing a store repeat each other's work at worst. The event log itself is kept: it is the truth
+(`export-trace` archives days; trimming it is a decision for the operator, docs/operations.md).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from hub.store import Store
+
+log = logging.getLogger("queuecast.retention")
+
+PRUNE_EVERY = 3600.0        # seconds
+BATCH = 1000                # outbox items forgotten per store call: one short write at a time
+MAX_BATCHES = 100           # per run; a backlog beyond 100,000 is taken over the next hours
+
+
+async def prune(store: Store, branches: Iterable[str], now: datetime, *, keep_outbox_days: int,
+                keep_predictions_days: int) -> dict[str, int]:
+    outbox = 0
+    before = (now - timedelta(days=keep_outbox_days)).timestamp()
+    for _ in range(MAX_BATCHES):
+        gone = await store.outbox_prune(before, BATCH)
+        outbox += gone
+        if gone < BATCH:
+            break
+    cut = now.date() - timedelta(days=keep_predictions_days)
+    days = 0
+    for branch in branches:
+        days += await store.predictions_prune(branch, cut)
+    if outbox or days:
+        log.info("pruned", extra={"fields": {"outbox_items": outbox, "prediction_days": days,
+                                             "outbox_before": before, "predictions_before": cut.isoformat()}})
+    return {"outbox_items": outbox, "prediction_days": days}

@@ -273,7 +273,7 @@ class QueueService:
 
     async def issue(self, branch: str, *, service: str, channel: str, priority: bool = False,
                     phone: str | None = None, claims: Claims | None = None,
-                    idem: IdemRequest | None = None) -> tuple[int, dict]:
+                    idem: IdemRequest | None = None, lang: str | None = None) -> tuple[int, dict]:
         st = self.state(branch)
         citizen = None
         if claims is not None and claims.kind == "citizen":
@@ -288,7 +288,7 @@ class QueueService:
                 day = views.issuing_day(st, now)
                 hist = history(citizen, day, self.states.values())
             return commands.issue(st, now, service=service, channel=channel, priority=priority,
-                                  phone=phone, citizen=citizen, history=hist)
+                                  phone=phone, citizen=citizen, history=hist, lang=lang)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
             t = st.tickets[evs[0]["ticket"]]
@@ -377,13 +377,14 @@ class QueueService:
                               log_fields={"ticket": tid, **(log_fields or {})})
 
     async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict | None = None,
-                     ahead: int | None = None, travel_minutes: float | None = None) -> tuple[int, dict]:
+                     ahead: int | None = None, travel_minutes: float | None = None,
+                     lang: str | None = None) -> tuple[int, dict]:
         if phone is not None:
             phone = identity.normalize_phone(phone)
         return await self._holder(
             "notify", token,
             lambda st, now, t: commands.opt_in(st, now, t, channel=channel, phone=phone, subscription=subscription,
-                                               ahead=ahead, travel_minutes=travel_minutes),
+                                               ahead=ahead, travel_minutes=travel_minutes, lang=lang),
             {"channel": channel, "phone": phone})
 
     async def opt_out(self, token: str, channel: str) -> tuple[int, dict]:

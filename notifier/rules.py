@@ -141,9 +141,9 @@ class Rules:
 
     def _items(self, st: BranchState, t: Ticket, trigger: str, now: datetime, extra: dict,
                only: str | None = None) -> Iterable[OutboxItem]:
-        svc = st.config.services[t.service]
-        params = {"number": t.number, "service": svc.name, "branch": st.config.name,
-                  "url": self.link(st.id, t.id), **extra}
+        svc, en = st.config.services[t.service], t.lang == "en"
+        params = {"number": t.number, "service": svc.name_en if en else svc.name,
+                  "branch": st.config.name_en if en else st.config.name, "url": self.link(st.id, t.id), **extra}
         at = now.timestamp()
         for channel, opt in t.notify.items():
             if only is not None and channel != only:
@@ -152,8 +152,8 @@ class Rules:
             if not recipient:
                 continue
             yield OutboxItem(key=key(st.id, t.id, trigger, channel), branch=st.id, ticket=t.id, trigger=trigger,
-                             channel=channel, recipient=recipient, params=params, created=at, next_at=at,
-                             updated=at)
+                             channel=channel, recipient=recipient, params=params, lang=t.lang, created=at,
+                             next_at=at, updated=at)
 
 
 def sms_fallback(item: OutboxItem, now: float) -> OutboxItem | None:

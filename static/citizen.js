@@ -156,6 +156,7 @@
   function optIn(body, out, ok, button) {
     body.ahead = Number($("sms-ahead").value) || undefined;
     if (travel != null) body.travel_minutes = travel;
+    body.lang = D.lang === "en" ? "en" : "vi";          // messages come in the language of this page
     button.disabled = true;
     return send("POST", "/api/tickets/" + T + "/notifications", body).then(function (r) {
       button.disabled = false;

@@ -212,6 +212,7 @@
     show("busy");
     var body = { service: service, channel: "kiosk" };
     if (req.priority) body.priority = true;
+    if (LANG === "en") body.lang = "en";                // later messages to this number in English
     var url = "/api/branches/" + encodeURIComponent(BRANCH) + "/tickets";
     var useToken = !!deviceToken() && !tokenBad;
     var attempt = 0;

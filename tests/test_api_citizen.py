@@ -47,6 +47,8 @@ async def test_opt_in_to_push_and_sms_with_ahead_and_travel(client):
     ({"channel": "push", "subscription": PUSH, "ahead": 0}, "invalid_ahead"),
     ({"channel": "sms", "phone": "0912345678", "travel_minutes": 601}, "invalid_travel_minutes"),
     ({"channel": "sms", "phone": "0912345678", "ahead": "5"}, "invalid_field"),
+    ({"channel": "sms", "phone": "0912345678", "lang": "fr"}, "invalid_lang"),
+    ({"channel": "sms", "phone": "0912345678", "lang": 1}, "invalid_field"),
 ])
 async def test_bad_opt_ins_are_refused_and_change_nothing(client, body, code):
     token = await issue(client)
@@ -54,6 +56,24 @@ async def test_bad_opt_ins_are_refused_and_change_nothing(client, body, code):
     r = await client.post(f"/api/tickets/{token}/notifications", json=body)
     assert r.status_code == 422 and r.json()["error"]["code"] == code, r.text
     assert await seq(client) == before
+
+
+async def test_messages_are_written_in_the_language_the_holder_asked_in(client):
+    store = client.app.state.service.store
+    token = await issue(client, phone="0912345678", lang="en")
+    owed = await store.outbox_list()
+    assert {(i.trigger, i.lang, i.params["service"]) for i in owed} >= {("issued", "en", "Land")}
+    assert {i.lang for i in owed} == {"en"}
+    before = await seq(client)
+    r = await client.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk", "lang": "de"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_lang"
+    assert await seq(client) == before                           # no number was taken
+    r = await client.post(f"/api/tickets/{token}/notifications", json={"channel": "push", "subscription": PUSH, "lang": "vi"})
+    assert r.status_code == 200
+    st = client.app.state.service.state("1")
+    assert st.tickets[r.json()["ticket"]].lang == "vi"
+    board = (await client.get("/api/branches/1")).text
+    assert '"lang"' not in board                                  # the holder's language is theirs
 
 
 async def test_rating_once_after_service(client):

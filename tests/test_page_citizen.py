@@ -276,6 +276,10 @@ def test_english_labels(hub, api, new_page):
     expect(page.locator("#field")).to_contain_text("Land")
     expect(page.locator("#give-back")).to_have_text("Give the number back")
     expect(page.locator("#sms-form button")).to_have_text("Get an SMS")
+    page.fill("#sms-phone", "0912 345 678")
+    with page.expect_request(lambda r: r.url.endswith("/notifications") and r.method == "POST") as sent:
+        page.click("#sms-form button[type=submit]")
+    assert sent.value.post_data_json["lang"] == "en"          # so the messages come in English too
     page.goto(f"{hub.url}/t/{mine['token']}?lang=vi")
     expect(page.locator("#state-title")).to_have_text("Đang chờ đến lượt")
 

@@ -314,5 +314,8 @@ def test_english_labels_with_lang_en(hub, new_page):
     expect(page.locator("#priority")).to_contain_text("Elderly / priority")
     expect(field(page, "dat-dai").locator(".k-name")).to_have_text("Đất đai")       # Vietnamese name first
     expect(field(page, "dat-dai").locator(".k-name-en")).to_have_text("Land")
+    with page.expect_request(lambda r: r.url.endswith("/tickets") and r.method == "POST") as sent:
+        field(page, "dat-dai").click()
+    assert sent.value.post_data_json.get("lang") == "en"     # the number's later messages in English
     page.goto(f"{hub.url}/kiosk/{B}?lang=vi")
     expect(page.locator(".k-lead")).to_have_text("Chạm vào lĩnh vực cần giải quyết để lấy số")

@@ -13,6 +13,7 @@ import pytest
 from hub.domain import commands
 from hub.domain.calendar import issuing_day
 from hub.domain.citizens import Citizen, history
+from hub.domain.errors import DomainError
 from hub.domain.eta.estimator import Forecast, Quantiles
 from hub.domain.state import BranchState, apply
 from hub.store.outbox import OutboxItem
@@ -64,6 +65,30 @@ def test_a_number_taken_with_a_phone_is_owed_its_tracking_link_by_sms(b2):
     assert issued.params == {"number": t.number, "service": "Hộ tịch", "branch": "Chi nhánh số 2",
                              "url": f"https://q.example/t/2-{t.id}"}
     assert issued.status == "queued" and issued.next_at == issued.created == T9.timestamp()
+
+
+def test_a_holder_who_asked_in_english_is_written_to_in_english(b2):
+    evs = commands.issue(b2, T9, service="ho-tich", channel="kiosk", phone=PHONE, lang="en")
+    [issued] = [i for i in do(b2, evs, T9) if i.trigger == "issued"]
+    t = b2.tickets[evs[0]["ticket"]]
+    assert issued.lang == "en" and issued.params["service"] == "Civil status" \
+        and issued.params["branch"] == b2.config.name_en
+    # a later opt-in from a Vietnamese page switches every later message back
+    do(b2, commands.opt_in(b2, T9, t, channel="push", subscription=SUB, lang="vi"), T9)
+    called = do(b2, commands.call_next(b2, T9 + timedelta(minutes=1), "1"), T9 + timedelta(minutes=1))
+    assert {(i.channel, i.lang, i.params["service"]) for i in called if i.trigger == "called"} == \
+        {("sms", "vi", "Hộ tịch"), ("push", "vi", "Hộ tịch")}
+
+
+@pytest.mark.parametrize("how", [
+    lambda st: commands.issue(st, T9, service="ho-tich", channel="kiosk", phone=PHONE, lang="fr"),
+    lambda st: commands.opt_in(st, T9, next(iter(st.tickets.values())), channel="sms", phone=PHONE, lang="EN"),
+])
+def test_a_language_without_texts_is_refused(b2, how):
+    issue(b2, T9)
+    with pytest.raises(DomainError) as e:
+        how(b2)
+    assert e.value.code == "invalid_lang"
 
 
 def test_no_opt_in_no_message(b2):

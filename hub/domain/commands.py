@@ -21,7 +21,7 @@ CHANNELS = ("kiosk", "online")
 
 def issue(st: BranchState, now: datetime, *, service: str, channel: str, priority: bool = False,
           phone: str | None = None, citizen: Citizen | None = None,
-          history: History | None = None) -> list[Event]:
+          history: History | None = None, lang: str | None = None) -> list[Event]:
     """A new number under the centre's rules (docs/rules.md).
 
     `history` is the citizen's record across all branches (hub.domain.citizens.history); it is
@@ -36,6 +36,7 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
         raise unauthorized("citizen_token_required",
                            "An online number needs a citizen token (identity verified through VNeID).",
                            "Lấy số trực tuyến cần đăng nhập bằng tài khoản định danh (VNeID).")
+    _lang(lang)
     day = calendar.issuing_day(b, now, channel)
 
     if citizen is not None:
@@ -76,7 +77,7 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
         priority = priority or now.year - citizen.birth_year >= p.priority_age
     return [events.make("ticket.issued", now, b.id, day, ticket=ticket_id(day, number), number=number,
                         service=service, channel=channel, priority=bool(priority), order=st.next_order,
-                        citizen=citizen.pseudonym if citizen else None, phone=phone)]
+                        citizen=citizen.pseudonym if citizen else None, phone=phone, lang=lang)]
 
 
 # -- counters ----------------------------------------------------------------------------------
@@ -201,13 +202,21 @@ def check_in(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
 
 
 NOTIFY_CHANNELS = ("sms", "push", "zalo")
+LANGS = ("vi", "en")            # the languages notifications are written in (notifier/templates.py)
+
+
+def _lang(lang: str | None) -> None:
+    if lang is not None and lang not in LANGS:
+        raise invalid("invalid_lang", "lang must be 'vi' or 'en'.", "Ngôn ngữ phải là 'vi' hoặc 'en'.")
 
 
 def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: str | None = None,
            subscription: dict | None = None, ahead: int | None = None,
-           travel_minutes: float | None = None) -> list[Event]:
-    """The holder asks to be told, on a channel, when the turn approaches (the notifier sends)."""
+           travel_minutes: float | None = None, lang: str | None = None) -> list[Event]:
+    """The holder asks to be told, on a channel, when the turn approaches (the notifier sends).
+    `lang` is the language of the page they asked on: every later message is written in it."""
     _require(t, "notify", now)
+    _lang(lang)
     if channel not in NOTIFY_CHANNELS:
         raise invalid("invalid_channel", f"Notifications go by {', '.join(NOTIFY_CHANNELS)}.",
                       "Kênh thông báo phải là sms, push hoặc zalo.")
@@ -230,7 +239,7 @@ def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: st
                       "Thời gian di chuyển phải từ 0 đến 600 phút.")
     return _ticket_event("ticket.notify", st, now, t, channel=channel, phone=phone if channel != "push" else None,
                          subscription=subscription if channel == "push" else None, ahead=ahead,
-                         travel_minutes=travel_minutes)
+                         travel_minutes=travel_minutes, lang=lang)
 
 
 def unsubscribe(st: BranchState, now: datetime, t: Ticket, *, channel: str, by: str = "citizen",

@@ -12,7 +12,7 @@ from typing import Any
 
 Event = dict[str, Any]
 
-PRIVATE_FIELDS = frozenset({"citizen", "phone", "token", "subscription", "comment"})
+PRIVATE_FIELDS = frozenset({"citizen", "phone", "token", "subscription", "comment", "lang"})
 
 # The trace format (docs/trace.md): the fields each type carries in a trace, besides t, type, branch.
 TRACE_FIELDS: dict[str, tuple[str, ...]] = {

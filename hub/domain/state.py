@@ -141,7 +141,7 @@ def _issued(s: BranchState, ev: Event, now: datetime) -> None:
     t = Ticket(id=ev["ticket"], number=ev["number"], day=day, service=ev["service"],
                channel=ev["channel"], priority=bool(ev.get("priority", False)),
                order=ev["order"], issued_at=now, citizen=ev.get("citizen"),
-               phone=ev.get("phone"), checked_in=ev["channel"] == "kiosk")
+               phone=ev.get("phone"), checked_in=ev["channel"] == "kiosk", lang=ev.get("lang", "vi"))
     if t.phone:                                  # a phone given at issue opts in to SMS
         t.notify["sms"] = {"phone": t.phone}
     s.tickets[t.id] = t
@@ -223,6 +223,8 @@ def _notify(s: BranchState, ev: Event, now: datetime) -> None:
     t.notify[ev["channel"]] = {k: ev[k] for k in ("phone", "subscription", "ahead") if k in ev}
     if "travel_minutes" in ev:
         t.travel_minutes = ev["travel_minutes"]
+    if "lang" in ev:
+        t.lang = ev["lang"]
 
 
 def _unsubscribed(s: BranchState, ev: Event, now: datetime) -> None:

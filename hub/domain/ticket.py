@@ -62,6 +62,7 @@ class Ticket:
     finished_at: datetime | None = None
     notify: dict[str, dict] = field(default_factory=dict)   # channel → {phone | subscription, ahead}
     travel_minutes: float | None = None   # the holder's trip to the branch, for "leave home by"
+    lang: str = "vi"                      # of the messages: the last language the holder asked in
     rating: tuple[int, str] | None = None  # (1–5, comment) after service
 
     def queue_key(self) -> tuple[bool, int]:

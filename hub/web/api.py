@@ -37,7 +37,8 @@ async def issue_ticket(request: Request) -> JSONResponse:
         app.citizen_limit.take(claims.cccd)
     return _answer(await service.issue(branch, service=svc, channel=channel, priority=priority, phone=phone,
                                        claims=claims if claims and claims.kind == "citizen" else None,
-                                       idem=decode.idempotency(request, claims)))
+                                       idem=decode.idempotency(request, claims),
+                                       lang=decode.field(data, "lang", str, required=False)))
 
 
 async def open_counter(request: Request) -> JSONResponse:
@@ -124,7 +125,8 @@ async def notifications(request: Request) -> JSONResponse:
         phone=decode.field(data, "phone", str, required=False),
         subscription=decode.field(data, "subscription", dict, required=False),
         ahead=decode.field(data, "ahead", int, required=False),
-        travel_minutes=float(travel) if travel is not None else None))
+        travel_minutes=float(travel) if travel is not None else None,
+        lang=decode.field(data, "lang", str, required=False)))
 
 
 async def notifications_off(request: Request) -> JSONResponse:

@@ -143,11 +143,14 @@ _ETA = {"type": ["object", "null"], "properties": {k: {"type": "number"} for k i
 _S = {"type": "string"}
 
 
+_LANG = {"enum": ["vi", "en"], "description": "the language of the number's messages (default vi)"}
+
+
 def _schemas() -> dict:
     return {
         "Error": _obj({"error": _obj({"code": _S, "message": _S, "message_vi": _S}, ["code", "message"])}, ["error"]),
         "IssueRequest": _obj({"service": _S, "channel": {"enum": ["kiosk", "online"]}, "priority": {"type": "boolean"},
-                              "phone": _S}, ["service", "channel"]),
+                              "phone": _S, "lang": _LANG}, ["service", "channel"]),
         "IssuedTicket": _obj({"number": _S, "service": _S, "token": _S, "tracking_url": _S, "issued_at": _S,
                               "position": {"type": "integer"}, "eta": _ETA, "ticket": _S, "day": _S},
                              ["number", "service", "token", "tracking_url", "issued_at", "position", "eta"]),
@@ -156,7 +159,8 @@ def _schemas() -> dict:
         "CheckInRequest": _obj({"token": _S}, ["token"]),
         "OptIn": _obj({"channel": {"enum": ["sms", "push", "zalo"]}, "phone": _S, "subscription": {"type": "object"},
                        "ahead": {"type": "integer", "minimum": 1, "maximum": 50},
-                       "travel_minutes": {"type": "number", "minimum": 0, "maximum": 600}}, ["channel"]),
+                       "travel_minutes": {"type": "number", "minimum": 0, "maximum": 600}, "lang": _LANG},
+                      ["channel"]),
         "Rating": _obj({"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": _S}, ["score"]),
         "Ticket": _obj({"number": _S, "service": _S, "state": {"enum": ["waiting", "called", "held", "completed",
                                                                         "skipped", "cancelled", "expired"]},

@@ -275,6 +275,11 @@ def _score_tables(f: dict) -> str:
     ratio = f["predictors"].get("published", {}).get("mae_vs_best_baseline")
     if ratio is not None:
         lines += ["", f"MAE of the published predictions ÷ the best baseline's: {ratio:.2f}"]
+    if len(f["days"]) > 1:
+        lines += ["", "| service day | points | MAE min | p10–p90 cov | best baseline MAE | ÷ best baseline |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {d['day']} | {d['points']} | {num(d['mae'])} | {num(d['coverage'], 3)} | "
+                  f"{num(d['best_baseline_mae'])} | {num(d['mae_vs_best_baseline'], 2)} |" for d in f["days"]]
     return "\n".join(lines) + "\n"
 
 

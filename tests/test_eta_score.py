@@ -92,6 +92,8 @@ def test_predictions_that_knew_the_answer_score_zero_error_and_full_coverage(tmp
     ours = f["predictors"]["published"]
     assert (ours["points"], ours["mae"], ours["bias"], ours["coverage"]) == (len(points), 0.0, 0.0, 1.0)
     assert set(f["predictors"]) == {"published", "NAIVE", "QL", "LES"}
+    [day] = f["days"]
+    assert (day["day"], day["points"], day["mae"], day["coverage"]) == ("2026-05-18", len(points), 0.0, 1.0)
     assert all(r["points"] == len(points) for r in f["predictors"].values())
 
 
@@ -123,11 +125,11 @@ def test_the_tables_name_every_predictor(tmp_path, small):
     assert f"{len(points)} points scored of {len(points)}" in out
 
 
-def test_a_replayed_simulated_day_beats_the_baselines(tmp_path):
-    """The use the command is for, on a day whose predictions the live estimator made: every
-    point is matched, and the figures are those of docs/eta.md's kind."""
+def test_replayed_simulated_days_beat_the_baselines_day_by_day(tmp_path):
+    """The use the command is for, on days whose predictions the live estimator made: every
+    point is matched, and the figures are those of docs/eta.md's kind, overall and per day."""
     trace = tmp_path / "day.jsonl"
-    p = queuecast(tmp_path, "simulate", "--branch", B, "--days", "1", "--scenario", "normal", "--seed", "11",
+    p = queuecast(tmp_path, "simulate", "--branch", B, "--days", "2", "--scenario", "normal", "--seed", "11",
                   "-o", str(trace))
     assert p.returncode == 0, p.stderr
     replayed = queuecast(tmp_path, "eta", "replay", str(trace))
@@ -141,6 +143,10 @@ def test_a_replayed_simulated_day_beats_the_baselines(tmp_path):
     ours = f["predictors"]["published"]
     assert ours["mae_vs_best_baseline"] < 1.0, f["predictors"]
     assert 0.0 < ours["coverage"] <= 1.0
+    days = f["days"]
+    assert [d["day"] for d in days] == sorted({d["day"] for d in days}) and len(days) == 2
+    assert sum(d["points"] for d in days) == f["scored"]
+    assert days[1]["mae_vs_best_baseline"] < 1.0, days           # a day with a past to learn from
 
 
 BAD = {

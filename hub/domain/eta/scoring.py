@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable, Iterable, Iterator
 
 from hub.domain.eta import baselines, plans
@@ -37,7 +37,12 @@ class Sampler:
         for ev in events:
             if ev.type == "ticket.called":
                 self.first_call.setdefault((ev.branch, ev.ticket), minutes(ev.t))
-        self._days: dict = {}
+        self._days: dict[date, int] = {}
+
+    @property
+    def days(self) -> list[date]:
+        """The service days met so far, by index (`Sample.day`)."""
+        return sorted(self._days, key=self._days.__getitem__)
 
     def at(self, t: datetime, est: Estimator, tickets: list[str],
            predicted: dict[str, dict[str, Triple]]) -> Iterator[Sample]:
@@ -107,6 +112,7 @@ class Matched:
     points: int                 # (point, number) pairs of the trace's schedule
     unpredicted: int            # ... with no recorded prediction (the hub was down, or not yet publishing)
     stray: int                  # recorded predictions at no point of the trace's schedule
+    days: list[date]            # the service days, by `Sample.day`
 
 
 def match(events: list[TraceEvent], recorded: Recorded,
@@ -130,7 +136,7 @@ def match(events: list[TraceEvent], recorded: Recorded,
         if ours:
             kept = [tid for tid in tickets if tid in ours]
             samples.extend(sampler.at(t, est, kept, {PUBLISHED: ours, **baseline_triples(est, t, kept)}))
-    return Matched(samples, total, unpredicted, len(left))
+    return Matched(samples, total, unpredicted, len(left), sampler.days)
 
 
 TRAVEL = (20.0, 40.0)           # minutes from home to the branch, as in the evaluation (docs/eta.md)
@@ -158,4 +164,21 @@ def summary(m: Matched) -> dict:
         rows[PUBLISHED]["mae_vs_best_baseline"] = round(rows[PUBLISHED]["mae"] / best, 3)
     never = sum(1 for s in m.samples if s.called is None)
     return {"schedule_points": m.points, "scored": len(m.samples) - never, "never_called": never,
-            "unpredicted": m.unpredicted, "stray": m.stray, "predictors": rows}
+            "unpredicted": m.unpredicted, "stray": m.stray, "predictors": rows, "days": by_day(m)}
+
+
+def by_day(m: Matched) -> list[dict]:
+    """The published predictions day by day, beside the best baseline of that day: a week of
+    exports shows whether the estimator drifts (the first day of a history has no past to learn from)."""
+    out = []
+    for i, day in enumerate(m.days):
+        samples = [s for s in m.samples if s.day == i]
+        ours = scores(samples, PUBLISHED)
+        if ours is None:
+            continue
+        best = min(scores(samples, p).mae for p in baselines.PREDICTORS)
+        out.append({"day": day.isoformat(), "points": ours.n, "mae": round(ours.mae, 2),
+                    "coverage": round(ours.coverage, 3) if ours.coverage is not None else None,
+                    "best_baseline_mae": round(best, 2),
+                    "mae_vs_best_baseline": round(ours.mae / best, 3) if best else None})
+    return out

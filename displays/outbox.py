@@ -7,10 +7,8 @@ quote it ("The 'To' number +84912345678 is not valid"), so details are masked to
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, tzinfo
 from typing import Mapping
-from urllib.parse import urlsplit
 
 from hub.domain import identity
 from hub.store.outbox import DEAD_LETTERS, STATUSES, OutboxItem
@@ -18,8 +16,6 @@ from hub.store.outbox import DEAD_LETTERS, STATUSES, OutboxItem
 COUNT_CAP = 1000      # a status with more of the branch's messages than this shows "1000+"
 DEAD_SHOWN = 50       # dead letters listed (the "redrive all" button takes every one)
 RECENT_SHOWN = 12
-_PHONE_LIKE = re.compile(r"\+?\d[\d ]{7,16}\d")
-
 WORDS: dict[str, tuple[str, str]] = {
     "outbox": ("Hộp thư thông báo (outbox)", "Notification outbox"),
     "outbox_help": ("Tin nhắn SMS, Zalo và thông báo đẩy gửi công dân của chi nhánh. Tin lỗi được giữ lại để "
@@ -76,18 +72,6 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
-def masked_recipient(recipient: str | Mapping[str, object]) -> str:
-    if isinstance(recipient, str):
-        return identity.mask_phone(recipient) or ""
-    endpoint = recipient.get("endpoint") if isinstance(recipient, Mapping) else None
-    host = urlsplit(endpoint).hostname if isinstance(endpoint, str) else None
-    return f"push · {host}" if host else "push"
-
-
-def masked_text(text: str) -> str:
-    return _PHONE_LIKE.sub(lambda m: identity.mask_phone(m.group().replace(" ", "")) or "", text or "")
-
-
 def _when(ts: float, zone: tzinfo) -> str | None:
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds") if ts else None
 
@@ -96,9 +80,9 @@ def item_view(item: OutboxItem, zone: tzinfo) -> dict:
     number = item.params.get("number") if isinstance(item.params, Mapping) else None
     return {
         "key": item.key, "ticket": item.ticket, "number": str(number or item.ticket.rpartition("-")[2]),
-        "trigger": item.trigger, "channel": item.channel, "recipient": masked_recipient(item.recipient),
+        "trigger": item.trigger, "channel": item.channel, "recipient": identity.mask_recipient(item.recipient),
         "status": item.status, "attempts": item.attempts, "error": item.error,
-        "detail": masked_text(item.detail), "created": _when(item.created, zone), "updated": _when(item.updated, zone),
+        "detail": identity.mask_text(item.detail), "created": _when(item.created, zone), "updated": _when(item.updated, zone),
     }
 
 

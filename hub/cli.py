@@ -138,10 +138,10 @@ def _notifier(args, settings: Settings) -> int:
 
 
 def _outbox(args, settings: Settings) -> int:
-    import time
     from dataclasses import asdict
 
-    from hub.domain.identity import mask_phone
+    from hub.clock import RealClock, parse_start
+    from hub.domain.identity import mask_recipient, mask_text
     from hub.store import open_store
     from hub.store.outbox import STATUSES
 
@@ -158,7 +158,9 @@ def _outbox(args, settings: Settings) -> int:
             if args.outbox_command == "redrive":
                 if args.key is not None and await store.outbox_get(args.key) is None:
                     raise UsageError(f"no message with key {args.key!r}")
-                return await store.outbox_redrive(time.time(), args.key)
+                # Due at the hub's "now" (QUEUECAST_CLOCK may run behind the wall clock), or never claimed.
+                clock = RealClock(settings.zone, parse_start(settings.clock, settings.zone))
+                return await store.outbox_redrive(clock.now().timestamp(), args.key)
             return await store.outbox_list(args.status, args.branch, args.limit)
 
     got = asyncio.run(act())
@@ -169,8 +171,10 @@ def _outbox(args, settings: Settings) -> int:
         return 0
     for item in got:
         row = asdict(item)
-        # Never a phone number or push keys on a terminal: who it was for, masked.
-        row["recipient"] = mask_phone(item.recipient) if isinstance(item.recipient, str) else "push subscription"
+        # Never a phone number, push keys or a holder's tracking link on a terminal.
+        row["recipient"] = mask_recipient(item.recipient)
+        row["detail"] = mask_text(item.detail)
+        row["params"] = {k: mask_text(v) if isinstance(v, str) else v for k, v in item.params.items()}
         print(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
     return 0
 

@@ -259,11 +259,11 @@ class QueueService:
 
         await asyncio.gather(*(loops.every(1.0, lambda b=b: one(b), f"follow:{b}") for b in self.states))
 
-    async def catch_up(self) -> None:
-        """Fold in what other processes appended, every branch (a process with no broker to tell it,
-        like the notifier on SQLite, polls this)."""
-        for branch in self.states:
-            await self._locked_catch_up(branch)
+    async def catch_up(self, branch: str | None = None) -> None:
+        """Fold in what other processes appended, to one branch or every branch (a process with no
+        broker to tell it, like the notifier on SQLite, polls this)."""
+        for b in self.states if branch is None else (branch,):
+            await self._locked_catch_up(b)
 
     async def _locked_catch_up(self, branch: str) -> None:
         async with self._locks[branch]:

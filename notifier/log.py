@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from hub.domain.identity import mask_phone
+from hub.domain.identity import mask_recipient, mask_text
 from notifier import templates
 from notifier.message import Message, Result
 
@@ -14,8 +14,8 @@ class LogSender:
     idempotent = True        # nothing leaves the process
 
     async def send(self, msg: Message) -> Result:
-        to = mask_phone(msg.recipient) if isinstance(msg.recipient, str) else "push subscription"
+        # The text as sent, but for the holder's key: the tracking link's signature stays out of logs.
         log.info("notification", extra={"fields": {
-            "key": msg.key, "to": to, "lang": msg.lang,
-            "text": templates.render(msg.trigger, msg.params, msg.lang)}})
+            "key": msg.key, "to": mask_recipient(msg.recipient), "lang": msg.lang,
+            "text": mask_text(templates.render(msg.trigger, msg.params, msg.lang))}})
         return Result.sent(msg.key)

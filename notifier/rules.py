@@ -121,6 +121,9 @@ class Rules:
             return "the number is no longer kept (an earlier day)"
         if not _opted_in(t, item):
             return f"the holder turned {item.channel} off"
+        # An SMS standing in for Zalo goes to the Zalo opt-in's phone.
+        if recipient(t, item.channel if item.channel in t.notify else "zalo") != item.recipient:
+            return "the holder gave another phone or subscription since"
         state = t.effective_state(now)
         if item.trigger == "issued" and state in FINAL:
             return f"the number is already {state.value}"
@@ -145,14 +148,14 @@ class Rules:
         params = {"number": t.number, "service": svc.name_en if en else svc.name,
                   "branch": st.config.name_en if en else st.config.name, "url": self.link(st.id, t.id), **extra}
         at = now.timestamp()
-        for channel, opt in t.notify.items():
+        for channel in t.notify:
             if only is not None and channel != only:
                 continue
-            recipient = opt.get("subscription") if channel == "push" else opt.get("phone") or t.phone
-            if not recipient:
+            to = recipient(t, channel)
+            if not to:
                 continue
             yield OutboxItem(key=key(st.id, t.id, trigger, channel), branch=st.id, ticket=t.id, trigger=trigger,
-                             channel=channel, recipient=recipient, params=params, lang=t.lang, created=at,
+                             channel=channel, recipient=to, params=params, lang=t.lang, created=at,
                              next_at=at, updated=at)
 
 
@@ -164,6 +167,15 @@ def sms_fallback(item: OutboxItem, now: float) -> OutboxItem | None:
     return OutboxItem(key=key(item.branch, item.ticket, item.trigger, "sms"), branch=item.branch,
                       ticket=item.ticket, trigger=item.trigger, channel="sms", recipient=item.recipient,
                       params=item.params, lang=item.lang, created=now, next_at=now, updated=now)
+
+
+def recipient(t: Ticket, channel: str) -> str | dict | None:
+    """Where the holder's messages on `channel` go now: the opt-in's phone (else the phone given at
+    issue) or push subscription; None when not opted in."""
+    opt = t.notify.get(channel)
+    if opt is None:
+        return None
+    return opt.get("subscription") if channel == "push" else opt.get("phone") or t.phone
 
 
 def _opted_in(t: Ticket, item: OutboxItem) -> bool:

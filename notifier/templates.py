@@ -42,6 +42,9 @@ TEXTS: dict[str, dict[str, str]] = {
               "Please take a new number on the next working day.",
     },
 }
+# "0 people ahead" reads oddly: a number next in line is told so.
+NEXT = {"vi": "Số {number}: sắp đến lượt bạn tại {branch}, hãy có mặt gần quầy.",
+        "en": "Number {number}: you are next at {branch}; please stay near the counters."}
 TITLES = {"vi": "Số {number}", "en": "Number {number}"}      # the heading of a web push notification
 
 # The fields each trigger needs, read from its Vietnamese text (every language uses the same ones).
@@ -60,7 +63,8 @@ def render(trigger: str, params: Mapping[str, object], lang: str = "vi", *, asci
     missing = FIELDS[trigger] - params.keys()
     if missing:
         raise KeyError(f"{trigger}: missing template fields {sorted(missing)}")
-    text = unicodedata.normalize("NFC", TEXTS[trigger][lang].format_map(params))
+    words = NEXT[lang] if trigger == "ahead" and str(params.get("ahead")) == "0" else TEXTS[trigger][lang]
+    text = unicodedata.normalize("NFC", words.format_map(params))
     return fold(text) if ascii else text
 
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Mapping
 
 from hub import views
-from hub.domain.identity import mask_phone
+from hub.domain.identity import mask_recipient, mask_text
 from hub.ratelimit import RateLimiter
 from hub.service import QueueService
 from hub.store.outbox import DEAD, DROPPED, FAILED, OutboxItem
@@ -53,6 +53,7 @@ class Worker:
         self.service, self.store, self.senders = service, service.store, senders
         self.rules = service.rules
         self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
+        self.rate = rate
         self.limits = RateLimiter(max(1, round(rate)), max(1, round(rate)) / rate)   # `rate` a second, bursts of one second
         self.rng = rng or random.Random()
         self.sms_diacritics = sms_diacritics     # how the SMS gateway is sent texts: what an SMS costs
@@ -86,15 +87,24 @@ class Worker:
         if time.monotonic() >= self._leave_at:
             self._leave_at = time.monotonic() + LEAVE_EVERY
             await self._leave_home(now)
-        items = await self.store.outbox_claim(now.timestamp(), self.batch, self.lease)
+        items = await self.store.outbox_claim(now.timestamp(), self._claim_size(), self.lease)
         if items:
             slots = asyncio.Semaphore(AT_ONCE)
 
             async def one(item: OutboxItem) -> None:
                 async with slots:
-                    await self._one(item)
+                    try:
+                        await self._one(item)
+                    except Exception:     # the item stays `sending`: its lease runs out and it is tried again
+                        log.exception("notification not handled", extra={"fields": {"key": item.key}})
             await asyncio.gather(*(one(item) for item in items))
         return len(items)
+
+    def _claim_size(self) -> int:
+        """No more than the rate limit lets go within half a lease: an item still waiting for its
+        turn when the lease ran out would be claimed again by another worker, and sent twice by a
+        gateway that does not drop repeats."""
+        return max(1, min(self.batch, int(self.rate * self.lease / 2)))
 
     async def _leave_home(self, now: datetime) -> None:
         for st in self.service.states.values():
@@ -106,11 +116,8 @@ class Worker:
     # -- one item ----------------------------------------------------------------------------------
 
     async def _one(self, item: OutboxItem) -> None:
-        now = self.service.now().timestamp()
-        st = self.service.states.get(item.branch)
-        why = "no such branch" if st is None else self.rules.still_true(st, item, self.service.now())
-        if why is not None:
-            await self._fail(item, DROPPED, NO_LONGER_TRUE, why)
+        if item.attempts > self.max_attempts:      # claimed again and again without an answer recorded
+            await self._fail(item, DEAD, "too_many_attempts", f"claimed {item.attempts} times")
             return
         sender = self.senders.get(item.channel)
         if sender is None:
@@ -119,6 +126,15 @@ class Worker:
             return
         while (wait := self.limits.reserve(item.channel)) > 0:
             await asyncio.sleep(wait)
+        # The last look, after the wait for the gateway's turn and on the log as it is now: the
+        # number may have been called, served or given back while this item waited.
+        if item.branch in self.service.states:
+            await self.service.catch_up(item.branch)
+        st = self.service.states.get(item.branch)
+        why = "no such branch" if st is None else self.rules.still_true(st, item, self.service.now())
+        if why is not None:
+            await self._fail(item, DROPPED, NO_LONGER_TRUE, why)
+            return
         msg = Message(item.branch, item.ticket, item.trigger, item.channel, item.recipient, item.params, item.lang)
         try:
             result = await sender.send(msg)
@@ -129,7 +145,7 @@ class Worker:
 
     async def _record(self, item: OutboxItem, result: Result) -> None:
         now = self.service.now().timestamp()
-        fields = {"key": item.key, "to": _masked(item), "attempt": item.attempts}
+        fields = {"key": item.key, "to": mask_recipient(item.recipient), "attempt": item.attempts}
         if result.outcome is Outcome.SENT:
             await self.store.outbox_sent(item.key, now, result.provider_id)
             self.counts["sent"] += 1
@@ -157,7 +173,8 @@ class Worker:
         self.counts[status] += 1
         level = logging.INFO if status == DROPPED else logging.WARNING
         log.log(level, f"notification {status}", extra={"fields": {
-            "key": item.key, "to": _masked(item), "error": error, "detail": detail[:200]}})
+            "key": item.key, "to": mask_recipient(item.recipient), "error": error,
+            "detail": mask_text(detail[:200])}})   # a gateway's words may quote the phone number
 
     async def _fallback(self, item: OutboxItem, error: str | None = None) -> None:
         """A Zalo message refused for good (or with no Zalo set up) goes by SMS instead."""
@@ -174,5 +191,3 @@ class Worker:
             log.warning("subscription not removed", exc_info=True, extra={"fields": {"key": item.key}})
 
 
-def _masked(item: OutboxItem) -> str:
-    return mask_phone(item.recipient) if isinstance(item.recipient, str) else "push subscription"

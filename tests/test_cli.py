@@ -320,12 +320,13 @@ async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(
     async with running_app(settings, clock) as client:
         r = await client.post("/api/branches/2/tickets", json={"service": "ho-tich", "channel": "kiosk",
                                                               "phone": "0912345678"})
-        ticket = r.json()["ticket"]
+        ticket, signature = r.json()["ticket"], r.json()["token"].split(".")[1]
     key = f"2/{ticket}:issued:sms"
     async with open_store(settings.database) as store:
         claimed = await store.outbox_claim(clock.now().timestamp(), 2, 60)
         assert sorted(i.key for i in claimed) == [f"2/{ticket}:ahead:sms", key]
-        await store.outbox_fail(key, clock.now().timestamp(), "dead", "gateway_error", "HTTP 500")
+        await store.outbox_fail(key, clock.now().timestamp(), "dead", "gateway_error",
+                                "HTTP 500: the 'To' number +84912345678 was refused")
         await store.outbox_retry(f"2/{ticket}:ahead:sms", clock.now().timestamp(), clock.now().timestamp(), "timeout")
     env = cli_env(tmp_path)
 
@@ -334,14 +335,20 @@ async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(
     [row] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["key"], row["status"], row["error"], row["recipient"]) == (key, "dead", "gateway_error", "+8491*****78")
     assert "0912345678" not in listed.stdout and "912345678" not in listed.stdout
+    assert signature not in listed.stdout and row["params"]["url"].endswith(".…")   # the holder's key stays out
 
     queued = run(env, "outbox", "list", "--status", "queued", "--branch", "2")
     assert [json.loads(line)["trigger"] for line in queued.stdout.splitlines()] == ["ahead"]
 
     assert_usage_error(run(env, "outbox", "redrive", f"2/{ticket}:ahead:sms"), "not a dead letter")
     assert_usage_error(run(env, "outbox", "redrive", "2/nope:issued:sms"), "no message with key")
-    moved = run(env, "outbox", "redrive", key)
+    moved = run({**env, "QUEUECAST_CLOCK": clock.now().isoformat()}, "outbox", "redrive", key)
     assert (moved.returncode, moved.stdout) == (0, "re-driven: 1\n")
+    async with open_store(settings.database) as store:      # due at the hub's clock, not the wall clock's
+        claimed = await store.outbox_claim(clock.now().timestamp() + 5, 10, 60)
+        assert key in {i.key for i in claimed}
+        for i in claimed:
+            assert await store.outbox_retry(i.key, clock.now().timestamp(), clock.now().timestamp(), "timeout")
     again = run(env, "outbox", "list", "--status", "queued")
     assert sorted(json.loads(line)["key"] for line in again.stdout.splitlines()) == sorted([key, f"2/{ticket}:ahead:sms"])
 

@@ -82,6 +82,7 @@ async def test_redrive_one_then_all_of_the_branch(seeded):
     ({"key": "1/20260519-9999:called:sms"}, "staff", 404, "outbox_item_not_found"),
     ({"key": SEED[3].key}, "staff", 409, "not_a_dead_letter"),
     ({"key": 5}, "staff", 422, "invalid_field"),
+    ({"kye": SEED[0].key}, "staff", 422, "unknown_field"),           # a typo re-drives nothing
     ({}, "citizen", 403, "staff_only"),
     ({}, "none", 401, "token_required"),
     ({}, "forged", 401, None),

@@ -182,6 +182,19 @@ def test_leave_home_when_the_earliest_likely_call_less_the_trip_has_come(b2, cen
     assert RULES.leave_due(st, forecast_for(t.id, now, 25, 40), now) == []
 
 
+def test_a_message_for_a_phone_or_subscription_replaced_since_is_not_sent(b2):
+    t, owed = issue(b2, T9)                                   # SMS to PHONE
+    issued = next(i for i in owed if i.trigger == "issued")
+    assert RULES.still_true(b2, issued, T9) is None
+    do(b2, commands.opt_in(b2, T9, t, channel="sms", phone="+84912345670"), T9)       # the holder corrects it
+    assert RULES.still_true(b2, issued, T9) == "the holder gave another phone or subscription since"
+    do(b2, commands.opt_in(b2, T9, t, channel="push", subscription=SUB), T9)
+    push = next(iter(RULES._items(b2, t, "ahead", T9, {"ahead": 1}, only="push")))
+    assert RULES.still_true(b2, push, T9) is None
+    do(b2, commands.opt_in(b2, T9, t, channel="push", subscription={**SUB, "endpoint": "https://push.example/new"}), T9)
+    assert RULES.still_true(b2, push, T9) is not None
+
+
 def test_leave_needs_a_trip_time(b2):
     t, _ = issue(b2, T9, channel="kiosk")
     t.checked_in = False                                 # even away from the branch: no trip, no "leave"

@@ -8,7 +8,9 @@ import logging
 import aiohttp
 import pytest
 
-from conftest import free_port
+from conftest import SECRET, free_port
+from hub.auth import Tokens
+from hub.domain.identity import mask_recipient, mask_text
 from hub.logs import JsonFormatter
 from notifier import sender as errors
 from notifier import templates
@@ -25,6 +27,7 @@ from notifier.zalo import ZaloSender
 
 pytestmark = pytest.mark.anyio
 
+TOKENS_FOR_LOG = Tokens(SECRET)
 VAPID_KEY = "fqixSeLZA6J7LS-o5u1R-6HcMNzuBbu6kx7xZM_AUEM"
 PHONE = "+84912345678"
 PARAMS = {"number": "2001", "service": "Hộ tịch", "branch": "Chi nhánh số 1", "counter": "5", "ahead": 5,
@@ -317,6 +320,24 @@ async def test_log_sender_writes_one_json_line_with_the_phone_masked(caplog):
     fields = json.loads(line)
     assert fields["to"] == "+8491*****78" and fields["key"] == "1/20260519-2001:skipped:sms"
     assert fields["text"] == templates.render("skipped", PARAMS)
+
+
+async def test_the_log_sender_keeps_the_holders_key_out_of_the_log(caplog):
+    token = TOKENS_FOR_LOG.ticket("1", "20260519-2001")
+    params = {**PARAMS, "url": f"http://127.0.0.1:8000/t/{token}"}
+    with caplog.at_level(logging.INFO, logger="queuecast.notifier"):
+        await LogSender().send(Message("1", "20260519-2001", "issued", "sms", PHONE, params))
+    [record] = [r for r in caplog.records if r.name == "queuecast.notifier"]
+    text = json.loads(JsonFormatter().format(record))["text"]
+    signature = token.split(".")[1]
+    assert signature not in text and text.endswith(f"/t/{token.split('.')[0]}.…")
+
+
+def test_mask_text_masks_phones_and_link_signatures():
+    said = "21211 The 'To' number +84912345678 is not valid; also 0912 345 678. See /t/MS8y.OhYRrf-_9"
+    assert mask_text(said) == "21211 The 'To' number +8491*****78 is not valid; also 09123***78. See /t/MS8y.…"
+    assert mask_recipient({"endpoint": "https://fcm.googleapis.com/fcm/send/x"}) == "push · fcm.googleapis.com"
+    assert mask_recipient(PHONE) == "+8491*****78"
 
 
 def test_a_message_knows_its_key_and_refuses_unknown_kinds():

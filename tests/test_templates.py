@@ -25,6 +25,13 @@ def test_called_in_vietnamese_is_these_exact_bytes():
     assert text == "Mời công dân có số 2001 đến quầy số 5."
 
 
+def test_nobody_ahead_is_told_it_is_next_not_zero_people():
+    params = {"number": "2001", "branch": "Chi nhánh số 2", "ahead": 0}
+    assert templates.render("ahead", params) == "Số 2001: sắp đến lượt bạn tại Chi nhánh số 2, hãy có mặt gần quầy."
+    assert templates.render("ahead", {**params, "ahead": 1}) == "Số 2001: còn 1 người trước bạn tại Chi nhánh số 2."
+    assert "0 ahead" not in templates.render("ahead", params, "en")
+
+
 def test_folded_texts_are_these_exact_bytes():
     assert templates.render("called", PARAMS, ascii=True).encode() == b"Moi cong dan co so 2001 den quay so 5."
     assert templates.render("issued", PARAMS, ascii=True).encode() == (

@@ -8,6 +8,7 @@ the rate limit, and "leave home now" added when its time comes.
 """
 from __future__ import annotations
 
+import asyncio
 import random
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -17,7 +18,7 @@ import pytest
 
 from conftest import bearer, running_app
 from hub.domain.eta.estimator import Forecast, Quantiles
-from hub.store.outbox import DEAD, FAILED, QUEUED, SENT
+from hub.store.outbox import DEAD, DROPPED, FAILED, QUEUED, SENT
 from notifier import backoff
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.zalo import FakeZalo
@@ -138,6 +139,59 @@ async def test_the_gateway_rate_limit_holds(settings, clock):
         assert sum(1 for w in waits if w == 0) == 12
         assert sum(1 for w in waits[:5] if w == 0) == 5 and any(w > 0 for w in waits)
         assert len(esms.received) == 12
+
+
+async def test_the_last_look_is_after_the_wait_for_the_gateway(settings, clock):
+    """At 1 message a second the sixth item waits ~5 s for its turn: numbers called and served
+    meanwhile must not be told "people ahead" or be sent their tracking link."""
+    async with stack(settings, clock, rate=1) as (client, service, worker, esms, _):
+        staff = bearer(client.app.state.tokens.staff("2"))
+        mine = [await issue(client, f"09120000{i:02d}") for i in range(3)]
+        step = asyncio.create_task(worker.step())
+        for _ in range(100):                          # the first message goes at once; the rest queue
+            if esms.received:
+                break
+            await asyncio.sleep(0.02)
+        assert len(esms.received) == 1
+        assert (await client.post("/api/branches/2/counters/1/open", json={"services": ["ho-tich"]},
+                                  headers=staff)).status_code == 200
+        for n in mine:                                 # each called in turn; the first two also served
+            assert (await client.post("/api/branches/2/counters/1/call-next", headers=staff)).status_code == 200
+            if n is not mine[-1]:
+                r = await client.post(f"/api/branches/2/tickets/{n['number']}/complete", headers=staff)
+                assert r.status_code == 200, r.text
+        assert await asyncio.wait_for(step, 30) == 6
+        sent = {f.fields["RequestId"] for f in esms.received}
+        last = mine[-1]["ticket"]
+        # The first went before anything happened; of the rest, only the last number's link is still
+        # true (it is being called, not served). Everything else was dropped, not sent.
+        assert sent == {f"2/{mine[0]['ticket']}:ahead:sms", f"2/{last}:issued:sms"}
+        dropped = {k for k, (s, _) in (await statuses(service)).items() if s == DROPPED}
+        assert len(dropped) == 4
+
+
+async def test_an_item_claimed_too_often_is_a_dead_letter(settings, clock):
+    """A message whose handling kept failing before an answer was recorded is not claimed forever."""
+    async with stack(settings, clock) as (client, service, worker, esms, _):
+        mine = await issue(client)
+        stuck = (await service.store.outbox_get(f"2/{mine['ticket']}:issued:sms")).with_(
+            key=f"2/{mine['ticket']}:expired:sms", trigger="expired", attempts=backoff.MAX_ATTEMPTS)
+        await service.store.outbox_add([stuck])
+        await worker.step()
+        item = await service.store.outbox_get(stuck.key)
+        assert (item.status, item.error) == (DEAD, "too_many_attempts")
+        assert stuck.key not in {f.fields["RequestId"] for f in esms.received}
+
+
+def test_a_claim_never_holds_more_than_half_a_lease_of_sending(settings):
+    assert Worker(_Service(), {}, rate=1, lease=60)._claim_size() == 30       # 30 s of sending at 1 a second
+    assert Worker(_Service(), {}, rate=20, lease=60)._claim_size() == 50        # the batch
+    assert Worker(_Service(), {}, rate=0.01, lease=60)._claim_size() == 1
+
+
+class _Service:
+    """What Worker's constructor reads, and nothing else (the tests above use the real service)."""
+    store = rules = None
 
 
 async def test_leave_home_is_owed_when_its_time_comes(settings, clock):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from typing import Mapping
+from urllib.parse import urlsplit
 
 from hub.domain.errors import invalid
 
@@ -44,6 +46,27 @@ def mask_phone(phone: str | None) -> str | None:
     if not phone:
         return phone
     return phone[:5] + "*" * max(len(phone) - 7, 0) + phone[-2:]
+
+
+_PHONE_LIKE = re.compile(r"\+?\d[\d ]{7,16}\d")
+# A tracking link's token: `<ticket id, base64>.<signature>`. The signature makes it the holder's key.
+_TOKEN_IN_LINK = re.compile(r"(/t/[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+
+
+def mask_recipient(recipient: str | Mapping[str, object] | None) -> str:
+    """Who a message is for, fit for a log or a screen: a masked phone, or a push service's host."""
+    if isinstance(recipient, str):
+        return mask_phone(recipient) or ""
+    endpoint = recipient.get("endpoint") if isinstance(recipient, Mapping) else None
+    host = urlsplit(endpoint).hostname if isinstance(endpoint, str) else None
+    return f"push · {host}" if host else "push"
+
+
+def mask_text(text: str | None) -> str:
+    """Free text (a message, a gateway's words) fit for a log: phone numbers masked, and the
+    signature of any tracking link cut off (the link is the holder's key to their number)."""
+    text = _PHONE_LIKE.sub(lambda m: mask_phone(m.group().replace(" ", "")) or "", text or "")
+    return _TOKEN_IN_LINK.sub(r"\1.…", text)
 
 
 def _bad_phone():

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.domain.errors import conflict, forbidden, not_found
+from hub.domain.errors import conflict, forbidden, invalid, not_found
 from hub.store.outbox import DEAD_LETTERS
 from hub.web import decode
 
@@ -32,6 +32,10 @@ async def redrive(request: Request) -> JSONResponse:
         raise forbidden("staff_only", "Redriving messages needs a staff token.", "Thao tác này dành cho cán bộ.")
     branch = claims.branch
     data = await decode.json_body(request, required=False)
+    unknown = sorted(set(data) - {"key"})
+    if unknown:     # a misspelt "key" must not re-drive every dead letter of the branch
+        raise invalid("unknown_field", f"Unknown field {unknown[0]!r}: the body is {{}} or {{\"key\": ...}}.",
+                      f"Trường {unknown[0]!r} không hợp lệ.", field=unknown[0])
     key = decode.field(data, "key", str, required=False)
     service = request.app.state.service
     store, now = service.store, service.now().timestamp()

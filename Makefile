@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test bench bench-notifier eta-eval clean
+.PHONY: all setup run test screenshots bench bench-notifier eta-eval clean
 
 all: test
 
@@ -14,6 +14,11 @@ run: setup
 test:
 	scripts/setup.sh --test
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The README's screenshots (rewrites docs/screenshots/; ARGS="--out DIR" to write elsewhere).
+screenshots:
+	scripts/setup.sh --test
+	.venv/bin/python scripts/screenshots.py $(ARGS)
 
 bench: setup
 	.venv/bin/python bench/call_next.py
@@ -31,4 +36,4 @@ eta-eval: setup
 clean:
 	rm -rf .venv build dist .pytest_cache .hypothesis .coverage *.egg-info
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
-	find . -path ./.git -prune -o -type f \( -name "*.db" -o -name "*.db-wal" -o -name "*.db-shm" \) -exec rm -f {} +
+	find . -path ./.git -prune -o -type f \( -name "*.db" -o -name "*.db-wal" -o -name "*.db-shm" -o -name "*.db.secret" -o -name "*.db.vapid" \) -exec rm -f {} +

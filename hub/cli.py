@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import sys
 from dataclasses import replace
 from datetime import date
@@ -33,11 +35,11 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the hub, configured from QUEUECAST_* variables")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000)
 
     demo = sub.add_parser("demo", help="serve on the embedded default with live simulated traffic")
     demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--port", type=_port, default=8000)
 
     notifier = sub.add_parser("notifier", help="run the notification worker as its own process")
     notifier.add_argument("--lease", type=float, default=60.0,
@@ -66,10 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-trace", help="write a branch-day's event log as a JSONL trace")
     export.add_argument("--branch", required=True)
     export.add_argument("--date", required=True, help="YYYY-MM-DD")
-    export.add_argument("-o", "--output", help="file (default: stdout)")
+    export.add_argument("-o", "--output", help="file, or - for stdout (the default)")
     export.add_argument("--predictions", metavar="FILE",
                         help="also write the ETA predictions the hub published for that day's numbers "
-                             "to FILE, in the format of `eta replay`")
+                             "to FILE (- for stdout), in the format of `eta replay`")
 
     from hub.sim.scenarios import SCENARIOS
 
@@ -90,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     score = eta_sub.add_parser("score", help="score recorded predictions (export-trace --predictions) against "
                                              "what happened, beside NAIVE, QL and LES asked at the same points")
     score.add_argument("trace", help="the trace of the same days (export-trace), or - for stdin")
-    score.add_argument("predictions", help="the predictions published for those days (CONTRACTS §6 lines)")
+    score.add_argument("predictions", help="the predictions published for those days: lines of `eta replay` or "
+                                             "`export-trace --predictions` (minutes from t to the first call; docs/eta.md)")
     score.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     return p
 
@@ -110,12 +113,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:             # `queuecast simulate -o - | head`: the reader has had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {port}")
+    return port
+
+
+def _free(host: str, port: int) -> None:
+    """Say so in one line, before any banner, when the port is taken (the server would say it later,
+    in a traceback-like log, with exit status 3)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)     # as uvicorn binds
+            s.bind((host, port))
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); try --port {port + 1 if port < 65535 else 8000}") from None
 
 
 def _serve(args, settings: Settings) -> int:
     from hub import logs, server
     from hub.web.app import create_app
 
+    _free(args.host, args.port)
     logs.setup()
     settings = _public_url(settings, args)
     tasks = []
@@ -148,6 +177,8 @@ def _outbox(args, settings: Settings) -> int:
     if args.outbox_command == "list":
         if args.status is not None and args.status not in STATUSES:
             raise UsageError(f"--status: one of {', '.join(STATUSES)}, got {args.status!r}")
+        if args.branch is not None:
+            _branch(settings, args.branch)          # an unknown branch is an error, not an empty list
         if args.limit < 1:
             raise UsageError("--limit must be at least 1")
     if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
@@ -182,6 +213,7 @@ def _outbox(args, settings: Settings) -> int:
 def _demo(args, settings: Settings) -> int:
     from hub import demo
 
+    _free(args.host, args.port)
     return demo.run(_public_url(settings, args), args.host, args.port)
 
 
@@ -246,7 +278,16 @@ def _eta(args, settings: Settings) -> int:
         from hub.domain.eta import scoring
 
         recorded = _read(args.predictions, scoring.parse_predictions)
-        figures = scoring.summary(scoring.match(events, recorded, lambda b: Estimator(b, setting_of(b))))
+        if not recorded.lines:
+            raise UsageError(f"{args.predictions}: no predictions to score")
+        matched = scoring.match(events, recorded, lambda b: Estimator(b, setting_of(b)))
+        if not matched.samples:
+            raise UsageError(f"no prediction of {args.predictions} is at a point of {args.trace}'s schedule: "
+                             "are they of the same branch and days?")
+        if matched.stray > len(matched.samples):
+            print(f"queuecast: warning: {matched.stray} of {len(recorded.lines)} predictions are at no point of the "
+                  "trace (another branch, or other days?)", file=sys.stderr)
+        figures = scoring.summary(matched)
         out.write(json.dumps(figures, ensure_ascii=False) + "\n" if args.json else _score_tables(figures))
         return 0
     if args.replications is not None and args.replications < 10:
@@ -300,14 +341,7 @@ def _simulate(args, settings: Settings) -> int:
     except ValueError:
         raise UsageError(f"--start: expected YYYY-MM-DD, got {args.start!r}") from None
     events = run.simulate(branch, settings.zone, days=args.days, start=start, seed=args.seed, scenario=args.scenario)
-    if args.output == "-":
-        trace.write(events, sys.stdout)
-        return 0
-    try:
-        out = open(args.output, "w", encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"cannot write {args.output}: {e.strerror}") from None
-    with out:
+    with _writer(args.output) as out:
         trace.write(events, out)
     return 0
 
@@ -324,39 +358,41 @@ def _export(args, settings: Settings) -> int:
         raise UsageError(f"--date: expected YYYY-MM-DD, got {args.date!r}") from None
     if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
         raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
-    predictions = _predictions_file(args)
+    if args.predictions is not None:
+        if _stdout(args.predictions) and _stdout(args.output):
+            raise UsageError("--predictions: the trace goes to stdout already; give a file to one of them")
+        if not _stdout(args.output) and os.path.abspath(args.predictions) == os.path.abspath(args.output):
+            raise UsageError("--predictions: give another file than -o, the trace's")
 
     async def read():
         async with open_store(settings.database) as store:
             events = await store.events_of_day(branch.id, day)
-            return events, (await store.predictions_of_day(branch.id, day) if predictions is not None else [])
+            return events, (await store.predictions_of_day(branch.id, day) if args.predictions is not None else [])
 
-    events, predicted = asyncio.run(read())
-    if predictions is not None:
-        with predictions:
-            for p in predicted:         # exactly the replay's lines (CONTRACTS §6): its fields, its order
-                predictions.write(json.dumps({k: p[k] for k in PREDICTION_FIELDS}, separators=(",", ":")) + "\n")
-    lines = [json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) for ev in events if in_trace(ev)]
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        for line in lines:
-            out.write(line + "\n")
-    finally:
-        if args.output:
-            out.close()
+    events, predicted = asyncio.run(read())        # read first: a store error truncates no file
+    if args.predictions is not None:
+        with _writer(args.predictions) as out:
+            for p in predicted:         # exactly the replay's lines: its fields, its order
+                out.write(json.dumps({k: p[k] for k in PREDICTION_FIELDS}, separators=(",", ":")) + "\n")
+    with _writer(args.output) as out:
+        for ev in events:
+            if in_trace(ev):
+                out.write(json.dumps(to_trace(ev), ensure_ascii=False, separators=(",", ":")) + "\n")
     return 0
 
 
-def _predictions_file(args):
-    """`--predictions FILE` opened for writing (None without it), before anything is read or written."""
-    if args.predictions is None:
-        return None
-    if args.output is not None and os.path.abspath(args.predictions) == os.path.abspath(args.output):
-        raise UsageError("--predictions: give another file than -o, the trace's")
+def _stdout(name: str | None) -> bool:
+    return name in (None, "-")
+
+
+def _writer(name: str | None):
+    """Where to write: stdout for none or "-" (left open), else the file, named in the error."""
+    if _stdout(name):
+        return contextlib.nullcontext(sys.stdout)
     try:
-        return open(args.predictions, "w", encoding="utf-8")
+        return open(name, "w", encoding="utf-8")
     except OSError as e:
-        raise UsageError(f"cannot write {args.predictions}: {e.strerror}") from None
+        raise UsageError(f"cannot write {name}: {e.strerror}") from None
 
 
 def _branch(settings: Settings, branch_id: str):

@@ -118,7 +118,8 @@ def run(settings: Settings, host: str, port: int) -> int:
     print(f"queuecast demo: simulated traffic in {len(centre.branches)} branches (Ctrl-C stops)\n"
           f"  hub       {url}/\n  API       {url}/api\n  branch 1  {url}/api/branches/1\n"
           f"  staff token for branch 1 (14 h):\n    {token}\n"
-          f"  try: curl -X POST -H 'Authorization: Bearer {token}' {url}/api/branches/1/counters/16/call-next",
+          f"  try: curl -X POST -H 'Authorization: Bearer {token}' {url}/api/branches/1/counters/16/call-next\n"
+          f"       (409 counter_closed while its simulated clerk is on a break: POST .../counters/16/open first)",
           flush=True)
     seed = time.time_ns() % 2**32
     tasks = [partial(traffic, seed=seed)]

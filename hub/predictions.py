@@ -3,7 +3,7 @@
 Publishing (`Estimator.publish`) is what makes the calibration remember a prediction and learn
 from its outcome, so the live estimator must publish at the replay's points for its figures to be
 the replay's: a prediction for a number when it is issued, and at every 5-minute boundary of the
-clock for every number waiting (CONTRACTS §6). Each published line is recorded in the store under
+clock for every number waiting (docs/trace.md#recorded-predictions). Each published line is recorded in the store under
 its number's service day, so that real days can be scored later (`export-trace --predictions`).
 
 When. Event times are whole seconds and the replay publishes at `t` after folding every event

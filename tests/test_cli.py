@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -293,6 +294,38 @@ async def test_export_trace_keeps_expiry_and_the_day_of_online_bookings(tmp_path
     assert [(e["type"], e["ticket"], e["channel"]) for e in events] == [("ticket.issued", tomorrow["ticket"], "online")]
     assert events[0]["t"] == "2026-05-19T20:30:00+07:00"             # taken the eve before, for the 20th
 
+    # "-" is stdout, as for simulate; both files cannot be stdout; an unwritable path is one line.
+    dash = run(env, "export-trace", "--branch", B, "--date", "2026-05-19", "-o", "-")
+    assert dash.returncode == 0 and len(parse_trace(dash.stdout)) == 2 and not (tmp_path / "-").exists()
+    preds = run(env, "export-trace", "--branch", B, "--date", "2026-05-19", "-o", str(tmp_path / "t.jsonl"),
+                "--predictions", "-")
+    assert preds.returncode == 0 and all(set(json.loads(x)) == {"t", "ticket", "p10", "p50", "p90"}
+                                         for x in preds.stdout.splitlines())
+    assert len(parse_trace((tmp_path / "t.jsonl").read_text())) == 2
+    assert_usage_error(run(env, "export-trace", "--branch", B, "--date", "2026-05-19", "--predictions", "-"),
+                       "stdout")
+    assert_usage_error(run(env, "export-trace", "--branch", B, "--date", "2026-05-19", "-o", "/nonexistent/x"),
+                       "cannot write /nonexistent/x")
+
+
+def test_a_bad_or_busy_port_is_one_line_before_any_banner(tmp_path):
+    env = cli_env(tmp_path)
+    for command in ("serve", "demo"):
+        assert_usage_error(run(env, command, "--port", "99999"), "--port", "1-65535")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "demo"):
+            assert_usage_error(run(env, command, "--port", str(port)), f"127.0.0.1:{port}", "--port")
+
+
+def test_simulate_into_a_closed_pipe_ends_quietly(tmp_path):
+    env = cli_env(tmp_path)
+    p = subprocess.run(f"'{sys.executable}' -m hub simulate --branch 12 --days 1 -o - | head -2", shell=True,
+                       env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    assert len(p.stdout.splitlines()) == 2 and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+
 
 @pytest.mark.parametrize("date", ["2026-13-01", "19/05/2026", "yesterday", "2026-02-30", ""])
 def test_export_trace_bad_date_exits_2(tmp_path, date):
@@ -356,6 +389,7 @@ async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(
 @pytest.mark.parametrize("args, words", [
     (["outbox", "list", "--status", "lost"], ["--status", "lost"]),
     (["outbox", "list", "--limit", "0"], ["--limit"]),
+    (["outbox", "list", "--branch", "99"], ["99"]),
     (["notifier", "--lease", "0"], ["--lease"]),
 ])
 def test_bad_outbox_and_notifier_arguments_exit_2(tmp_path, args, words):

@@ -114,6 +114,24 @@ def test_missing_and_stray_predictions_are_counted_not_scored(tmp_path, small):
     assert f["predictors"]["NAIVE"]["points"] == len(points) - 1      # the baselines at the same points only
 
 
+def test_files_that_do_not_belong_together_are_not_scored_quietly(tmp_path, small):
+    trace, points = small
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    p = queuecast(tmp_path, "eta", "score", str(trace), str(empty))
+    assert p.returncode == 2 and p.stdout == b"" and b"no predictions to score" in p.stderr
+    elsewhere = write(tmp_path / "b9.jsonl", [{**r, "ticket": f"other-{r['ticket']}"}
+                                            for r in truthful(points, first_calls(SMALL))])
+    p = queuecast(tmp_path, "eta", "score", str(trace), str(elsewhere))
+    assert p.returncode == 2 and p.stdout == b"" and b"same branch and days" in p.stderr
+    mostly = write(tmp_path / "mostly.jsonl", [*truthful(points[:1], first_calls(SMALL)),
+                                               *(json.loads(x.read_text().splitlines()[0]) | {"ticket": f"x{i}"}
+                                                 for i, x in enumerate([elsewhere] * 5))])
+    p = queuecast(tmp_path, "eta", "score", str(trace), str(mostly), "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["stray"] == 5
+    assert p.stderr.decode().startswith("queuecast: warning: 5 of 6 predictions are at no point")
+
+
 def test_the_tables_name_every_predictor(tmp_path, small):
     trace, points = small
     preds = write(tmp_path / "p.jsonl", truthful(points, first_calls(SMALL)))

@@ -1,7 +1,7 @@
 """Recorded ETA predictions: what the hub published, kept so that real days can be scored later.
 
 Each hub process publishes its estimator's predictions on the schedule of `queuecast eta replay`
-(hub.predictions) and hands them to the store as lines of the replay's format (CONTRACTS §6):
+(hub.predictions) and hands them to the store as lines of the replay's format (docs/trace.md#recorded-predictions):
 `{"t", "ticket", "p10", "p50", "p90"}`. Every process of a deployment publishes the same points,
 so a point, the pair (instant `t`, `ticket`) of a branch, is kept once: the first line given for
 it wins and later ones change nothing. Lines are filed under the service day of their ticket, so

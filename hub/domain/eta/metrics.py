@@ -1,6 +1,6 @@
 """Scoring predictions of the first call against what happened (docs/eta.md).
 
-A `Sample` is one prediction point of the CONTRACTS §6 schedule for one number, with every
+A `Sample` is one prediction point of the prediction schedule (docs/trace.md) for one number, with every
 predictor's quantiles at that point and the number's real first call. Accuracy is scored per
 point; "leave home" per number, replaying what a citizen who watches their number's predictions
 would have done. Pure: samples in, figures out.

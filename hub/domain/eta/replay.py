@@ -1,4 +1,4 @@
-"""`queuecast eta replay`: the live estimator run over a trace, on the schedule of CONTRACTS §6.
+"""`queuecast eta replay`: the live estimator run over a trace, on the prediction schedule (docs/trace.md#recorded-predictions).
 
 A prediction is emitted for a number when it is issued, and at every 5-minute boundary of the
 clock between the trace's first and last event for every number issued and not yet called,
@@ -73,7 +73,7 @@ def points(events: Iterable[TraceEvent], estimator: Callable[[str], Estimator]) 
 
 def replay(events: Iterable[TraceEvent], setting_of: Callable[[str], Setting],
            replications: int | None = None) -> Iterator[dict]:
-    """Prediction lines (CONTRACTS §6) for a trace."""
+    """Prediction lines (docs/trace.md#recorded-predictions) for a trace."""
     kw = {"replications": replications} if replications else {}
     for t, est, tickets in points(events, lambda b: Estimator(b, setting_of(b), **kw)):
         got = est.publish(t, tickets)

@@ -76,7 +76,7 @@ def baseline_triples(est: Estimator, t: datetime, tickets: list[str]) -> dict[st
 
 @dataclass
 class Recorded:
-    """A predictions file (CONTRACTS §6 lines), keyed by (time, number)."""
+    """A predictions file (the lines of docs/trace.md#recorded-predictions), keyed by (time, number)."""
     lines: dict[tuple[datetime, str], Triple]
 
 
@@ -117,7 +117,7 @@ class Matched:
 
 def match(events: list[TraceEvent], recorded: Recorded,
           estimator: Callable[[str], Estimator]) -> Matched:
-    """Walk the trace's prediction schedule (CONTRACTS §6) and pair each point with the recorded
+    """Walk the trace's prediction schedule (docs/trace.md#recorded-predictions) and pair each point with the recorded
     prediction for it; the baselines are asked at the same points, from the same observed state.
     The estimator is never asked: only its observed state is used, so this is fast."""
     sampler = Sampler(events)

@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test screenshots bench bench-notifier eta-eval clean
+.PHONY: all setup run test lint screenshots bench bench-notifier eta-eval clean
 
 all: test
 
@@ -13,7 +13,16 @@ run: setup
 
 test:
 	scripts/setup.sh --test
+	$(MAKE) --no-print-directory lint
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# Lint, types, the import graph and module sizes (DESIGN.md section 8); part of `make test`.
+lint:
+	.venv/bin/ruff check hub displays notifier tests bench scripts
+	.venv/bin/mypy
+	.venv/bin/python scripts/imports.py --quiet
+	@find hub displays notifier -name '*.py' | xargs wc -l | \
+	  awk '$$2 != "total" && $$1 > 400 { print "lint: " $$2 " has " $$1 " lines (split it before 400)"; bad = 1 } END { exit bad }'
 
 # The README's screenshots (rewrites docs/screenshots/; ARGS="--out DIR" to write elsewhere).
 screenshots:

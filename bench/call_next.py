@@ -6,7 +6,7 @@ A benchmark, not a test (docs/benchmarks.md has the figures and how to read them
    temporary directory, waits for /readyz, opens one counter per (branch, field) it uses and
    issues enough kiosk numbers on those fields that no queue runs dry (none of this is measured);
 2. baseline: on a second fresh file in the same directory, a bare aiosqlite connection with
-   exactly `hub.store.sqlite.PRAGMAS` runs BEGIN IMMEDIATE; INSERT one ~300-byte JSON event row;
+   exactly `hub.store.sqlite_db.PRAGMAS` runs BEGIN IMMEDIATE; INSERT one ~300-byte JSON event row;
    UPDATE the seq row; COMMIT, at the same open-loop rate and count;
 3. measured: open-loop call-next requests, request i scheduled at t0 + i/rate whatever became of
    the earlier ones (a stream of counter clicks), round-robin over the open counters, on one
@@ -47,7 +47,7 @@ import aiosqlite  # noqa: E402
 
 from hub.auth import Tokens  # noqa: E402
 from hub.config import load_config  # noqa: E402
-from hub.store.sqlite import PRAGMAS  # noqa: E402
+from hub.store.sqlite_db import PRAGMAS  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
 CLOCK = "2026-05-19T08:05:00+07:00"     # a Tuesday, issuing open, whatever the real date
@@ -169,8 +169,8 @@ BARE_SCHEMA = (   # the store's two write-path tables, as in hub/store/sqlite.py
 
 def bare_event(seq: int, size: int) -> str:
     """A JSON event body shaped like the hub's, padded to about `size` bytes."""
-    ev = {"type": "ticket.called", "at": "2026-05-19T08:05:%02d.%06d+07:00" % (seq % 60, seq * 7919 % 10 ** 6),
-          "branch": "1", "day": "2026-05-19", "ticket": "t%08x" % (seq * 2654435761 % 2 ** 32),
+    ev = {"type": "ticket.called", "at": f"2026-05-19T08:05:{seq % 60:02d}.{seq * 7919 % 10 ** 6:06d}+07:00",
+          "branch": "1", "day": "2026-05-19", "ticket": f"t{seq * 2654435761 % 2 ** 32:08x}",
           "number": str(1001 + seq % 400), "service": "dat-dai", "counter": str(1 + seq % 5),
           "channel": "kiosk", "priority": False, "seq": seq, "pad": ""}
     body = json.dumps(ev, separators=(",", ":"))
@@ -257,7 +257,7 @@ async def wait_ready(hub: Hub, session: aiohttp.ClientSession) -> None:
             async with session.get(f"{hub.url}/readyz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                 if r.status == 200:
                     return
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             pass
         await asyncio.sleep(0.1)
     raise RuntimeError(f"hub not ready within {START_TIMEOUT} s:\n{hub.log.read_text()[-3000:]}")

@@ -34,13 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.domain.eta.replay import points  # noqa: E402  (first: the eta package imports the rest)
 from hub.config import load_config  # noqa: E402
 from hub.domain.eta import baselines  # noqa: E402
 from hub.domain.eta.estimator import Estimator, Quantiles  # noqa: E402
 from hub.domain.eta.metrics import Sample  # noqa: E402
-from hub.domain.eta.scoring import Sampler, baseline_triples  # noqa: E402
 from hub.domain.eta.plans import Setting  # noqa: E402
+from hub.domain.eta.replay import points  # noqa: E402  (first: the eta package imports the rest)
+from hub.domain.eta.scoring import Sampler, baseline_triples  # noqa: E402
 from hub.domain.trace import parse  # noqa: E402
 
 OURS = "ours"
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace, judged: list[Judged], wall: float, simulated: float, made_of: str) -> int:
-    import eta_report        # the tables and plots; beside this file
+    import eta_report  # the tables and plots; beside this file
     report = eta_report.Report(judged, days=args.days, seconds=wall, simulating=simulated, jobs=args.jobs,
                                made_of=made_of)
     print(report.markdown())

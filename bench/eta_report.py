@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from eta_evaluate import OURS, PREDICTORS, Judged
+
 from hub.domain.eta import metrics
 from hub.domain.eta.metrics import BANDS, LEAVE_MARGIN, Sample, by_ticket, leave_home, scores
 

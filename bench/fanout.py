@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import json
 import math
@@ -67,8 +66,23 @@ sys.path.insert(0, str(BENCH))
 
 # The call-next benchmark's helpers: percentiles, ports, /proc CPU, the machine, the hub process
 # handle, its readiness wait and its open-loop scheduler (it also puts the project root on sys.path).
-from call_next import (CLK_TCK, CLOCK, REQUEST_TIMEOUT, ROOT, SECRET, START_TIMEOUT, Hub, Sample,  # noqa: E402
-                       free_port, machine, open_loop, pct, proc_cpu, system_cpu, wait_ready)
+from call_next import (  # noqa: E402
+    CLK_TCK,
+    CLOCK,
+    REQUEST_TIMEOUT,
+    ROOT,
+    SECRET,
+    START_TIMEOUT,
+    Hub,
+    Sample,
+    free_port,
+    machine,
+    open_loop,
+    pct,
+    proc_cpu,
+    system_cpu,
+    wait_ready,
+)
 from fanout_client import hist_pcts  # noqa: E402
 
 BRANCH = "1"
@@ -216,7 +230,7 @@ class Procs:
         for p in self.aio:
             try:
                 await asyncio.wait_for(p.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 try:
                     os.kill(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -818,7 +832,7 @@ def start_perf(out: Path, mode: str, n: int, servers: dict[str, int], procs: Pro
 
 
 def stop_perf(perfs: dict) -> None:
-    for name, (proc, data) in perfs.items():
+    for _name, (proc, data) in perfs.items():
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)          # perf writes its file on SIGINT
         try:
@@ -837,7 +851,7 @@ def stop_perf(perfs: dict) -> None:
 
 
 async def probe_signal(probe: Path, servers: dict[str, int], sig: int, wait_for: str | None) -> None:
-    for name, pid in servers.items():
+    for pid in servers.values():
         os.kill(pid, sig)
     if wait_for:
         deadline = time.monotonic() + 120
@@ -953,7 +967,7 @@ def ratios(runs: dict) -> dict:
             continue
         tag = "" if mode == "hub" else " (redis2)"
 
-        def put(name, num, den, target):
+        def put(name, num, den, target, tag=tag):
             q = num / den if den else float("nan")
             verdict = "(not a target)" if target is None else \
                 "met" if q <= target else f"MISSED by {(q / target - 1) * 100:.0f}%"

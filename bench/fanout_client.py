@@ -292,7 +292,7 @@ def lean_client(args) -> int:
     drain_end = checked = 0.0
     while True:
         offset = time.time() - time.monotonic()
-        for fd, ev in ep.poll(0.05):
+        for fd, _ev in ep.poll(0.05):
             if fd == 0:
                 chunk = os.read(0, 65536)
                 if not chunk:

@@ -8,7 +8,7 @@ the end) it runs three cases, each on a fresh store and a fresh fake gateway:
 - 2 workers draining the same outbox at once: claims never overlap (received == attempts == messages);
 - 1 worker at the default QUEUECAST_NOTIFY_RATE (20/s) on fewer messages: the limiter holds.
 
-Setting up a case (not measured): a QueueService as `notifier/process.py` builds it, on a ManualClock
+Setting up a case (not measured): a QueueService as `queuecast notifier` builds it (hub.app), on a ManualClock
 at 09:00 of a working day (kiosk issuing open, and no lease or retry falls due mid-run), issues kiosk
 numbers with a phone round-robin over the first fields of every branch (a field's daily cap bounds
 each queue), until the outbox holds the wanted number of SMS: an "issued" for every number and an
@@ -53,17 +53,15 @@ from pathlib import Path
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from hub import logs  # noqa: E402
-from hub.auth import Tokens  # noqa: E402
-from hub.broker import open_broker  # noqa: E402
+from hub.app import open_service  # noqa: E402
 from hub.clock import ManualClock  # noqa: E402
-from hub.config import load_config  # noqa: E402
-from hub.domain import commands, identity  # noqa: E402
-from hub.service import QueueService  # noqa: E402
+from hub.domain import commands  # noqa: E402
+from hub.phones import normalize_phone  # noqa: E402
+from hub.service.commands import QueueService  # noqa: E402
 from hub.settings import Settings  # noqa: E402
-from hub.store import open_store  # noqa: E402
 from hub.store.outbox import DEAD, DROPPED, FAILED, QUEUED, SENDING, SENT  # noqa: E402
+from notifier.channels import open_senders  # noqa: E402
 from notifier.fakes.esms import FakeEsms  # noqa: E402
-from notifier.senders import open_senders  # noqa: E402
 from notifier.worker import Worker  # noqa: E402
 
 SECRET = "bench-secret-not-for-production"
@@ -127,7 +125,7 @@ class FakeInThread:
     life) is read from the thread's clock and taken out of the worker's figure. `.fake.received`
     and `.fake.attempts` are read once the drain is over."""
 
-    def __enter__(self) -> "FakeInThread":
+    def __enter__(self) -> FakeInThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fake-esms", daemon=True)
         self.thread.start()
@@ -149,15 +147,13 @@ class FakeInThread:
 
 @contextlib.asynccontextmanager
 async def service_on(settings: Settings, clock: ManualClock):
-    """A loaded QueueService on its own store connection, as notifier/process.py `main` builds it."""
-    async with open_store(settings.database) as store, open_broker(settings.broker_url) as broker:
-        service = QueueService(load_config(settings.config or None), store, broker, clock,
-                               Tokens(settings.resolve_secret()), settings.public_url, settings.notify_ahead)
-        await service.load()
-        yield service
+    """A loaded QueueService and its outbox on their own store connection, as `queuecast notifier`
+    builds them (hub.app.open_service)."""
+    async with open_service(settings, clock=clock) as (service, storage, _):
+        yield service, storage.outbox
 
 
-async def fill(service: QueueService, messages: int) -> int:
+async def fill(service: QueueService, outbox, messages: int) -> int:
     """Issues kiosk numbers with a phone until about `messages` SMS are owed; how many are."""
     queues = [(b.id, svc) for b in service.centre.branches.values() for svc in list(b.services)[:FIELDS_PER_BRANCH]]
     # Few messages: few queues, so that "ahead" (the first notify_ahead + 1 of a queue) stays a share.
@@ -166,16 +162,16 @@ async def fill(service: QueueService, messages: int) -> int:
     owed = i = 0
     while owed < messages:
         q = queues[i % len(queues)]
-        phone = identity.normalize_phone(f"09{i:08d}")
+        phone = normalize_phone(f"09{i:08d}")
         decide = partial(commands.issue, service=q[1], channel="kiosk", phone=phone)
         # service.issue without its answer: the same events and outbox items in one transaction,
         # but the answer's ETA (a simulation of the branch's day) would take most of the run.
-        await service.run("issue", q[0], decide, lambda st, evs, now: {}, status=201)
+        await service.run("issue", q[0], decide, lambda st, evs, now: {})
         # what rules.owed makes of it: an "issued", and an "ahead" while the queue is short
         owed += 1 + (sizes[q] <= service.rules.ahead)
         sizes[q] += 1
         i += 1
-    counts = await service.store.outbox_counts()
+    counts = await outbox.counts()
     return counts[QUEUED]
 
 
@@ -189,7 +185,7 @@ async def drain(worker: Worker, max_steps: int, deadline: float) -> tuple[int, s
         except Exception as e:
             return steps, f"{type(e).__name__}: {e}"
         if done == 0:
-            counts = await worker.store.outbox_counts()
+            counts = await worker.outbox.counts()
             if counts[QUEUED] + counts[SENDING] == 0 or time.monotonic() > deadline:
                 return steps, None
             await asyncio.sleep(0.01)           # the other worker's sends are still under way
@@ -201,14 +197,14 @@ async def case(base: Settings, database: str, *, workers: int, rate: float, batc
     clock = ManualClock(datetime.fromisoformat(START).replace(tzinfo=base.zone))
     with FakeInThread() as gw:
         settings = replace(base, database=database, sms_url=gw.fake.url)
-        async with service_on(settings, clock) as hub:
-            owed = await fill(hub, messages)
+        async with service_on(settings, clock) as (hub, outbox):
+            owed = await fill(hub, outbox, messages)
         async with contextlib.AsyncExitStack() as stack:
             team = []
             for _ in range(workers):                  # each its own store, service and HTTP session
-                service = await stack.enter_async_context(service_on(settings, clock))
+                service, outbox = await stack.enter_async_context(service_on(settings, clock))
                 senders = await stack.enter_async_context(open_senders(settings))
-                team.append(Worker(service, senders, rate=rate, batch=batch, sms_diacritics=settings.sms_diacritics))
+                team.append(Worker(service, outbox, senders, rate=rate, batch=batch, sms_diacritics=settings.sms_diacritics))
             max_steps = 10 * (owed // batch + 1) + 100
             redis0 = proc_cpu(redis_pid) if redis_pid else 0.0
             cpu0, gw0, t0 = time.process_time(), gw.cpu(), time.perf_counter()
@@ -216,7 +212,7 @@ async def case(base: Settings, database: str, *, workers: int, rate: float, batc
             wall = time.perf_counter() - t0
             cpu, gw_cpu = time.process_time() - cpu0, gw.cpu() - gw0
             redis_cpu = proc_cpu(redis_pid) - redis0 if redis_pid else None
-            counts = await team[0].store.outbox_counts()
+            counts = await team[0].outbox.counts()
     return {"workers": workers, "rate": rate, "batch": batch, "owed": owed, "sent": counts[SENT],
             "left": counts[QUEUED] + counts[SENDING], "other": sum(counts[s] for s in (FAILED, DEAD, DROPPED)),
             "wall": wall, "cpu": cpu - gw_cpu, "gw_cpu": gw_cpu, "redis_cpu": redis_cpu,

@@ -18,10 +18,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hub.domain.eta.replay import points  # noqa: E402  (first: the eta package imports the rest)
 from hub.config import load_config  # noqa: E402
 from hub.domain.eta.estimator import Estimator  # noqa: E402
 from hub.domain.eta.plans import Setting  # noqa: E402
+from hub.domain.eta.replay import points  # noqa: E402  (first: the eta package imports the rest)
 from hub.domain.events import in_trace, to_trace  # noqa: E402
 from hub.domain.trace import from_dict  # noqa: E402
 from hub.settings import Settings  # noqa: E402

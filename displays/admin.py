@@ -10,7 +10,7 @@ JSON twin (`?format=json`) is the usual error shape.
 The view model (the JSON twin) is `{"branch", "day", "live", "stats", "outbox"}`: `live` is the
 branch's live status (`hub.views.branch_view` plus how long each counter has had its citizen),
 `stats` is `displays.stats.day_stats` of the day's events, `outbox` the branch's notification
-outbox (`displays.outbox.outbox_view`; its dead letters are redriven through POST /api/outbox/redrive).
+outbox (`displays.outbox_panel.outbox_view`; its dead letters are redriven through POST /api/outbox/redrive).
 `?day=YYYY-MM-DD` shows an earlier day.
 """
 from __future__ import annotations
@@ -22,15 +22,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from displays import charts, i18n
+from displays.outbox_panel import WORDS as OUTBOX_WORDS
+from displays.outbox_panel import outbox_view
+from displays.render import page, wants_json
+from displays.stats import day_stats
 from hub import views
 from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, invalid, unauthorized
 from hub.domain.events import Event
-
-from displays import charts, i18n
-from displays.outbox import WORDS as OUTBOX_WORDS, outbox_view
-from displays.render import page, wants_json
-from displays.stats import day_stats
 
 COOKIE = "qc_staff"
 _CACHE_DAYS = 24            # (branch, day) event lists kept in memory per process
@@ -170,13 +170,13 @@ async def day_events(app, branch: str, day: date, upto_seq: int) -> list[Event]:
     if kept is not None and kept[0] == epoch:
         _, seq, evs = kept
         if seq < upto_seq:          # the log is contiguous: what follows seq completes the day so far
-            new = await service.store.events_since(branch, seq)
+            new = await service.events_since(branch, seq)
             evs = evs + [ev for ev in new if ev.get("day") == iso]
             seq = max([seq, *(ev["seq"] for ev in new)])
     else:
         # The head first: the day's events read after it hold everything up to it.
-        seq = (await service.store.head(branch)).seq
-        evs = [ev for ev in await service.store.events_of_day(branch, day) if ev.get("seq", 0) <= seq]
+        seq = (await service.head(branch)).seq
+        evs = [ev for ev in await service.events_of_day(branch, day) if ev.get("seq", 0) <= seq]
     cache.pop(key, None)
     cache[key] = (epoch, seq, evs)
     while len(cache) > _CACHE_DAYS:
@@ -221,7 +221,7 @@ async def admin_view(app, branch: str, day: date | None = None) -> dict:
         "now": now.isoformat(timespec="seconds"), "seq": seq,
         "live": live,
         "stats": stats,
-        "outbox": await outbox_view(service.store, branch, now),
+        "outbox": await outbox_view(app.state.outbox, branch, now),
     }
 
 

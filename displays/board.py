@@ -141,7 +141,7 @@ async def board_page(request: Request) -> Response:
     branch_view = views.branch_view(st, now)
     try:
         start = max(0, seq - LOG_WINDOW)
-        events = await service.store.events_since(branch, start, limit=seq - start) if seq else []
+        events = await service.events_since(branch, start, limit=seq - start) if seq else []
         calls = recent_calls(events, day=day, services=services)
     except Exception:
         log.warning("board: recent calls from the state, the log could not be read", exc_info=True)

@@ -8,6 +8,7 @@ aria-labelledby), every bar carries its value as text, and every series is named
 from __future__ import annotations
 
 import math
+
 from markupsafe import Markup, escape
 
 BLUE, LIGHT_BLUE, ORANGE, GREEN, INK, MUTED, GRID = "#0b57d0", "#8fb8f5", "#c25e00", "#1a7f37", "#1b1f24", "#57606a", "#d8dee4"

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from displays.render import page
 from hub.auth import CITIZEN_TTL
 from hub.domain.errors import not_found
-from displays.render import page
 
 REFRESH_SECONDS = 15
 
@@ -106,7 +106,7 @@ async def demo_citizen_token(request: Request) -> JSONResponse:
     """A citizen token for a random valid CCCD, as VNeID would vouch for one; demo only."""
     if not request.app.state.demo:
         raise not_found("not_found", "Not found.", "Không tìm thấy địa chỉ này.")
-    from hub.demo import fake_citizen                   # the demo's own made-up citizens
+    from hub.sim.people import fake_citizen  # the demo's own made-up citizens
 
     cccd, _ = fake_citizen(random.SystemRandom(), request.app.state.service.now().year)
     token = request.app.state.tokens.citizen(cccd)

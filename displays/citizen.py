@@ -5,7 +5,7 @@ GET /api/tickets/{token} answers, so `/t/{token}?format=json` is the page's JSON
 rendered once on the server (readable without JavaScript) and then kept live by static/citizen.js
 from the ticket feed (/ws/tickets/{token}, resumed with since/epoch), falling back to polling the
 JSON twin when WebSockets fail. Web push: the page registers the service worker /sw.js (static/sw.js,
-scope /t/) and subscribes with the hub's VAPID key (hub.web.push); the worker shows what the notifier
+scope /t/) and subscribes with the hub's VAPID key (notifier.push_key); the worker shows what the notifier
 pushes.
 """
 from __future__ import annotations
@@ -14,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from displays.render import STATIC, page, wants_json
 from hub.domain.errors import DomainError
-from hub.web import push
-from displays import STATIC
-from displays.render import page, wants_json
+from notifier import push_key
 
 # The page's own words, Vietnamese first. "{counter}", "{time}", "{n}", "{number}" are filled in by
 # the template and by citizen.js alike.
@@ -130,7 +129,7 @@ async def ticket_page(request: Request) -> Response:
             raise                                  # the API's error shape (404 ticket_not_found, 503, …)
         response = page(request, "ticket.html", {}, status=404, words=WORDS, missing=True)
     else:
-        response = page(request, "ticket.html", view, words=WORDS, token=token, vapid=push.public_key(request.app))
+        response = page(request, "ticket.html", view, words=WORDS, token=token, vapid=push_key.public_key(request.app))
     # The token in the address is the holder's key: keep the page out of caches and referrers.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from displays.kiosk import switch_without_token
+from displays.render import page, wants_json
 from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, not_found
 from hub.domain.state import BranchState
 from hub.domain.ticket import State
-from displays.kiosk import switch_without_token
-from displays.render import page, wants_json
 
 WORDS: dict[str, tuple[str, str]] = {
     "console": ("Bảng điều khiển quầy", "Counter console"),

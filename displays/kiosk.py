@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from hub.domain.errors import DomainError
 from displays import i18n
 from displays.render import page, wants_json
+from hub.domain.errors import DomainError
 
 WORDS: dict[str, tuple[str, str]] = {
     "kiosk_title": ("Lấy số thứ tự", "Take a number"),

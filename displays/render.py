@@ -10,6 +10,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from displays import i18n
 
+STATIC = Path(__file__).resolve().parents[1] / "static"     # served at /static (displays.routes)
+
 env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")),
                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter as Tally
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Iterable
 
 from hub.domain.config import Branch
 from hub.domain.events import Event

@@ -142,27 +142,22 @@ def _free(host: str, port: int) -> None:
 
 def _serve(args, settings: Settings) -> int:
     from hub import logs, server
-    from hub.web.app import create_app
+    from hub.app import create_app
 
     _free(args.host, args.port)
     logs.setup()
-    settings = _public_url(settings, args)
-    tasks = []
-    if settings.notifier == "inline":
-        from notifier.process import inline
-        tasks.append(inline(settings))
-    server.run(create_app(settings, tasks=tasks), args.host, args.port)
+    server.run(create_app(_public_url(settings, args)), args.host, args.port)
     return 0
 
 
 def _notifier(args, settings: Settings) -> int:
     from hub import logs
-    from notifier.process import main
+    from hub.app import run_notifier
 
     if args.lease <= 0:
         raise UsageError("--lease must be positive")
     logs.setup()
-    asyncio.run(main(settings, lease=args.lease))
+    asyncio.run(run_notifier(settings, lease=args.lease))
     return 0
 
 
@@ -187,12 +182,12 @@ def _outbox(args, settings: Settings) -> int:
     async def act():
         async with open_store(settings.database) as store:
             if args.outbox_command == "redrive":
-                if args.key is not None and await store.outbox_get(args.key) is None:
+                if args.key is not None and await store.outbox.get(args.key) is None:
                     raise UsageError(f"no message with key {args.key!r}")
                 # Due at the hub's "now" (QUEUECAST_CLOCK may run behind the wall clock), or never claimed.
                 clock = RealClock(settings.zone, parse_start(settings.clock, settings.zone))
-                return await store.outbox_redrive(clock.now().timestamp(), args.key)
-            return await store.outbox_list(args.status, args.branch, args.limit)
+                return await store.outbox.redrive(clock.now().timestamp(), args.key)
+            return await store.outbox.recent(args.status, args.branch, args.limit)
 
     got = asyncio.run(act())
     if args.outbox_command == "redrive":
@@ -228,6 +223,7 @@ def _public_url(settings: Settings, args) -> Settings:
 def _token(args, settings: Settings) -> int:
     from hub.auth import Tokens
     from hub.domain import identity
+    from hub.phones import normalize_phone
 
     if args.hours <= 0:
         raise UsageError("--hours must be positive")
@@ -240,7 +236,7 @@ def _token(args, settings: Settings) -> int:
         print(tokens.staff(branch.id, args.counter, ttl=args.hours * 3600))
     else:
         cccd = identity.validate_cccd(args.cccd)
-        phone = identity.normalize_phone(args.phone) if args.phone else None
+        phone = normalize_phone(args.phone) if args.phone else None
         print(tokens.citizen(cccd, phone, ttl=args.hours * 3600))
     return 0
 
@@ -366,8 +362,8 @@ def _export(args, settings: Settings) -> int:
 
     async def read():
         async with open_store(settings.database) as store:
-            events = await store.events_of_day(branch.id, day)
-            return events, (await store.predictions_of_day(branch.id, day) if args.predictions is not None else [])
+            events = await store.log.events_of_day(branch.id, day)
+            return events, (await store.predictions.of_day(branch.id, day) if args.predictions is not None else [])
 
     events, predicted = asyncio.run(read())        # read first: a store error truncates no file
     if args.predictions is not None:

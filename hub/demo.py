@@ -23,9 +23,9 @@ from hub.domain import calendar
 from hub.domain.config import Branch, Centre
 from hub.domain.errors import DomainError
 from hub.domain.ticket import State
-from hub.service import QueueService
+from hub.service.commands import QueueService
 from hub.settings import Settings
-from hub.sim.people import FIELD_WEIGHTS, fake_citizen   # displays/chooser.py imports it from here
+from hub.sim.people import FIELD_WEIGHTS, fake_citizen
 from hub.store import open_store
 
 log = logging.getLogger("queuecast.demo")
@@ -69,8 +69,8 @@ async def _last_logged(settings: Settings, centre: Centre) -> datetime | None:
     latest = None
     async with open_store(settings.database) as store:
         for b in centre.branches:
-            seq = (await store.head(b)).seq
-            for ev in await store.events_since(b, seq - 1) if seq else []:
+            seq = (await store.log.head(b)).seq
+            for ev in await store.log.events_since(b, seq - 1) if seq else []:
                 t = datetime.fromisoformat(ev["t"])
                 latest = t if latest is None else max(latest, t)
     return latest
@@ -102,7 +102,7 @@ def demo_clock(settings: Settings, centre: Centre) -> tuple[RealClock, str | Non
 
 def run(settings: Settings, host: str, port: int) -> int:
     from hub import logs, server
-    from hub.web.app import create_app
+    from hub.app import create_app
 
     logs.setup()
     # One log line per simulated command would bury the banner and token printed below.
@@ -122,11 +122,9 @@ def run(settings: Settings, host: str, port: int) -> int:
           f"       (409 counter_closed while its simulated clerk is on a break: POST .../counters/16/open first)",
           flush=True)
     seed = time.time_ns() % 2**32
-    tasks = [partial(traffic, seed=seed)]
-    if settings.notifier == "inline":          # the demo's messages go to the log (QUEUECAST_SMS_PROVIDER=log)
-        from notifier.process import inline
-        tasks.append(inline(settings))
-    server.run(create_app(settings, clock=clock, centre=centre, tasks=tasks, demo=True), host, port)
+    # With QUEUECAST_NOTIFIER=inline (the default) the demo's messages go to the log (QUEUECAST_SMS_PROVIDER=log).
+    server.run(create_app(settings, clock=clock, centre=centre, tasks=[partial(traffic, seed=seed)], demo=True),
+               host, port)
     return 0
 
 
@@ -137,7 +135,7 @@ async def _do(what: str, command):
     service with its code), or None after an unexpected failure, logged here. Never raises but
     CancelledError, so no simulated person ever stops."""
     try:
-        return (await asyncio.wait_for(command, STEP_TIMEOUT))[1]
+        return await asyncio.wait_for(command, STEP_TIMEOUT)
     except DomainError as e:
         return e
     except Exception:

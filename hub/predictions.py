@@ -27,7 +27,7 @@ from hub.domain.eta.estimator import Quantiles
 from hub.domain.eta.replay import STEP, boundary_after, line
 from hub.domain.events import Event
 from hub.domain.state import BranchState
-from hub.service import QueueService
+from hub.service.commands import QueueService
 from hub.store.predictions import Predictions
 
 log = logging.getLogger("queuecast.predictions")
@@ -90,7 +90,7 @@ class Publisher:
                 by_day.setdefault(day, []).append(ln)
             try:
                 for day, group in by_day.items():
-                    await self.store.predictions_add(branch, day, group)
+                    await self.store.add(branch, day, group)
             except asyncio.CancelledError:
                 b.lines = lines + b.lines
                 raise

@@ -8,10 +8,11 @@ sharing a store repeat each other's work at worst. The event log itself is kept:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
-from hub.store import Store
+from hub.store.outbox import Outbox
+from hub.store.predictions import Predictions
 
 log = logging.getLogger("queuecast.retention")
 
@@ -20,20 +21,20 @@ BATCH = 1000                # outbox items forgotten per store call: one short w
 MAX_BATCHES = 100           # per run; a backlog beyond 100,000 is taken over the next hours
 
 
-async def prune(store: Store, branches: Iterable[str], now: datetime, *, keep_outbox_days: int,
-                keep_predictions_days: int) -> dict[str, int]:
-    outbox = 0
+async def prune(outbox: Outbox, predictions: Predictions, branches: Iterable[str], now: datetime, *,
+                keep_outbox_days: int, keep_predictions_days: int) -> dict[str, int]:
+    items = 0
     before = (now - timedelta(days=keep_outbox_days)).timestamp()
     for _ in range(MAX_BATCHES):
-        gone = await store.outbox_prune(before, BATCH)
-        outbox += gone
+        gone = await outbox.prune(before, BATCH)
+        items += gone
         if gone < BATCH:
             break
     cut = now.date() - timedelta(days=keep_predictions_days)
     days = 0
     for branch in branches:
-        days += await store.predictions_prune(branch, cut)
-    if outbox or days:
-        log.info("pruned", extra={"fields": {"outbox_items": outbox, "prediction_days": days,
+        days += await predictions.prune(branch, cut)
+    if items or days:
+        log.info("pruned", extra={"fields": {"outbox_items": items, "prediction_days": days,
                                              "outbox_before": before, "predictions_before": cut.isoformat()}})
-    return {"outbox_items": outbox, "prediction_days": days}
+    return {"outbox_items": items, "prediction_days": days}

@@ -1,16 +1,28 @@
 """Running the ASGI app under uvicorn, the same way for `serve` and `demo`."""
 from __future__ import annotations
 
+import logging
+from typing import Any, Callable
+
 import uvicorn
 
-from hub.feeds.direct import DirectProtocol
+from hub.feeds import direct
+
+log = logging.getLogger("queuecast.server")
 
 WS_MAX_SIZE = 64 * 1024        # bytes a client may send in one WebSocket message
 WS_PING_SECONDS = 25.0         # protocol ping: a dead peer is noticed, idle proxies stay open
 
 
-def run(app, host: str, port: int) -> None:
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=DirectProtocol,
-                            ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
-                            timeout_graceful_shutdown=5, log_level="info")
-    uvicorn.Server(config).run()
+def config(app: Any, host: str, port: int,
+           protocol: Callable[[], tuple[type | None, str]] = direct.protocol) -> uvicorn.Config:
+    ws, why = protocol()
+    if ws is None:       # the feeds still work, through ASGI: slower fan-out, same frames
+        log.warning("fast WebSocket path off, feeds go through ASGI", extra={"fields": {"why": why}})
+    return uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
+                          ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
+                          timeout_graceful_shutdown=5, log_level="info")
+
+
+def run(app: Any, host: str, port: int) -> None:
+    uvicorn.Server(config(app, host, port)).run()

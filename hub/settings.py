@@ -5,9 +5,9 @@ import base64
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.clock import parse_start
@@ -56,7 +56,7 @@ class Settings:
     keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         s = cls()
         values = {}
@@ -72,7 +72,7 @@ class Settings:
                     raise SettingsError(f"QUEUECAST_{name.upper()}: not a whole number: {values[name]!r}") from None
         return replace(s, **values).validated()
 
-    def validated(self) -> "Settings":
+    def validated(self) -> Settings:
         if not (self.database.startswith("sqlite:///") or self.database.startswith("redis://")):
             raise SettingsError(f"QUEUECAST_DATABASE: expected sqlite:///PATH or redis://HOST:PORT/DB, got {self.database!r}")
         if self.broker and not (self.broker == "memory://" or self.broker.startswith("redis://")):

@@ -9,10 +9,10 @@ from datetime import date, datetime, timedelta
 
 from hub.domain import calendar
 from hub.domain.errors import DomainError
+from hub.domain.eta import leave_home
 from hub.domain.state import BranchState
 from hub.domain.ticket import State, Ticket
 
-LEAVE_MARGIN_MINUTES = 5     # arrive this much before the earliest likely call
 # A forecast is recomputed on every event; between events, one this old is shifted instead of
 # simulated again for every request and feed frame.
 FORECAST_MAX_AGE = timedelta(seconds=30)
@@ -21,12 +21,6 @@ NO_FORECAST = {"p10": None, "p50": None, "p90": None}
 
 def forecast(st: BranchState, now: datetime):
     return st.eta.forecast(now, FORECAST_MAX_AGE)
-
-
-def leave_home(now: datetime, est, travel_minutes: float) -> datetime:
-    """When to leave home to be at the branch before the earliest likely call (the ETA's p10), with
-    a margin: what the page shows as "leave by" and when the notifier says "leave now"."""
-    return now + timedelta(minutes=est.p10 - travel_minutes - LEAVE_MARGIN_MINUTES)
 
 
 def issuing_day(st: BranchState, now: datetime) -> date:
@@ -96,7 +90,7 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
         expected_call = {k: (now + timedelta(minutes=v)).isoformat(timespec="minutes")
                          for k, v in (("earliest", est.p10), ("likely", est.p50), ("latest", est.p90))}
         if travel_minutes is not None:
-            leave_by = max(leave_home(now, est, travel_minutes), now).isoformat(timespec="minutes")
+            leave_by = max(leave_home.leave_by(now, est, travel_minutes), now).isoformat(timespec="minutes")
     ahead = st.people_ahead(t)
     return {
         "number": t.number, "ticket": t.id, "branch": st.id, "branch_name": st.config.name,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 DELIVERED, FAILED, PENDING = "delivered", "failed", "pending"   # PENDING: not final yet, nothing to record
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from typing import Mapping
+from collections.abc import Mapping
 
-from notifier.message import LANGS, TRIGGERS
+from hub.domain.notifications.message import LANGS, TRIGGERS
 
 TEXTS: dict[str, dict[str, str]] = {
     "issued": {

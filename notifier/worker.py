@@ -20,18 +20,17 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Mapping
 
 from hub import views
 from hub.domain.identity import mask_recipient, mask_text
+from hub.domain.notifications.rules import sms_fallback
 from hub.ratelimit import RateLimiter
-from hub.service import QueueService
-from hub.store.outbox import DEAD, DROPPED, FAILED, OutboxItem
+from hub.service.commands import QueueService
+from hub.store.outbox import DEAD, DROPPED, FAILED, Outbox, OutboxItem
 from notifier import backoff, segments, templates
-from notifier.message import Message, Outcome, Result
-from notifier.rules import sms_fallback
-from notifier.sender import NO_ZALO, SUBSCRIPTION_GONE, Sender
+from notifier.senders.protocol import NO_ZALO, SUBSCRIPTION_GONE, Outcome, Result, Sender
 
 log = logging.getLogger("queuecast.notifier")
 
@@ -47,10 +46,10 @@ SENDER_FAULT = "sender_fault"
 
 
 class Worker:
-    def __init__(self, service: QueueService, senders: Mapping[str, Sender], *, rate: float = 20,
+    def __init__(self, service: QueueService, outbox: Outbox, senders: Mapping[str, Sender], *, rate: float = 20,
                  batch: int = BATCH, lease: float = LEASE, max_attempts: int = backoff.MAX_ATTEMPTS,
                  rng: random.Random | None = None, sms_diacritics: bool = True):
-        self.service, self.store, self.senders = service, service.store, senders
+        self.service, self.outbox, self.senders = service, outbox, senders
         self.rules = service.rules
         self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
         self.rate = rate
@@ -77,7 +76,7 @@ class Worker:
             if done == 0 or failures:
                 try:
                     await asyncio.wait_for(stop.wait(), min(POLL * 2 ** failures, 30.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def step(self) -> int:
@@ -87,7 +86,7 @@ class Worker:
         if time.monotonic() >= self._leave_at:
             self._leave_at = time.monotonic() + LEAVE_EVERY
             await self._leave_home(now)
-        items = await self.store.outbox_claim(now.timestamp(), self._claim_size(), self.lease)
+        items = await self.outbox.claim(now.timestamp(), self._claim_size(), self.lease)
         if items:
             slots = asyncio.Semaphore(AT_ONCE)
 
@@ -111,7 +110,8 @@ class Worker:
             if any(t.travel_minutes is not None and t.notify and not t.checked_in for t in st.tickets.values()):
                 due = self.rules.leave_due(st, views.forecast(st, now), now)
                 if due:
-                    await self.store.outbox_add(due)
+                    at = now.timestamp()
+                    await self.outbox.add([OutboxItem.owed(msg, at) for msg in due])
 
     # -- one item ----------------------------------------------------------------------------------
 
@@ -131,13 +131,12 @@ class Worker:
         if item.branch in self.service.states:
             await self.service.catch_up(item.branch)
         st = self.service.states.get(item.branch)
-        why = "no such branch" if st is None else self.rules.still_true(st, item, self.service.now())
+        why = "no such branch" if st is None else self.rules.still_true(st, item.message, self.service.now())
         if why is not None:
             await self._fail(item, DROPPED, NO_LONGER_TRUE, why)
             return
-        msg = Message(item.branch, item.ticket, item.trigger, item.channel, item.recipient, item.params, item.lang)
         try:
-            result = await sender.send(msg)
+            result = await sender.send(item.message)
         except Exception as exc:         # a bug, not the gateway (senders answer failures as Results)
             log.exception("sender raised", extra={"fields": {"key": item.key}})
             result = Result.retry(SENDER_FAULT, f"{type(exc).__name__}: {exc}")
@@ -147,7 +146,7 @@ class Worker:
         now = self.service.now().timestamp()
         fields = {"key": item.key, "to": mask_recipient(item.recipient), "attempt": item.attempts}
         if result.outcome is Outcome.SENT:
-            await self.store.outbox_sent(item.key, now, result.provider_id)
+            await self.outbox.sent(item.key, now, result.provider_id)
             self.counts["sent"] += 1
             if item.channel == "sms":       # billed per part: 160 GSM-7 / 70 UCS-2 characters each
                 text = templates.render(item.trigger, item.params, item.lang, ascii=not self.sms_diacritics)
@@ -156,7 +155,7 @@ class Worker:
             log.info("notification sent", extra={"fields": fields})
         elif result.outcome is Outcome.RETRY and item.attempts < self.max_attempts:
             wait = backoff.delay(item.attempts, self.rng, result.retry_after)
-            await self.store.outbox_retry(item.key, now, now + wait, result.error or "", result.detail)
+            await self.outbox.retry(item.key, now, now + wait, result.error or "", result.detail)
             self.counts["retried"] += 1
             log.warning("notification to retry", extra={"fields": {**fields, "error": result.error,
                                                                    "in_s": round(wait, 1)}})
@@ -169,7 +168,7 @@ class Worker:
             await self._fallback(item, result.error)
 
     async def _fail(self, item: OutboxItem, status: str, error: str, detail: str) -> None:
-        await self.store.outbox_fail(item.key, self.service.now().timestamp(), status, error, detail)
+        await self.outbox.fail(item.key, self.service.now().timestamp(), status, error, detail)
         self.counts[status] += 1
         level = logging.INFO if status == DROPPED else logging.WARNING
         log.log(level, f"notification {status}", extra={"fields": {
@@ -178,9 +177,9 @@ class Worker:
 
     async def _fallback(self, item: OutboxItem, error: str | None = None) -> None:
         """A Zalo message refused for good (or with no Zalo set up) goes by SMS instead."""
-        sms = sms_fallback(item, self.service.now().timestamp())
+        sms = sms_fallback(item.message)
         if sms is not None and "sms" in self.senders:
-            if await self.store.outbox_add([sms]):
+            if await self.outbox.add([OutboxItem.owed(sms, self.service.now().timestamp())]):
                 log.info("zalo fell back to sms", extra={"fields": {"key": item.key, "error": error or NO_ZALO}})
 
     async def _unsubscribe(self, item: OutboxItem) -> None:

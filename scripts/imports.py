@@ -46,11 +46,11 @@ RANK = {name: i for i, (name, _) in enumerate(LAYERS)}     # 0 is the top
 STDLIB = set(sys.stdlib_module_names)
 
 
-def modules() -> dict[str, Path]:
+def modules(root: Path = ROOT) -> dict[str, Path]:
     found = {}
     for pkg in PACKAGES:
-        for path in sorted((ROOT / pkg).rglob("*.py")):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        for path in sorted((root / pkg).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
             found[".".join(parts)] = path
@@ -90,7 +90,8 @@ def imports_of(module: str, path: Path, known: dict[str, Path]) -> set[str]:
                 for _ in range(node.level - 1):
                     pkg = pkg.rpartition(".")[0]
                 base = f"{pkg}.{base}" if base else pkg
-            names = [f"{base}.{a.name}" for a in node.names] + [base]
+            # `from pkg import mod` names the module; `from pkg import name` the package itself.
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
         for n in names:
             r = resolve(n)
             if r is not None and r != module:
@@ -157,12 +158,9 @@ def package_of(module: str) -> str:
     return parts[0]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--modules", action="store_true", help="print every module-to-module import too")
-    args = ap.parse_args(argv)
-
-    known = modules()
+def analyse(root: Path = ROOT) -> tuple[dict[str, Path], dict[str, set[str]], dict[str, set[str]], list[str]]:
+    """The modules under `root`, their imports, the package graph, and every problem found."""
+    known = modules(root)
     graph = {m: imports_of(m, p, known) for m, p in known.items()}
     problems: list[str] = []
 
@@ -188,7 +186,20 @@ def main(argv: list[str] | None = None) -> int:
                 pgraph[package_of(m)].add(package_of(d))
     for comp in cycles(pgraph):
         problems.append("package cycle: " + " <-> ".join(comp))
+    return known, graph, pgraph, problems
 
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modules", action="store_true", help="print every module-to-module import too")
+    ap.add_argument("--quiet", action="store_true", help="print only the problems (make lint)")
+    args = ap.parse_args(argv)
+    known, graph, pgraph, problems = analyse()
+
+    if args.quiet:
+        for line in problems:
+            print("imports: " + line)
+        return 1 if problems else 0
     # The drawing: packages by layer, each with the packages it imports.
     print("queuecast import graph (layers top to bottom; arrows may point only down)\n")
     by_layer: dict[str, list[str]] = defaultdict(list)

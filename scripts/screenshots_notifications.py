@@ -112,7 +112,7 @@ def outbox_rows(tickets: list[dict], now: float) -> list[OutboxItem]:
 
 async def seed(db: str, rows: list[OutboxItem]) -> None:
     async with open_store(db) as store:
-        await store.outbox_add(rows)
+        await store.outbox.add(rows)
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import pytest
 from hub.clock import ManualClock
 from hub.config import load_config
 from hub.settings import Settings
-from hub.web.app import create_app
+from hub.app import create_app
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TUESDAY_9AM = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)      # a working day, issuing open
@@ -45,7 +45,10 @@ def clock():
 
 @pytest.fixture
 def settings(tmp_path):
-    return Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60")
+    # notifier="worker": the in-process app sends nothing by itself; the notifier tests run their
+    # own Worker and look at the outbox between its steps.
+    return Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60",
+                    notifier="worker")
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""The storage every Store contract suite runs against (tests/test_store_contract.py,
+"""The storage every Storage contract suite runs against (tests/test_store_contract.py,
 tests/test_outbox_contract.py): import the fixtures by name into the suite's module.
 
 A backend plugs in through `store_url` only: add its name to BACKENDS and, in `store_url`,
@@ -15,7 +15,8 @@ from typing import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from hub.store import Store, open_store
+from hub.store import open_store
+from hub.store.storage import Storage
 
 BACKENDS = ["sqlite", "redis"]
 
@@ -36,12 +37,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def open_instance(store_url: str) -> Callable[[], AbstractAsyncContextManager[Store]]:
+def open_instance(store_url: str) -> Callable[[], AbstractAsyncContextManager[Storage]]:
     """Opens another store instance on the same storage as `store`."""
     return lambda: open_store(store_url)
 
 
 @pytest.fixture
-async def store(open_instance, anyio_backend) -> AsyncIterator[Store]:
+async def store(open_instance, anyio_backend) -> AsyncIterator[Storage]:
     async with open_instance() as s:
         yield s

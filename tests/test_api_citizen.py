@@ -59,9 +59,9 @@ async def test_bad_opt_ins_are_refused_and_change_nothing(client, body, code):
 
 
 async def test_messages_are_written_in_the_language_the_holder_asked_in(client):
-    store = client.app.state.service.store
+    store = client.app.state.storage
     token = await issue(client, phone="0912345678", lang="en")
-    owed = await store.outbox_list()
+    owed = await store.outbox.recent()
     assert {(i.trigger, i.lang, i.params["service"]) for i in owed} >= {("issued", "en", "Land")}
     assert {i.lang for i in owed} == {"en"}
     before = await seq(client)
@@ -97,7 +97,7 @@ async def test_rating_once_after_service(client):
 async def test_opt_in_and_rating_events_stay_private_and_out_of_traces(client):
     token = await issue(client)
     await client.post(f"/api/tickets/{token}/notifications", json={"channel": "push", "subscription": PUSH})
-    log = await client.app.state.service.store.events_since("1", 0)
+    log = await client.app.state.storage.log.events_since("1", 0)
     notify = [e for e in log if e["type"] == "ticket.notify"]
     assert len(notify) == 1 and notify[0]["subscription"] == PUSH               # the log keeps it for the notifier
     assert "subscription" not in events.public(notify[0])                         # the board feed does not

@@ -356,11 +356,11 @@ async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(
         ticket, signature = r.json()["ticket"], r.json()["token"].split(".")[1]
     key = f"2/{ticket}:issued:sms"
     async with open_store(settings.database) as store:
-        claimed = await store.outbox_claim(clock.now().timestamp(), 2, 60)
+        claimed = await store.outbox.claim(clock.now().timestamp(), 2, 60)
         assert sorted(i.key for i in claimed) == [f"2/{ticket}:ahead:sms", key]
-        await store.outbox_fail(key, clock.now().timestamp(), "dead", "gateway_error",
+        await store.outbox.fail(key, clock.now().timestamp(), "dead", "gateway_error",
                                 "HTTP 500: the 'To' number +84912345678 was refused")
-        await store.outbox_retry(f"2/{ticket}:ahead:sms", clock.now().timestamp(), clock.now().timestamp(), "timeout")
+        await store.outbox.retry(f"2/{ticket}:ahead:sms", clock.now().timestamp(), clock.now().timestamp(), "timeout")
     env = cli_env(tmp_path)
 
     listed = run(env, "outbox", "list", "--status", "dead")
@@ -378,10 +378,10 @@ async def test_outbox_list_masks_recipients_and_redrive_moves_only_dead_letters(
     moved = run({**env, "QUEUECAST_CLOCK": clock.now().isoformat()}, "outbox", "redrive", key)
     assert (moved.returncode, moved.stdout) == (0, "re-driven: 1\n")
     async with open_store(settings.database) as store:      # due at the hub's clock, not the wall clock's
-        claimed = await store.outbox_claim(clock.now().timestamp() + 5, 10, 60)
+        claimed = await store.outbox.claim(clock.now().timestamp() + 5, 10, 60)
         assert key in {i.key for i in claimed}
         for i in claimed:
-            assert await store.outbox_retry(i.key, clock.now().timestamp(), clock.now().timestamp(), "timeout")
+            assert await store.outbox.retry(i.key, clock.now().timestamp(), clock.now().timestamp(), "timeout")
     again = run(env, "outbox", "list", "--status", "queued")
     assert sorted(json.loads(line)["key"] for line in again.stdout.splitlines()) == sorted([key, f"2/{ticket}:ahead:sms"])
 

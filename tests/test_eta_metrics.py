@@ -168,8 +168,3 @@ def test_numbers_called_too_soon_or_never_are_left_out():
     got = leave_home(tickets, "ours", 20)
     assert (got.n, got.too_short, got.never_called) == (1, 1, 1)
     assert leave_home(tickets, "ours", 40).n == 1          # 60 ≥ 45: still followed at 40 min
-
-
-def test_the_leave_margin_is_the_hubs():
-    from hub.views import LEAVE_MARGIN_MINUTES
-    assert LEAVE_MARGIN == LEAVE_MARGIN_MINUTES

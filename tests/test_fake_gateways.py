@@ -14,14 +14,14 @@ from aiohttp import web
 from py_vapid import Vapid
 
 from notifier import reports
-from notifier.esms import PATH as ESMS_PATH
+from notifier.senders.esms import PATH as ESMS_PATH
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.push import FakePushService
 from notifier.fakes.twilio import FakeTwilio
 from notifier.fakes.zalo import FakeZalo
-from notifier.message import Message
-from notifier.twilio import TwilioSender
-from notifier.webpush import vapid_public_key
+from hub.domain.notifications.message import Message
+from notifier.senders.twilio import TwilioSender
+from notifier.senders.webpush import vapid_public_key
 
 pytestmark = pytest.mark.anyio
 

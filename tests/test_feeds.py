@@ -77,12 +77,12 @@ def state_of(view: dict) -> dict:
 async def log_events(url: str, after: int = 0) -> list[dict]:
     """The branch's log straight from the store, as a board feed must show it."""
     async with open_store(url) as store:
-        return [public(ev) for ev in await store.events_since(B, after)]
+        return [public(ev) for ev in await store.log.events_since(B, after)]
 
 
 async def log_head(url: str):
     async with open_store(url) as store:
-        return await store.head(B)
+        return await store.log.head(B)
 
 
 # -- helpers: WebSocket -----------------------------------------------------------------------------
@@ -493,7 +493,7 @@ async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_en
     assert len(board) == head + 1
     # Not vacuous: the log itself does hold the phones and citizens the feed must leave out.
     async with open_store(hub_env["QUEUECAST_DATABASE"]) as store:
-        raw = await store.events_since(B, 0)
+        raw = await store.log.events_since(B, 0)
     with_phone = kiosk_with_phone + 2 * sum(1 for _, ph in citizens if ph)
     assert sum(1 for ev in raw if ev.get("phone")) == with_phone
     assert sum(1 for ev in raw if ev.get("citizen")) == 2 * len(citizens)
@@ -978,11 +978,11 @@ async def test_a_conflicting_append_passes_on_the_other_process_events_before_it
     event before B's own, not a jump from seq 0 to seq 2 (a lobby board would miss a number)."""
     from hub.broker.memory import MemoryBroker
     from hub.feeds.fanout import FeedHub
-    from hub.service import QueueService
+    from hub.service.commands import QueueService
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     async with open_store(url) as store_a, open_store(url) as store_b:
-        a, b = (QueueService(centre, s, MemoryBroker(), clock, TOKENS, "http://hub.test") for s in (store_a, store_b))
+        a, b = (QueueService(centre, s.log, MemoryBroker(), clock, TOKENS, "http://hub.test") for s in (store_a, store_b))
         await a.load()
         await b.load()
         feeds = FeedHub(b)

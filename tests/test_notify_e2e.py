@@ -90,7 +90,7 @@ class Setup:
     async def outbox(self) -> dict[str, str]:
         """Every item's status, by key, as the store has it."""
         async with open_store(self.db) as store:
-            return {i.key: i.status for i in await store.outbox_list(limit=10_000)}
+            return {i.key: i.status for i in await store.outbox.recent(limit=10_000)}
 
 
 @pytest.fixture
@@ -217,7 +217,7 @@ async def test_a_gateway_failing_twice_still_delivers_once(setup):
     assert Counter(sent(fake)) == Counter({(phone(0), "issued"): 1, (phone(0), "ahead"): 1})
     assert fake.attempts == 4                     # two refused with 500, then each taken once
     async with open_store(setup.db) as store:
-        items = {i.key: i for i in await store.outbox_list()}
+        items = {i.key: i for i in await store.outbox.recent()}
     assert {k: i.status for k, i in items.items()} == {key: "sent", key.replace("issued", "ahead"): "sent"}
     assert sum(i.attempts for i in items.values()) == 4
     assert {i.error for i in items.values() if i.attempts > 1} == {"gateway_error"}   # what the retry was for
@@ -272,7 +272,7 @@ async def test_a_number_served_before_its_ahead_message_went_out_gets_none(setup
     assert sorted(sent(fake)) == sorted([(phone(1), "issued"), (phone(1), "called"),
                                          (phone(2), "issued"), (phone(2), "ahead")])
     async with open_store(setup.db) as store:
-        dropped = await store.outbox_get(f"2/{t0}:ahead:sms")
+        dropped = await store.outbox.get(f"2/{t0}:ahead:sms")
     assert dropped.error == "no_longer_true" and dropped.detail == "the number is already completed"
 
 

@@ -35,7 +35,7 @@ SEED = [
 
 @pytest.fixture
 async def seeded(client):
-    await client.app.state.service.store.outbox_add(SEED)
+    await client.app.state.storage.outbox.add(SEED)
     return client
 
 
@@ -44,8 +44,8 @@ def staff(client, branch: str = "1", counter: str | None = None) -> dict:
 
 
 async def statuses(client) -> dict[str, str]:
-    store = client.app.state.service.store
-    return {i.key: i.status for i in await store.outbox_list(limit=100)}
+    store = client.app.state.storage
+    return {i.key: i.status for i in await store.outbox.recent(limit=100)}
 
 
 async def test_the_admin_twin_counts_the_branchs_messages_and_masks_recipients(seeded):
@@ -68,7 +68,7 @@ async def test_the_admin_twin_counts_the_branchs_messages_and_masks_recipients(s
 async def test_redrive_one_then_all_of_the_branch(seeded):
     r = await seeded.post("/api/outbox/redrive", json={"key": SEED[0].key}, headers=staff(seeded))
     assert r.status_code == 200 and r.json() == {"redriven": 1, "more": False}
-    moved = await seeded.app.state.service.store.outbox_get(SEED[0].key)
+    moved = await seeded.app.state.storage.outbox.get(SEED[0].key)
     assert (moved.status, moved.attempts, moved.error) == (QUEUED, 0, "timeout")   # what went wrong is kept
 
     r = await seeded.post("/api/outbox/redrive", headers=staff(seeded))

@@ -29,7 +29,8 @@ def inproc(tmp_path):
     """inproc(body): runs `async body(client, clock)` against the real app in-process (lifespan and
     all, a real SQLite file, a ManualClock at Tuesday 09:00) on a fresh event loop in a thread."""
     def run(body) -> None:
-        settings = Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60")
+        settings = Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60",
+                            notifier="worker")
 
         async def main() -> None:
             clock = ManualClock(TUESDAY_9AM)
@@ -155,7 +156,7 @@ def test_the_page_shows_the_days_figures_as_day_stats_computes_them(inproc):
         twin = await ok(await client.get("/admin/1?format=json", headers=h))
         service = client.app.state.service
         day = clock.now().date()
-        expected = day_stats(service.state("1").config, await service.store.events_of_day("1", day), clock.now(), day=day)
+        expected = day_stats(service.state("1").config, await service.events_of_day("1", day), clock.now(), day=day)
         assert twin["stats"] == json.loads(json.dumps(expected))
         s = twin["stats"]
         land = next(f for f in s["fields"] if f["id"] == "dat-dai")
@@ -244,7 +245,7 @@ def test_figures_follow_new_events_between_reads(inproc):
         assert second["stats"]["totals"]["issued"] == first["stats"]["totals"]["issued"] + 1
         service = client.app.state.service
         day = clock.now().date()
-        fresh = day_stats(service.state("1").config, await service.store.events_of_day("1", day), clock.now(), day=day)
+        fresh = day_stats(service.state("1").config, await service.events_of_day("1", day), clock.now(), day=day)
         assert second["stats"] == json.loads(json.dumps(fresh))
 
     inproc(body)

@@ -54,14 +54,14 @@ def outbox_hub(hub_factory, hub_env):
     db = hub_env["QUEUECAST_DATABASE"]
 
     async def seed(store):
-        await store.outbox_add(SEED)
+        await store.outbox.add(SEED)
     on_store(db, seed)
     return hub, db
 
 
 def status_of(db: str, key: str) -> str:
     async def get(store):
-        return (await store.outbox_get(key)).status
+        return (await store.outbox.get(key)).status
     return on_store(db, get)
 
 
@@ -106,7 +106,7 @@ def test_a_refused_redrive_is_said_in_the_page(outbox_hub, new_page):
     expect(page.locator("#dead-letters tbody tr")).to_have_count(3)
 
     async def redrive_elsewhere(store):
-        return await store.outbox_redrive(NOW + 60, SEED[0].key)
+        return await store.outbox.redrive(NOW + 60, SEED[0].key)
     assert on_store(db, redrive_elsewhere) == 1
     page.click(f"button[data-redrive='{SEED[0].key}']")
     expect(page.locator("#outbox-msg")).to_have_text("Không gửi lại được: Tin nhắn này không ở trạng thái lỗi.")

@@ -215,8 +215,8 @@ class Loop:
 
 
 def test_subscribe_then_a_real_encrypted_push_is_shown(hub, api, new_page, hub_env, tmp_path):
-    from notifier.message import Message
-    from notifier.webpush import WebPushSender
+    from hub.domain.notifications.message import Message
+    from notifier.senders.webpush import WebPushSender
 
     db = hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///")
     mine = issue(api)

@@ -24,7 +24,7 @@ from conftest import SECRET, TZ, bearer, running_app
 from hub.auth import Tokens
 from hub.domain.eta.calibration import MIN_SCORES
 from hub.settings import Settings
-from hub.store.sqlite import _SCHEMA
+from hub.store.sqlite_db import _SCHEMA
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,7 @@ async def close(c, counter: str) -> None:
 
 
 async def recorded(c, day: date = DAY1) -> list[dict]:
-    return await c.app.state.service.store.predictions_of_day(B, day)
+    return await c.app.state.storage.predictions.of_day(B, day)
 
 
 def at_time(lines: list[dict], t: str) -> list[str]:
@@ -364,7 +364,7 @@ async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(r
     that learns the events from the other publishes the same points, and the store keeps one line each."""
     import anyio
 
-    settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60")
+    settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker")
     async with running_app(settings, clock) as a, running_app(settings, clock) as b:
         await staff(a, "counters/1/open", {"services": [LAND]})
         for s in (10, 25, 47, 58):

@@ -11,13 +11,13 @@ import pytest
 from conftest import TUESDAY_9AM, free_port
 from hub.store import open_store
 from hub.store.outbox import DELIVERED, SENT, OutboxItem
-from hub.web.hooks import callback_url
-from notifier.esms import EsmsSender
+from notifier.hooks import callback_url
+from notifier.senders.esms import EsmsSender
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.twilio import FakeTwilio
-from notifier.message import Message
+from hub.domain.notifications.message import Message
 from notifier.reports import twilio_signature
-from notifier.twilio import TwilioSender
+from notifier.senders.twilio import TwilioSender
 
 pytestmark = pytest.mark.anyio
 
@@ -34,13 +34,13 @@ def message(number: str = "1001") -> Message:
 
 async def owed_and_sent(store, sender, msg: Message) -> str:
     """What the worker does with one message: owe it, claim it, send it, record it sent. The provider id."""
-    await store.outbox_add([OutboxItem(msg.key, msg.branch, msg.ticket, msg.trigger, msg.channel, msg.recipient,
+    await store.outbox.add([OutboxItem(msg.key, msg.branch, msg.ticket, msg.trigger, msg.channel, msg.recipient,
                                        dict(msg.params), created=NOW, next_at=NOW, updated=NOW)])
-    [claimed] = await store.outbox_claim(NOW, 10, 60)
+    [claimed] = await store.outbox.claim(NOW, 10, 60)
     assert claimed.key == msg.key
     result = await sender.send(msg)
     assert result.outcome.value == "sent" and result.provider_id, result
-    assert await store.outbox_sent(msg.key, NOW + 1, result.provider_id)
+    assert await store.outbox.sent(msg.key, NOW + 1, result.provider_id)
     return result.provider_id
 
 
@@ -71,10 +71,10 @@ async def test_esms_report_marks_the_message_delivered_once(hub_factory, hub_env
         assert received.fields["CallbackUrl"] == f"{public}/hooks/esms" and received.request_id == msg.key
 
         assert await esms.report(received) == 200                  # eSMS GETs our CallbackUrl
-        item = await store.outbox_get(msg.key)
+        item = await store.outbox.get(msg.key)
         assert item.status == DELIVERED and item.provider_id == sms_id
         assert await esms.report(received) == 200                  # a repeat: harmless, nothing moves
-        assert (await store.outbox_get(msg.key)).updated == item.updated
+        assert (await store.outbox.get(msg.key)).updated == item.updated
 
 
 async def test_esms_reports_that_match_nothing_change_nothing(hub_factory, hub_env):
@@ -84,7 +84,7 @@ async def test_esms_reports_that_match_nothing_change_nothing(hub_factory, hub_e
                             brandname="QUEUECAST", callback_url=callback_url(public, "esms"))
         msg = message()
         sms_id = await owed_and_sent(store, sender, msg)
-        before = await store.outbox_get(msg.key)
+        before = await store.outbox.get(msg.key)
         delivered = {"SendStatus": "5", "SendSuccess": "1", "SendFailed": "0"}
         with httpx.Client(base_url=hub.url, timeout=10) as api:
             for query in ({**delivered, "SMSID": "unknown-id"},                          # not ours
@@ -97,7 +97,7 @@ async def test_esms_reports_that_match_nothing_change_nothing(hub_factory, hub_e
             for garbage in ({}, {"SendStatus": "5"}, {"SMSID": sms_id, "SendStatus": "5", "SendSuccess": "many"}):
                 r = api.get("/hooks/esms", params=garbage)
                 assert r.status_code == 400 and r.json()["error"]["code"] == "bad_report", r.text
-        assert await store.outbox_get(msg.key) == before
+        assert await store.outbox.get(msg.key) == before
         assert before.status == SENT
 
 
@@ -114,14 +114,14 @@ async def test_twilio_signed_report_is_checked_before_anything_moves(hub_factory
         [received] = twilio.received
 
         assert await forger.report(received, "delivered") == 403          # signed with another token
-        assert (await store.outbox_get(msg.key)).status == SENT
+        assert (await store.outbox.get(msg.key)).status == SENT
         assert await twilio.report(received, "sent") == 200               # not final: nothing to record
         assert await twilio.report(received, "undelivered", "30003") == 200   # logged, stays "sent"
-        assert (await store.outbox_get(msg.key)).status == SENT
+        assert (await store.outbox.get(msg.key)).status == SENT
         assert await twilio.report(received, "delivered") == 200
-        assert (await store.outbox_get(msg.key)).status == DELIVERED
+        assert (await store.outbox.get(msg.key)).status == DELIVERED
         assert await twilio.report(received, "failed", "30008") == 200    # late: never moves it back
-        assert (await store.outbox_get(msg.key)).status == DELIVERED
+        assert (await store.outbox.get(msg.key)).status == DELIVERED
 
 
 async def test_twilio_garbage_and_missing_signatures(hub_factory, hub_env):
@@ -131,7 +131,7 @@ async def test_twilio_garbage_and_missing_signatures(hub_factory, hub_env):
     form = {"MessageSid": "SMunknown", "MessageStatus": "delivered", "AccountSid": SID}
     signed = {"X-Twilio-Signature": twilio_signature(url, form, AUTH)}
     async with open_store(db) as store:
-        before = await store.outbox_counts()
+        before = await store.outbox.counts()
     with httpx.Client(base_url=hub.url, timeout=10) as api:
         r = api.post("/hooks/twilio", data=form, headers=signed)
         assert r.status_code == 200 and r.json() == {"ok": True, "recorded": False}    # unknown id: harmless
@@ -149,7 +149,7 @@ async def test_twilio_garbage_and_missing_signatures(hub_factory, hub_env):
             "Content-Type": "application/x-www-form-urlencoded", **signed})
         assert r.status_code == 413
     async with open_store(db) as store:
-        assert await store.outbox_counts() == before
+        assert await store.outbox.counts() == before
 
 
 async def test_twilio_reports_are_refused_when_the_hub_cannot_check_them(hub_factory, hub_env):

@@ -37,27 +37,27 @@ async def test_the_hub_forgets_old_messages_and_predictions_from_its_start(setti
     old_delivered, old_dead, old_queued, recent_sent = (
         item(1, DELIVERED, 4), item(2, DEAD, 40), item(3, QUEUED, 40), item(4, SENT, 2))
     async with open_store(settings.database) as store:
-        await store.outbox_add([old_delivered, old_dead, old_queued, recent_sent])
+        await store.outbox.add([old_delivered, old_dead, old_queued, recent_sent])
         for age in (6, 5, 4):
-            await store.predictions_add("1", TODAY - timedelta(days=age), [prediction(TODAY - timedelta(days=age))])
+            await store.predictions.add("1", TODAY - timedelta(days=age), [prediction(TODAY - timedelta(days=age))])
 
     async with running_app(settings, clock) as client:
-        store = client.app.state.service.store
+        store = client.app.state.storage
         for _ in range(100):                              # the first run starts with the hub: 5 s at most
-            if await store.outbox_get(old_delivered.key) is None:
+            if await store.outbox.get(old_delivered.key) is None:
                 break
             await asyncio.sleep(0.05)
-        assert await store.outbox_get(old_delivered.key) is None
-        kept = {i.key for i in await store.outbox_list(limit=100)}
+        assert await store.outbox.get(old_delivered.key) is None
+        kept = {i.key for i in await store.outbox.recent(limit=100)}
         assert kept == {old_dead.key, old_queued.key, recent_sent.key}    # dead letters, owed, recent
-        days = [len(await store.predictions_of_day("1", TODAY - timedelta(days=age))) for age in (6, 5, 4)]
+        days = [len(await store.predictions.of_day("1", TODAY - timedelta(days=age))) for age in (6, 5, 4)]
         assert days == [0, 1, 1]                          # older than 5 days: gone
 
 
 async def test_a_backlog_goes_in_batches(tmp_path):
     async with open_store(f"sqlite:///{tmp_path / 'q.db'}") as store:
-        await store.outbox_add([item(n, SENT, 31 + n / 10_000) for n in range(2 * retention.BATCH + 7)])
-        await store.outbox_add([item(9_999, SENT, 29)])
-        got = await retention.prune(store, ["1"], TUESDAY_9AM, keep_outbox_days=30, keep_predictions_days=90)
+        await store.outbox.add([item(n, SENT, 31 + n / 10_000) for n in range(2 * retention.BATCH + 7)])
+        await store.outbox.add([item(9_999, SENT, 29)])
+        got = await retention.prune(store.outbox, store.predictions, ["1"], TUESDAY_9AM, keep_outbox_days=30, keep_predictions_days=90)
         assert got == {"outbox_items": 2 * retention.BATCH + 7, "prediction_days": 0}
-        assert [i.key for i in await store.outbox_list(limit=10)] == [item(9_999, SENT, 29).key]
+        assert [i.key for i in await store.outbox.recent(limit=10)] == [item(9_999, SENT, 29).key]

@@ -1,4 +1,4 @@
-"""notifier.rules: which messages a number's life makes owed, and which are no longer true.
+"""hub.domain.notifications.rules: which messages a number's life makes owed, and which are no longer true.
 
 Driven through the pure domain commands on branch 2 (absent = skip) and branch 1 (absent = hold) of
 the bundled configuration; the rules see only the state, the events and the time.
@@ -12,12 +12,12 @@ import pytest
 
 from hub.domain import commands
 from hub.domain.calendar import issuing_day
-from hub.domain.citizens import Citizen, history
+from hub.domain.limits import Citizen, history
 from hub.domain.errors import DomainError
 from hub.domain.eta.estimator import Forecast, Quantiles
 from hub.domain.state import BranchState, apply
 from hub.store.outbox import OutboxItem
-from notifier.rules import Rules, sms_fallback
+from hub.domain.notifications.rules import Rules, sms_fallback
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T9 = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)              # a Tuesday, a working day

@@ -12,18 +12,19 @@ from conftest import SECRET, free_port
 from hub.auth import Tokens
 from hub.domain.identity import mask_recipient, mask_text
 from hub.logs import JsonFormatter
-from notifier import sender as errors
+from notifier.senders import protocol as errors
 from notifier import templates
-from notifier.esms import EsmsSender
+from notifier.senders.esms import EsmsSender
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.push import FakePushService
 from notifier.fakes.twilio import FakeTwilio
 from notifier.fakes.zalo import FakeZalo
-from notifier.log import LogSender
-from notifier.message import Message, Outcome, Result
-from notifier.twilio import TwilioSender
-from notifier.webpush import WebPushSender, vapid_public_key
-from notifier.zalo import ZaloSender
+from notifier.senders.log import LogSender
+from hub.domain.notifications.message import Message
+from notifier.senders.protocol import Outcome, Result
+from notifier.senders.twilio import TwilioSender
+from notifier.senders.webpush import WebPushSender, vapid_public_key
+from notifier.senders.zalo import ZaloSender
 
 pytestmark = pytest.mark.anyio
 

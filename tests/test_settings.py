@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from hub.settings import Settings, SettingsError
-from notifier.webpush import vapid_public_key
+from notifier.senders.webpush import vapid_public_key
 
 # A P-256 private key in raw base64url (the form `web-push generate-vapid-keys` prints).
 VAPID_KEY = "fqixSeLZA6J7LS-o5u1R-6HcMNzuBbu6kx7xZM_AUEM"

@@ -10,7 +10,7 @@ import pytest
 from conftest import TZ
 from displays.stats import day_stats, summary
 from hub.domain import commands, events
-from hub.domain.citizens import Citizen, History
+from hub.domain.limits import Citizen, History
 from hub.domain.errors import DomainError
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import State

@@ -1,4 +1,4 @@
-"""The contract every Store backend must pass, run unchanged against each one.
+"""The contract every Storage backend must pass, run unchanged against each one.
 
 The backends and their storage are the fixtures of tests/store_backends.py (shared with
 tests/test_outbox_contract.py): `store` is one opened instance, `open_instance()` opens another
@@ -13,7 +13,9 @@ from datetime import date
 import anyio
 import pytest
 
-from hub.store import Idempotency, LogHead, SeqConflict, Store
+from hub.store.errors import SeqConflict
+from hub.store.eventlog import Idempotency, LogHead
+from hub.store.storage import Storage
 from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
 
 DAY = date(2026, 5, 19)
@@ -50,101 +52,101 @@ pytestmark = pytest.mark.anyio
 
 async def test_empty_log_head_is_zero_with_stable_epoch(open_instance):
     async with open_instance() as store:
-        head = await store.head("1")
+        head = await store.log.head("1")
         assert isinstance(head, LogHead)
         assert head.seq == 0
         assert isinstance(head.epoch, str) and head.epoch
-        assert await store.head("1") == head
-        assert await store.events_since("1", 0) == []
+        assert await store.log.head("1") == head
+        assert await store.log.events_since("1", 0) == []
     async with open_instance() as reopened:
-        assert await reopened.head("1") == head
+        assert await reopened.log.head("1") == head
 
 
 async def test_append_assigns_consecutive_seqs(store):
     events = [issued(1), issued(2), called(1)]
-    appended = await store.append("1", 0, events)
+    appended = await store.log.append("1", 0, events)
     assert appended == with_seqs(events, 1)
     assert [ev["seq"] for ev in appended] == [1, 2, 3]
-    assert await store.events_since("1", 0) == appended
-    assert (await store.head("1")).seq == 3
+    assert await store.log.events_since("1", 0) == appended
+    assert (await store.log.head("1")).seq == 3
 
 
 async def test_second_append_continues_seq(store):
-    first = await store.append("1", 0, [issued(1), issued(2)])
-    epoch = (await store.head("1")).epoch
-    second = await store.append("1", 2, [called(1)])
+    first = await store.log.append("1", 0, [issued(1), issued(2)])
+    epoch = (await store.log.head("1")).epoch
+    second = await store.log.append("1", 2, [called(1)])
     assert second == with_seqs([called(1)], 3)
-    assert await store.events_since("1", 0) == first + second
-    assert await store.head("1") == LogHead(3, epoch)
+    assert await store.log.events_since("1", 0) == first + second
+    assert await store.log.head("1") == LogHead(3, epoch)
 
 
 @pytest.mark.parametrize("stale", [0, 1, 3, 7])
 async def test_wrong_expected_seq_conflicts_and_writes_nothing(store, stale):
-    before = await store.append("1", 0, [issued(1), issued(2)])
-    head = await store.head("1")
+    before = await store.log.append("1", 0, [issued(1), issued(2)])
+    head = await store.log.head("1")
     with pytest.raises(SeqConflict) as info:
-        await store.append("1", stale, [issued(3)], record("retry-1"))
+        await store.log.append("1", stale, [issued(3)], record("retry-1"))
     assert (info.value.branch, info.value.expected, info.value.actual) == ("1", stale, 2)
-    assert await store.head("1") == head
-    assert await store.events_since("1", 0) == before
-    assert await store.idempotency("1", "retry-1") is None
+    assert await store.log.head("1") == head
+    assert await store.log.events_since("1", 0) == before
+    assert await store.log.idempotency("1", "retry-1") is None
 
 
 async def test_conflict_on_unknown_branch(store):
     with pytest.raises(SeqConflict) as info:
-        await store.append("9", 4, [issued(1, branch="9")])
+        await store.log.append("9", 4, [issued(1, branch="9")])
     assert (info.value.expected, info.value.actual) == (4, 0)
-    assert (await store.head("9")).seq == 0
-    assert await store.events_since("9", 0) == []
+    assert (await store.log.head("9")).seq == 0
+    assert await store.log.events_since("9", 0) == []
 
 
 async def test_branches_are_independent(store):
-    a = await store.append("1", 0, [issued(1), issued(2)])
-    b = await store.append("2", 0, [issued(1, branch="2")])
+    a = await store.log.append("1", 0, [issued(1), issued(2)])
+    b = await store.log.append("2", 0, [issued(1, branch="2")])
     assert [ev["seq"] for ev in b] == [1]
-    assert (await store.head("1")).seq == 2
-    assert (await store.head("2")).seq == 1
-    assert (await store.head("3")).seq == 0
-    assert await store.events_since("1", 0) == a
-    assert await store.events_since("2", 0) == b
+    assert (await store.log.head("1")).seq == 2
+    assert (await store.log.head("2")).seq == 1
+    assert (await store.log.head("3")).seq == 0
+    assert await store.log.events_since("1", 0) == a
+    assert await store.log.events_since("2", 0) == b
     with pytest.raises(SeqConflict):
-        await store.append("2", 2, [issued(2, branch="2")])  # branch 1's head is not branch 2's
+        await store.log.append("2", 2, [issued(2, branch="2")])  # branch 1's head is not branch 2's
 
 
 async def test_idempotency_record_stored_with_events(store):
     rec = record("kiosk-7:0001", status=201)
-    await store.append("1", 0, [issued(1)], rec)
-    assert await store.idempotency("1", rec.key) == rec
-    assert await store.idempotency("1", "never-sent") is None
-    assert await store.idempotency("2", rec.key) is None  # keys are per branch
+    await store.log.append("1", 0, [issued(1)], rec)
+    assert await store.log.idempotency("1", rec.key) == rec
+    assert await store.log.idempotency("1", "never-sent") is None
+    assert await store.log.idempotency("2", rec.key) is None  # keys are per branch
 
 
 async def test_empty_append_stores_only_the_record(store):
-    await store.append("1", 0, [issued(1)])
-    head = await store.head("1")
+    await store.log.append("1", 0, [issued(1)])
+    head = await store.log.head("1")
     rec = record("counter-3:call-42", status=409)
-    assert await store.append("1", 1, [], rec) == []
-    assert await store.head("1") == head
-    assert await store.events_since("1", 0) == with_seqs([issued(1)], 1)
-    assert await store.idempotency("1", rec.key) == rec
+    assert await store.log.append("1", 1, [], rec) == []
+    assert await store.log.head("1") == head
+    assert await store.log.events_since("1", 0) == with_seqs([issued(1)], 1)
+    assert await store.log.idempotency("1", rec.key) == rec
 
 
 async def test_used_key_is_never_overwritten_and_failed_append_writes_nothing(store):
     rec = record("kiosk-7:0001", status=201)
-    first = await store.append("1", 0, [issued(1)], rec)
+    first = await store.log.append("1", 0, [issued(1)], rec)
     with pytest.raises(Exception):  # the backend's own error; the first answer must stay
-        await store.append("1", 1, [issued(2), issued(3)], record("kiosk-7:0001", status=500))
-    assert await store.idempotency("1", rec.key) == rec
-    assert await store.events_since("1", 0) == first
-    assert (await store.head("1")).seq == 1
-    assert await store.append("1", 1, [issued(2)]) == with_seqs([issued(2)], 2)  # still usable
+        await store.log.append("1", 1, [issued(2), issued(3)], record("kiosk-7:0001", status=500))
+    assert await store.log.idempotency("1", rec.key) == rec
+    assert await store.log.events_since("1", 0) == first
+    assert (await store.log.head("1")).seq == 1
+    assert await store.log.append("1", 1, [issued(2)]) == with_seqs([issued(2)], 2)  # still usable
 
 
-async def append_retrying(store: Store, branch: str, events: list[dict]) -> list[dict]:
+async def append_retrying(store: Storage, branch: str, events: list[dict]) -> list[dict]:
     """What the hub does: read the head, append at it, on SeqConflict read again."""
     while True:
         try:
-            return await store.append(branch, (await store.head(branch)).seq, events)
+            return await store.log.append(branch, (await store.log.head(branch)).seq, events)
         except SeqConflict:
             await anyio.sleep(0.001)
 
@@ -157,11 +159,11 @@ async def test_cancelled_append_leaves_storage_usable(store, open_instance):
         for i, delay in enumerate(delays):
             batch = [issued(100 + i, note=f"cancelled-{i}"), called(100 + i)]
             with anyio.move_on_after(delay):
-                await store.append("1", (await store.head("1")).seq, batch)
+                await store.log.append("1", (await store.log.head("1")).seq, batch)
             with anyio.fail_after(3):  # a leaked write lock would hold these for busy_timeout
                 await append_retrying(other, "1", [called(1, counter="4")])
                 await append_retrying(store, "1", [called(2, counter="5")])
-        log = await store.events_since("1", 0)
+        log = await store.log.events_since("1", 0)
         assert [ev["seq"] for ev in log] == list(range(1, len(log) + 1))
         for i in range(len(delays)):
             at = [k for k, ev in enumerate(log) if ev.get("note") == f"cancelled-{i}"]
@@ -171,37 +173,37 @@ async def test_cancelled_append_leaves_storage_usable(store, open_instance):
 
 
 async def test_events_since_with_limit(store):
-    events = await store.append("1", 0, [issued(i) for i in range(1, 6)])
-    assert await store.events_since("1", 0, limit=2) == events[:2]
-    assert await store.events_since("1", 2, limit=2) == events[2:4]
-    assert await store.events_since("1", 4, limit=10) == events[4:]
-    assert await store.events_since("1", 3) == events[3:]
-    assert await store.events_since("1", 5) == []
+    events = await store.log.append("1", 0, [issued(i) for i in range(1, 6)])
+    assert await store.log.events_since("1", 0, limit=2) == events[:2]
+    assert await store.log.events_since("1", 2, limit=2) == events[2:4]
+    assert await store.log.events_since("1", 4, limit=10) == events[4:]
+    assert await store.log.events_since("1", 3) == events[3:]
+    assert await store.log.events_since("1", 5) == []
 
 
 async def test_events_of_day_filters_by_day(store):
     next_day = date(2026, 5, 20)
-    await store.append("1", 0, [issued(1), issued(2), called(1)])
-    await store.append("1", 3, [issued(1, day=next_day), called(2)])
-    await store.append("2", 0, [issued(1, branch="2")])
-    days = [ev["day"] for ev in await store.events_since("1", 0)]
+    await store.log.append("1", 0, [issued(1), issued(2), called(1)])
+    await store.log.append("1", 3, [issued(1, day=next_day), called(2)])
+    await store.log.append("2", 0, [issued(1, branch="2")])
+    days = [ev["day"] for ev in await store.log.events_since("1", 0)]
     assert days == ["2026-05-19"] * 3 + ["2026-05-20", "2026-05-19"]
-    assert [ev["seq"] for ev in await store.events_of_day("1", DAY)] == [1, 2, 3, 5]
-    assert await store.events_of_day("1", next_day) == with_seqs([issued(1, day=next_day)], 4)
-    assert await store.events_of_day("1", date(2026, 5, 18)) == []
+    assert [ev["seq"] for ev in await store.log.events_of_day("1", DAY)] == [1, 2, 3, 5]
+    assert await store.log.events_of_day("1", next_day) == with_seqs([issued(1, day=next_day)], 4)
+    assert await store.log.events_of_day("1", date(2026, 5, 18)) == []
 
 
 async def test_persists_across_reopen(open_instance):
     rec = record()
     async with open_instance() as store:
-        events = await store.append("1", 0, [issued(1), issued(2)], rec)
-        head = await store.head("1")
+        events = await store.log.append("1", 0, [issued(1), issued(2)], rec)
+        head = await store.log.head("1")
     async with open_instance() as store:
-        assert await store.head("1") == head == LogHead(2, head.epoch)
-        assert await store.events_since("1", 0) == events
-        assert await store.events_of_day("1", DAY) == events
-        assert await store.idempotency("1", rec.key) == rec
-        assert await store.append("1", 2, [called(1)]) == with_seqs([called(1)], 3)
+        assert await store.log.head("1") == head == LogHead(2, head.epoch)
+        assert await store.log.events_since("1", 0) == events
+        assert await store.log.events_of_day("1", DAY) == events
+        assert await store.log.idempotency("1", rec.key) == rec
+        assert await store.log.append("1", 2, [called(1)]) == with_seqs([called(1)], 3)
 
 
 async def test_concurrent_instances_one_wins(store, open_instance):
@@ -209,28 +211,28 @@ async def test_concurrent_instances_one_wins(store, open_instance):
     async with open_instance() as other, open_instance() as third:
         instances = [store, other, third]
         for round_ in range(5):
-            n = (await store.head("1")).seq
+            n = (await store.log.head("1")).seq
             batches = [[issued(10 * round_ + i)] * (i + 1) for i in range(len(instances))]
             results = await asyncio.gather(
-                *(s.append("1", n, batch) for s, batch in zip(instances, batches)),
+                *(s.log.append("1", n, batch) for s, batch in zip(instances, batches)),
                 return_exceptions=True)
             won = [r for r in results if isinstance(r, list)]
             lost = [r for r in results if isinstance(r, SeqConflict)]
             assert len(won) == 1 and len(lost) == len(instances) - 1, results
             assert all(e.expected == n and e.actual == n + len(won[0]) for e in lost)
-            log = await other.events_since("1", 0)
+            log = await other.log.events_since("1", 0)
             assert [ev["seq"] for ev in log] == list(range(1, len(log) + 1))  # no gap
             assert log[n:] == won[0]
-            assert (await third.head("1")).seq == len(log)
+            assert (await third.log.head("1")).seq == len(log)
 
 
 async def test_concurrent_appends_on_one_instance(store):
-    results = await asyncio.gather(store.append("1", 0, [issued(1)]),
-                                   store.append("1", 0, [issued(2), issued(3)]),
+    results = await asyncio.gather(store.log.append("1", 0, [issued(1)]),
+                                   store.log.append("1", 0, [issued(2), issued(3)]),
                                    return_exceptions=True)
     won = [r for r in results if isinstance(r, list)]
     assert len(won) == 1 and sum(isinstance(r, SeqConflict) for r in results) == 1, results
-    assert await store.events_since("1", 0) == won[0]
+    assert await store.log.events_since("1", 0) == won[0]
 
 
 async def test_vietnamese_text_round_trips(store, open_instance):
@@ -238,13 +240,13 @@ async def test_vietnamese_text_round_trips(store, open_instance):
                 note="Ưu tiên: người cao tuổi, phụ nữ mang thai 🤰")
     rec = Idempotency(key="khóa-1", fingerprint="sha256:ab", status=201,
                       body='{"message":"Đã cấp số 1001, vui lòng chờ gọi"}')
-    appended = await store.append("1", 0, [ev], rec)
+    appended = await store.log.append("1", 0, [ev], rec)
     assert appended == with_seqs([ev], 1)
-    assert await store.events_since("1", 0) == appended
+    assert await store.log.events_since("1", 0) == appended
     async with open_instance() as other:
-        assert await other.events_since("1", 0) == appended
-        assert await other.idempotency("1", "khóa-1") == rec
+        assert await other.log.events_since("1", 0) == appended
+        assert await other.log.idempotency("1", "khóa-1") == rec
 
 
 async def test_ping(store):
-    assert await store.ping() is None
+    assert await store.log.ping() is None

@@ -22,7 +22,7 @@ from hub.store.outbox import DEAD, DROPPED, FAILED, QUEUED, SENT
 from notifier import backoff
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.zalo import FakeZalo
-from notifier.senders import open_senders
+from notifier.channels import open_senders
 from notifier.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +38,7 @@ async def stack(settings, clock, **worker):
                            sms_sender="QUEUECAST", zalo_url=zalo.url, zalo_token="zalo-token", zalo_template="246810")
         async with running_app(settings, clock) as client, open_senders(settings) as senders:
             service = client.app.state.service
-            w = Worker(service, senders, rng=random.Random(7), sms_diacritics=settings.sms_diacritics, **worker)
+            w = Worker(service, client.app.state.outbox, senders, rng=random.Random(7), sms_diacritics=settings.sms_diacritics, **worker)
             yield client, service, w, esms, zalo
 
 
@@ -49,8 +49,8 @@ async def issue(client, phone: str | None = PHONE) -> dict:
     return r.json()
 
 
-async def statuses(service) -> dict[str, tuple[str, int]]:
-    return {i.key: (i.status, i.attempts) for i in await service.store.outbox_list(limit=1000)}
+async def statuses(worker) -> dict[str, tuple[str, int]]:
+    return {i.key: (i.status, i.attempts) for i in await worker.outbox.recent(limit=1000)}
 
 
 async def test_retryable_failures_wait_their_backoff_then_go_once(settings, clock):
@@ -59,16 +59,16 @@ async def test_retryable_failures_wait_their_backoff_then_go_once(settings, cloc
         key = f"2/{mine['ticket']}:issued:sms"
         esms.fail_next(2, "500")                  # both messages of the number (issued, ahead) refused once
         assert await worker.step() == 2
-        item = await service.store.outbox_get(key)
+        item = await worker.outbox.get(key)
         assert (item.status, item.error) == (QUEUED, "gateway_error")
-        both = [await service.store.outbox_get(k) for k in (key, key.replace("issued", "ahead"))]
+        both = [await worker.outbox.get(k) for k in (key, key.replace("issued", "ahead"))]
         now = clock.now().timestamp()
         assert all(now < i.next_at <= now + backoff.BASE for i in both)     # full jitter under the first ceiling
         clock.advance(seconds=min(i.next_at for i in both) - now - 0.01)
         assert await worker.step() == 0                                     # not claimed before its time
         clock.advance(seconds=backoff.BASE)
         assert await worker.step() == 2
-        assert {k: s for k, (s, _) in (await statuses(service)).items()} == {key: SENT, key.replace("issued", "ahead"): SENT}
+        assert {k: s for k, (s, _) in (await statuses(worker)).items()} == {key: SENT, key.replace("issued", "ahead"): SENT}
         assert len(esms.received) == 2 and esms.attempts == 4
         assert worker.counts["sms_parts"] == 2        # plain letters (eSMS's habit): one 160-character SMS each
 
@@ -79,7 +79,7 @@ async def test_a_429_is_not_retried_before_its_retry_after(settings, clock):
         mine = await issue(client)
         esms.fail_next(2, "429")
         await worker.step()
-        item = await service.store.outbox_get(f"2/{mine['ticket']}:issued:sms")
+        item = await worker.outbox.get(f"2/{mine['ticket']}:issued:sms")
         assert (item.status, item.error) == (QUEUED, "rate_limited")
         assert item.next_at == pytest.approx(clock.now().timestamp() + 90)
         clock.advance(seconds=89)
@@ -93,7 +93,7 @@ async def test_permanent_refusals_are_not_retried_and_retries_end_in_dead_letter
         bad = await issue(client)
         esms.fail_next(2, "invalid_number")
         await worker.step()
-        assert (await statuses(service))[f"2/{bad['ticket']}:issued:sms"] == (FAILED, 1)
+        assert (await statuses(worker))[f"2/{bad['ticket']}:issued:sms"] == (FAILED, 1)
         assert esms.attempts == 2
 
         other = await issue(client, "0987654321")
@@ -102,7 +102,7 @@ async def test_permanent_refusals_are_not_retried_and_retries_end_in_dead_letter
         for _ in range(3):                        # three attempts, each after its backoff
             await worker.step()
             clock.advance(seconds=backoff.CAP)
-        item = await service.store.outbox_get(key)
+        item = await worker.outbox.get(key)
         assert (item.status, item.attempts, item.error) == (DEAD, 3, "gateway_error")
         assert not esms.received
 
@@ -110,7 +110,7 @@ async def test_permanent_refusals_are_not_retried_and_retries_end_in_dead_letter
         r = await client.post("/api/outbox/redrive", json={"key": key}, headers=bearer(client.app.state.tokens.staff("2")))
         assert r.status_code == 200, r.text
         await worker.step()
-        assert (await statuses(service))[key] == (SENT, 1)
+        assert (await statuses(worker))[key] == (SENT, 1)
 
 
 async def test_no_zalo_account_falls_back_to_one_sms(settings, clock):
@@ -121,7 +121,7 @@ async def test_no_zalo_account_falls_back_to_one_sms(settings, clock):
         zalo.fail_next(1, "no_zalo")
         await worker.step()                       # Zalo refuses for good: an SMS is owed instead
         await worker.step()                       # ... and sent
-        got = await statuses(service)
+        got = await statuses(worker)
         assert got == {f"2/{mine['ticket']}:ahead:zalo": (FAILED, 1), f"2/{mine['ticket']}:ahead:sms": (SENT, 1)}
         [sms] = esms.received
         assert sms.fields["Phone"] == PHONE and sms.fields["RequestId"] == f"2/{mine['ticket']}:ahead:sms"
@@ -166,7 +166,7 @@ async def test_the_last_look_is_after_the_wait_for_the_gateway(settings, clock):
         # The first went before anything happened; of the rest, only the last number's link is still
         # true (it is being called, not served). Everything else was dropped, not sent.
         assert sent == {f"2/{mine[0]['ticket']}:ahead:sms", f"2/{last}:issued:sms"}
-        dropped = {k for k, (s, _) in (await statuses(service)).items() if s == DROPPED}
+        dropped = {k for k, (s, _) in (await statuses(worker)).items() if s == DROPPED}
         assert len(dropped) == 4
 
 
@@ -174,24 +174,24 @@ async def test_an_item_claimed_too_often_is_a_dead_letter(settings, clock):
     """A message whose handling kept failing before an answer was recorded is not claimed forever."""
     async with stack(settings, clock) as (client, service, worker, esms, _):
         mine = await issue(client)
-        stuck = (await service.store.outbox_get(f"2/{mine['ticket']}:issued:sms")).with_(
+        stuck = (await worker.outbox.get(f"2/{mine['ticket']}:issued:sms")).with_(
             key=f"2/{mine['ticket']}:expired:sms", trigger="expired", attempts=backoff.MAX_ATTEMPTS)
-        await service.store.outbox_add([stuck])
+        await worker.outbox.add([stuck])
         await worker.step()
-        item = await service.store.outbox_get(stuck.key)
+        item = await worker.outbox.get(stuck.key)
         assert (item.status, item.error) == (DEAD, "too_many_attempts")
         assert stuck.key not in {f.fields["RequestId"] for f in esms.received}
 
 
 def test_a_claim_never_holds_more_than_half_a_lease_of_sending(settings):
-    assert Worker(_Service(), {}, rate=1, lease=60)._claim_size() == 30       # 30 s of sending at 1 a second
-    assert Worker(_Service(), {}, rate=20, lease=60)._claim_size() == 50        # the batch
-    assert Worker(_Service(), {}, rate=0.01, lease=60)._claim_size() == 1
+    assert Worker(_Service(), None, {}, rate=1, lease=60)._claim_size() == 30       # 30 s of sending at 1 a second
+    assert Worker(_Service(), None, {}, rate=20, lease=60)._claim_size() == 50        # the batch
+    assert Worker(_Service(), None, {}, rate=0.01, lease=60)._claim_size() == 1
 
 
 class _Service:
     """What Worker's constructor reads, and nothing else (the tests above use the real service)."""
-    store = rules = None
+    rules = None
 
 
 async def test_leave_home_is_owed_when_its_time_comes(settings, clock):
@@ -211,12 +211,12 @@ async def test_leave_home_is_owed_when_its_time_comes(settings, clock):
             st.eta._last = (st.eta.observed.version, Forecast(clock.now(), {mine["ticket"]: q}, {mine["ticket"]: q}, {}))
         fixed(40)                                  # leave by now + 15 min: not yet
         await worker.step()
-        assert key not in await statuses(service)
+        assert key not in await statuses(worker)
         clock.advance(minutes=16)
         fixed(24)                                  # leave by now − 1 min: now
         worker._leave_at = 0                       # the loop looks every LEAVE_EVERY s; look now
         await worker.step()
-        assert (await statuses(service))[key] == (SENT, 1)
+        assert (await statuses(worker))[key] == (SENT, 1)
         [leave] = [r for r in esms.received if r.request_id == key]
         at = clock.now()
         assert leave.fields["Content"] == (f"So {mine['number']}: hay roi nha luc {at:%H:%M} de kip luot, "

@@ -1,8 +1,8 @@
 """Brokers, chosen by URL; a backend's module is imported only when its scheme is used."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from hub.broker.base import Broker
 

@@ -1,8 +1,9 @@
 """The `Broker` protocol: fan-out of a branch's events to every hub process."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 
 class Broker(Protocol):

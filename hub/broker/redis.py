@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker.local import LocalSubscribers
-from hub.store.redis import split_url
+from hub.redis_url import split_url
 
 log = logging.getLogger("queuecast.broker")
 
@@ -40,12 +41,12 @@ class RedisBroker:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str) -> AsyncIterator["RedisBroker"]:
+    async def open(cls, url: str) -> AsyncIterator[RedisBroker]:
         broker = cls(url)
         broker._reader = asyncio.create_task(broker._read_forever(), name="redis-broker")
         try:
             await asyncio.wait_for(broker.connected.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("redis broker not connected yet; serving and retrying")
         try:
             yield broker
@@ -80,7 +81,7 @@ class RedisBroker:
                 await self._read_once()
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as e:
+            except (TimeoutError, RedisConnectionError, RedisTimeoutError, OSError) as e:
                 lost = self.connected.is_set()
                 self.connected.clear()
                 failures += 1

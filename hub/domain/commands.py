@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from hub.domain import calendar, events
-from hub.domain.citizens import Citizen, History, suspended_until
-from hub.domain.errors import conflict, forbidden, invalid, not_found, unauthorized
+from hub.domain import calendar, events, limits
+from hub.domain.errors import conflict, invalid, not_found, unauthorized
 from hub.domain.events import Event
+from hub.domain.limits import Citizen, History
 from hub.domain.state import BranchState
 from hub.domain.ticket import ALLOWED, State, Ticket, ticket_id
 
@@ -24,7 +24,7 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
           history: History | None = None, lang: str | None = None) -> list[Event]:
     """A new number under the centre's rules (docs/rules.md).
 
-    `history` is the citizen's record across all branches (hub.domain.citizens.history); it is
+    `history` is the citizen's record across all branches (hub.domain.limits.history); it is
     required with a citizen. A kiosk number without identity is counted against no one.
     """
     b, p = st.config, st.config.policy
@@ -40,27 +40,7 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
     day = calendar.issuing_day(b, now, channel)
 
     if citizen is not None:
-        history = history or History()
-        if channel == "online":
-            until = suspended_until(history.noshows, p, now)
-            if until is not None:
-                raise forbidden(
-                    "online_booking_suspended",
-                    f"Online booking is suspended until {until:%d/%m/%Y} after {p.noshow_limit} "
-                    f"missed online numbers within {p.noshow_window_days} days; a number can still be "
-                    "taken at the kiosk.",
-                    f"Quyền lấy số trực tuyến bị tạm dừng đến {until:%d/%m/%Y} do {p.noshow_limit} lần "
-                    f"vắng mặt trong {p.noshow_window_days} ngày; vẫn có thể lấy số tại ki-ốt.",
-                    until=until.isoformat())
-        same_field = [n for n in history.numbers if n[2] == service]
-        if len(same_field) >= p.per_field:
-            raise conflict("field_limit_reached",
-                           f"You already have a number for {svc.name_en} on {day:%d/%m/%Y}.",
-                           f"Bạn đã có số thứ tự lĩnh vực {svc.name} ngày {day:%d/%m/%Y}.")
-        if len(history.numbers) >= p.per_day:
-            raise conflict("daily_limit_reached",
-                           f"At most {p.per_day} numbers per citizen and working day.",
-                           f"Mỗi công dân được lấy tối đa {p.per_day} số thứ tự mỗi ngày làm việc.")
+        limits.check(history or History(), p, svc, channel, day, now)
 
     taken = st.issued_count(day, service)
     if taken >= svc.daily_cap:

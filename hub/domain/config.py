@@ -60,7 +60,7 @@ class Branch:
     services: dict[str, Service]        # by id, in display order
     counters: dict[str, CounterPlan]    # by id, in display order
     policy: Policy
-    calendar: "Calendar"
+    calendar: Calendar
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""Citizen identity numbers (CCCD) and Vietnamese mobile numbers: validation and normalisation."""
+"""Citizen identity numbers (CCCD), and what a log or a screen may show of a holder: masked phones,
+recipients and texts. (Phone numbers are read in hub.phones.)"""
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from hub.domain.errors import invalid
@@ -21,24 +22,6 @@ def validate_cccd(value: object) -> str:
 
 def birth_year(cccd: str) -> int:
     return _CENTURY[cccd[3]] + int(cccd[4:6])
-
-
-# The mobile network codes in use since the 2018 renumbering (then 7 more digits): Viettel 032-039,
-# 086, 096-098; MobiFone 070, 076-079, 089, 090, 093; VinaPhone 081-085, 088, 091, 094; Vietnamobile
-# 052, 056, 058, 092; Gmobile 059, 099; Reddi 055; iTel 087. Anything else (landlines 02x, the old
-# 01xx mobiles, unallocated 03x/05x/07x codes) cannot take an SMS, so it is refused at the door.
-_MOBILE = re.compile(r"(?:\+?84|0)?((?:3[2-9]|5[25689]|7[06-9]|8[1-9]|9[0-46-9])[0-9]{7})")
-
-
-def normalize_phone(value: object) -> str:
-    """'0912 345 678', '+84912345678', '84-912-345-678' → '+84912345678'."""
-    if not isinstance(value, str):
-        raise _bad_phone()
-    digits = re.sub(r"[ \t.\-()]", "", value)
-    m = _MOBILE.fullmatch(digits)
-    if not m:
-        raise _bad_phone()
-    return "+84" + m.group(1)
 
 
 def mask_phone(phone: str | None) -> str | None:
@@ -67,8 +50,3 @@ def mask_text(text: str | None) -> str:
     signature of any tracking link cut off (the link is the holder's key to their number)."""
     text = _PHONE_LIKE.sub(lambda m: mask_phone(m.group().replace(" ", "")) or "", text or "")
     return _TOKEN_IN_LINK.sub(r"\1.…", text)
-
-
-def _bad_phone():
-    return invalid("invalid_phone", "Not a Vietnamese mobile number (e.g. 0912345678 or +84912345678).",
-                   "Số điện thoại di động không hợp lệ (ví dụ 0912345678 hoặc +84912345678).")

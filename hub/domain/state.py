@@ -12,8 +12,8 @@ from hub.domain.config import Branch
 from hub.domain.eta.estimator import Estimator
 from hub.domain.eta.plans import Setting
 from hub.domain.events import Event, in_trace, to_trace
-from hub.domain.trace import from_dict
 from hub.domain.ticket import State, Ticket
+from hub.domain.trace import from_dict
 
 # Tickets of days before yesterday are dropped from memory (the log keeps them): nothing acts on
 # them any more, and a branch must not grow without bound over months of service.

@@ -6,9 +6,10 @@ The same `TraceEvent` is what the ETA estimator folds, whether the events come f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from hub.domain.events import TRACE_FIELDS
 

@@ -5,15 +5,23 @@ per event. Under uvicorn's sans-I/O WebSocket protocol, a subclass hands the app
 (a scope extension); the fan-out then writes the one prepared frame of each event to every
 connection's transport. Server frames are not masked, so the bytes are the same for everyone.
 The transport's write buffer is the connection's queue: past MAX_BUFFER the client is too slow.
-Under any other server the extension is absent and feeds use the queued ASGI path.
+
+The subclassed protocol is private to uvicorn: it exists from 0.35, and sends server pings from
+0.44 (pyproject.toml asks for that). `protocol()` builds the subclass when the installed uvicorn has
+what it needs, and otherwise says why; the server then runs uvicorn's own WebSocket protocol, the
+extension is absent, and feeds use the queued ASGI path (hub.server logs a warning).
 """
 from __future__ import annotations
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from functools import cache
+from typing import Any, Callable
+
+import uvicorn
 from websockets.frames import Frame, Opcode
 
 EXTENSION = "queuecast.direct"
 MAX_BUFFER = 256 * 1024         # bytes not yet accepted by the client's TCP window
+MIN_UVICORN = (0, 44)           # the sans-I/O protocol with server pings (ws_ping_interval)
 
 
 def wire(text: str) -> bytes:
@@ -21,18 +29,45 @@ def wire(text: str) -> bytes:
     return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
-class DirectProtocol(WebSocketsSansIOProtocol):
-    def handle_connect(self, event) -> None:
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        if scope is not None:          # None when the handshake was refused
-            scope["extensions"][EXTENSION] = DirectLink(self)
+def _sansio() -> type:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    return WebSocketsSansIOProtocol
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for p in text.split(".")[:2]:
+        digits = "".join(ch for ch in p if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+@cache          # one class per process: uvicorn.Config takes it as the protocol of every connection
+def protocol(version: str = uvicorn.__version__, load: Callable[[], type] = _sansio) -> tuple[type | None, str]:
+    """uvicorn's sans-I/O WebSocket protocol with the direct link added, or None and why not."""
+    if _version(version) < MIN_UVICORN:
+        return None, f"uvicorn {version} is older than {'.'.join(map(str, MIN_UVICORN))}"
+    try:
+        base = load()
+    except ImportError as e:
+        return None, f"uvicorn {version} has no sans-I/O WebSocket protocol ({e})"
+    if not callable(getattr(base, "handle_connect", None)):
+        return None, f"uvicorn {version}'s sans-I/O WebSocket protocol has no handle_connect"
+
+    class DirectProtocol(base):  # type: ignore[valid-type,misc]
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            if scope is not None:          # None when the handshake was refused
+                scope["extensions"][EXTENSION] = DirectLink(self)
+
+    return DirectProtocol, ""
 
 
 class DirectLink:
     __slots__ = ("protocol",)
 
-    def __init__(self, protocol: WebSocketsSansIOProtocol):
+    def __init__(self, protocol: Any):
         self.protocol = protocol
 
     def write(self, data: bytes) -> str | None:

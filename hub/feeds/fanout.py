@@ -15,7 +15,7 @@ from hub.domain.errors import not_found
 from hub.domain.events import Event, public
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
-from hub.service import QueueService
+from hub.service.commands import QueueService
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
 
@@ -107,7 +107,7 @@ class FeedHub:
 
     async def _resume(self, branch: str, since: int, head: int, epoch: str, shape) -> list[Frame]:
         self.stats.resumes += 1
-        missed = await self.service.store.events_since(branch, since, limit=head - since)
+        missed = await self.service.events_since(branch, since, limit=head - since)
         return [Frame.of(since, {"type": "resume", "seq": since, "epoch": epoch, "resumed": True}),
                 *(Frame.of(ev["seq"], shape(ev)) for ev in missed)]
 

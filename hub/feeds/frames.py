@@ -20,11 +20,11 @@ class Frame:
         self._wire: bytes | None = None
 
     @classmethod
-    def of(cls, seq: int, message: dict) -> "Frame":
+    def of(cls, seq: int, message: dict) -> Frame:
         return cls(seq, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
     @classmethod
-    def from_text(cls, seq: int, text: str) -> "Frame":
+    def from_text(cls, seq: int, text: str) -> Frame:
         return cls(seq, text)
 
     @property

@@ -25,11 +25,12 @@ from zoneinfo import ZoneInfo
 
 from hub.auth import Tokens
 from hub.domain import calendar, commands, identity
-from hub.domain.citizens import Citizen, history
 from hub.domain.errors import DomainError
 from hub.domain.events import Event
+from hub.domain.limits import Citizen, history
 from hub.domain.state import BranchState, apply
 from hub.domain.ticket import State, Ticket
+from hub.phones import normalize_phone
 from hub.sim import holders
 from hub.sim.people import fake_citizen, field_weights
 from hub.sim.scenarios import Scenario
@@ -111,7 +112,7 @@ class BranchDay:
             return
         cccd, phone = fake_citizen(rng, now.year)
         citizen = Citizen(_PSEUDONYMS.pseudonym(cccd), identity.birth_year(cccd))
-        phone = identity.normalize_phone(phone) if phone else None
+        phone = normalize_phone(phone) if phone else None
         self._book(now, field, citizen, phone)
         r = rng.random()
         if r < sc.second_number + sc.same_field_again:

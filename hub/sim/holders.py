@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.domain.citizens import Citizen
+from hub.domain.limits import Citizen
 from hub.sim.scenarios import Scenario
 
 GIVE_BACK_ON_LEAVING = 1 / 3

@@ -18,7 +18,7 @@ OTHER_FIELD_WEIGHT = 2          # a field of a custom configuration that the tab
 WITH_PHONE, ELDERLY = 0.5, 0.12     # shares of citizens who give a mobile, who are 75 or older
 PROVINCES = ("001",) * 6 + ("031", "033", "034", "036", "038", "040")   # CCCD birth-place codes
 MOBILE = ("032", "033", "034", "035", "036", "037", "038", "039", "070", "076", "077", "078", "079",
-          "081", "082", "083", "084", "085", "086", "088", "089", "090", "091", "093", "094", "096",
+          "081", "082", "083", "084", "085", "086", "087", "088", "090", "091", "093", "094", "096",
           "097", "098")
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from hub.domain import calendar

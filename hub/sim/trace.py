@@ -3,7 +3,8 @@ encoding as `queuecast export-trace`, so a synthetic trace reads like an exporte
 from __future__ import annotations
 
 import json
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from hub.domain.events import Event, in_trace, to_trace
 

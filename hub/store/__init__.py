@@ -1,23 +1,22 @@
-"""Stores, chosen by URL; a backend's module is imported only when its scheme is used."""
+"""Storage, chosen by URL (`open_store`); a backend's modules are imported only when its scheme is
+used. The protocols: hub.store.eventlog, hub.store.outbox, hub.store.predictions."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
-from hub.store.base import Idempotency, LogHead, SeqConflict, Store, StoreUnavailable
-
-__all__ = ["Idempotency", "LogHead", "SeqConflict", "Store", "StoreUnavailable", "open_store"]
+from hub.store.storage import Storage
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Store]:
+async def open_store(url: str) -> AsyncIterator[Storage]:
     if url.startswith("sqlite:///"):
-        from hub.store.sqlite import SQLiteStore
-        async with SQLiteStore.open(url.removeprefix("sqlite:///")) as store:
-            yield store
+        from hub.store.sqlite import open_sqlite
+        async with open_sqlite(url.removeprefix("sqlite:///")) as storage:
+            yield storage
     elif url.startswith("redis://"):
-        from hub.store.redis import RedisStore
-        async with RedisStore.open(url) as store:
-            yield store
+        from hub.store.redis import open_redis
+        async with open_redis(url) as storage:
+            yield storage
     else:
         raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")

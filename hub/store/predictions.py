@@ -17,14 +17,14 @@ FIELDS = ("t", "ticket", "p10", "p50", "p90")
 
 
 class Predictions(Protocol):
-    async def predictions_add(self, branch: str, day: date, lines: list[dict]) -> None:
+    async def add(self, branch: str, day: date, lines: list[dict]) -> None:
         """Keep `lines` (replay format) of the branch's service `day`, each unless its point
         (t, ticket) is kept already; all of them in one write."""
 
-    async def predictions_of_day(self, branch: str, day: date) -> list[dict]:
+    async def of_day(self, branch: str, day: date) -> list[dict]:
         """The lines kept for that branch and day, ordered by `t`, then by when they were added."""
 
-    async def predictions_prune(self, branch: str, before: date) -> int:
+    async def prune(self, branch: str, before: date) -> int:
         """Forget the branch's lines of service days before `before`; returns how many days went.
         A busy branch records some 20,000 lines a day: they are kept to be scored, not forever."""
 

@@ -1,169 +1,174 @@
-"""The Redis store's outbox: its Lua scripts and how an item is kept (keys: top of hub/store/redis.py).
-
-Lua's cjson prints numbers with 14 digits, so no number goes through it: times are kept as
-Python's repr of the float, as strings, and the fixed part of an item (its recipient and params,
-with any numbers in them) is JSON written and read by Python only. Every script touches the keys of
-one branch, all passed in KEYS, so it runs on that branch's Redis Cluster shard.
-"""
+"""The outbox on Redis (hub.store.outbox); the keys are listed in hub/store/redis.py, the scripts
+and how an item is kept in hub/store/redis_outbox_scripts.py."""
 from __future__ import annotations
 
-import json
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
 
-from hub.store.outbox import OutboxItem
+import redis.asyncio as aioredis
 
-# The outbox keys of one branch, passed as ten consecutive KEYS from `first`: k[0] items, k[1] state,
-# k[2] due, then one zset per status, in STATUSES order. State fields, 1-based: status, attempts,
-# next_at, lease_until, provider_id, error, detail, updated.
-OUTBOX_LUA = """
-local OB_STATUS = {queued=3, sending=4, sent=5, delivered=6, failed=7, dead=8, dropped=9}
-local function ob_keys(first)
-  local k = {}
-  for i = 0, 9 do k[i] = KEYS[first + i] end
-  return k
-end
--- Writes `st` and moves the item between the indexes: the due zset holds only what a claim may take.
-local function ob_put(k, key, old_status, st)
-  if old_status then redis.call('ZREM', k[OB_STATUS[old_status]], key) end
-  redis.call('HSET', k[1], key, cjson.encode(st))
-  redis.call('ZADD', k[OB_STATUS[st[1]]], st[8], key)
-  if st[1] == 'queued' then redis.call('ZADD', k[2], st[3], key)
-  elseif st[1] == 'sending' then redis.call('ZADD', k[2], st[4], key)
-  else redis.call('ZREM', k[2], key) end
-end
--- ARGV from `first`: per item its key, fixed JSON, state JSON. HSETNX: a key already owed keeps its item.
-local function ob_add(k, first)
-  local added = 0
-  for i = first, #ARGV, 3 do
-    if redis.call('HSETNX', k[0], ARGV[i], ARGV[i + 1]) == 1 then
-      ob_put(k, ARGV[i], nil, cjson.decode(ARGV[i + 2]))
-      added = added + 1
-    end
-  end
-  return added
-end
-"""
-
-ADD = OUTBOX_LUA + """
-return ob_add(ob_keys(1), 1)
-"""
-
-# ARGV: now, lease_until (computed by Python: Lua would print it with 14 digits), how many.
-# Returns per item: key, due score, fixed JSON, state JSON.
-CLAIM = OUTBOX_LUA + """
-local k = ob_keys(1)
-local due = redis.call('ZRANGEBYSCORE', k[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
-local out = {}
-for i = 1, #due, 2 do
-  local key = due[i]
-  local st = cjson.decode(redis.call('HGET', k[1], key))
-  local old = st[1]
-  st[1], st[2], st[4], st[8] = 'sending', tostring(tonumber(st[2]) + 1), ARGV[2], ARGV[1]
-  ob_put(k, key, old, st)
-  for _, v in ipairs({key, due[i + 1], redis.call('HGET', k[0], key), cjson.encode(st)}) do
-    out[#out + 1] = v
-  end
-end
-return out
-"""
-
-# ARGV: item key, the statuses it may start from (comma-separated), the changes (JSON array of the
-# eight state fields, null for "unchanged"), and a provider id it must have ('' for any).
-MOVE = OUTBOX_LUA + """
-local k = ob_keys(1)
-local raw = redis.call('HGET', k[1], ARGV[1])
-if not raw then return 0 end
-local st = cjson.decode(raw)
-if not string.find(',' .. ARGV[2] .. ',', ',' .. st[1] .. ',', 1, true) then return 0 end
-if ARGV[4] ~= '' and st[5] ~= ARGV[4] then return 0 end
-local old = st[1]
-local changes = cjson.decode(ARGV[3])
-for i = 1, 8 do
-  if changes[i] ~= cjson.null then st[i] = changes[i] end
-end
-ob_put(k, ARGV[1], old, st)
-return 1
-"""
-
-# ARGV: the changes of a redrive (as for MOVE). Every dead letter of the branch.
-REDRIVE = OUTBOX_LUA + """
-local k = ob_keys(1)
-local changes = cjson.decode(ARGV[1])
-local moved = 0
-for _, status in ipairs({'failed', 'dead'}) do
-  for _, key in ipairs(redis.call('ZRANGE', k[OB_STATUS[status]], 0, -1)) do
-    local st = cjson.decode(redis.call('HGET', k[1], key))
-    for i = 1, 8 do
-      if changes[i] ~= cjson.null then st[i] = changes[i] end
-    end
-    ob_put(k, key, status, st)
-    moved = moved + 1
-  end
-end
-return moved
-"""
-
-# ARGV: before (exclusive), how many at most. Forgets the done items (sent, delivered, dropped) last
-# changed before then, oldest first. Returns how many, then the gateway ids they had (the pid hash
-# has no tag: the caller removes them).
-PRUNE = OUTBOX_LUA + """
-local k = ob_keys(1)
-local limit = tonumber(ARGV[2])
-local found = {}
-for _, status in ipairs({'sent', 'delivered', 'dropped'}) do
-  local got = redis.call('ZRANGEBYSCORE', k[OB_STATUS[status]], '-inf', '(' .. ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
-  for i = 1, #got, 2 do
-    found[#found + 1] = {tonumber(got[i + 1]), got[i], status}
-  end
-end
-table.sort(found, function(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
-local out = {0}
-for i = 1, math.min(limit, #found) do
-  local key, status = found[i][2], found[i][3]
-  local st = cjson.decode(redis.call('HGET', k[1], key))
-  if st[5] then out[#out + 1] = st[5] end
-  redis.call('HDEL', k[0], key)
-  redis.call('HDEL', k[1], key)
-  redis.call('ZREM', k[OB_STATUS[status]], key)
-  out[1] = out[1] + 1
-end
-return out
-"""
+from hub.store.outbox import (
+    DEAD_LETTERS,
+    DELIVERED,
+    FAILURES,
+    QUEUED,
+    SENDING,
+    SENT,
+    STATUSES,
+    OutboxItem,
+    branch_of,
+    check_keys,
+)
+from hub.store.redis_keys import Keys, reachable
+from hub.store.redis_outbox_scripts import ADD, CLAIM, MOVE, PRUNE, REDRIVE, decode_item, dumps, encode_item, num, state
 
 
-def dumps(value) -> str:
-    # default=dict: a recipient or params given as another Mapping (say, a MappingProxyType)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=dict)
+class RedisOutbox:
+    def __init__(self, client: aioredis.Redis, keys: Keys):
+        self._r, self._k = client, keys
+        self._add = client.register_script(ADD)
+        self._claim = client.register_script(CLAIM)
+        self._move_script = client.register_script(MOVE)
+        self._redrive = client.register_script(REDRIVE)
+        self._prune = client.register_script(PRUNE)
 
+    async def _branches(self) -> list[str]:
+        return sorted(await self._r.smembers(self._k.untagged("outbox:branches")))
 
-def num(x: float) -> str:
-    return repr(float(x))  # the shortest text that reads back as the very same float
+    async def _move(self, key: str, starts: Sequence[str], changes: list, provider_id: str = "") -> bool:
+        """One guarded transition, in the item's branch (the script checks where it starts from)."""
+        moved = await self._move_script(keys=self._k.outbox(branch_of(key)),
+                                        args=[key, ",".join(starts), dumps(changes), provider_id])
+        return moved == 1
 
+    @reachable
+    async def add(self, items: list[OutboxItem]) -> int:
+        check_keys(items)
+        by_branch: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_branch.setdefault(item.branch, []).append(item)
+        if not by_branch:
+            return 0
+        await self._r.sadd(self._k.untagged("outbox:branches"), *by_branch)
+        added = 0
+        for branch, group in by_branch.items():  # all or nothing per branch: Cluster keeps them apart
+            added += await self._add(keys=self._k.outbox(branch),
+                                            args=[arg for item in group for arg in encode_item(item)])
+        return added
 
-def state(status: str, attempts: int | None = None, next_at: float | None = None,
-           lease_until: float | None = None, provider_id: str | None | bool = None,
-           error: str | None | bool = None, detail: str | None = None,
-           updated: float | None = None) -> list:
-    """State fields as the scripts keep them. As changes: None leaves a field as it is (JSON null),
-    False sets provider_id or error to None."""
-    return [status, None if attempts is None else str(attempts),
-            None if next_at is None else num(next_at), None if lease_until is None else num(lease_until),
-            provider_id, error, detail, None if updated is None else num(updated)]
+    @reachable
+    async def claim(self, now: float, limit: int, lease: float) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        # Read what is due in every branch, pick the `limit` oldest, then lease per branch as many
+        # as were picked there: each script takes its branch's oldest at that instant, so a racing
+        # claim that took some first only makes this one take the next ones.
+        branches = await self._branches()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for branch in branches:
+                pipe.zrangebyscore(self._k.branch(branch, "outbox:due"), "-inf", num(now), start=0, num=limit,
+                                   withscores=True)
+            found = await pipe.execute()
+        picked = sorted((score, key, branch) for branch, due in zip(branches, found) for key, score in due)
+        per_branch = Counter(branch for _, _, branch in picked[:limit])
+        replies = await asyncio.gather(*(
+            self._claim(keys=self._k.outbox(branch), args=[num(now), num(now + lease), n])
+            for branch, n in per_branch.items()))
+        claimed = [(float(reply[i + 1]), reply[i], decode_item(reply[i], reply[i + 2], reply[i + 3]))
+                   for reply in replies for i in range(0, len(reply), 4)]
+        return [item for _, _, item in sorted(claimed, key=lambda c: c[:2])]
 
+    @reachable
+    async def sent(self, key: str, now: float, provider_id: str | None) -> bool:
+        if provider_id is not None:  # first: a report must find the item once it is `sent`
+            await self._r.hset(self._k.untagged("outbox:pid"), provider_id, key)
+        return await self._move(key, (SENDING,), state(
+            SENT, lease_until=0.0, provider_id=False if provider_id is None else provider_id, updated=now))
 
-def encode_item(item: OutboxItem) -> list[str]:
-    """The ARGV of one item for ob_add: its key, fixed JSON, state JSON."""
-    fixed = {"branch": item.branch, "ticket": item.ticket, "trigger": item.trigger,
-             "channel": item.channel, "recipient": item.recipient, "params": item.params,
-             "lang": item.lang, "created": float(item.created)}
-    kept = state(item.status, item.attempts, item.next_at, item.lease_until,
-                 False if item.provider_id is None else item.provider_id,
-                 False if item.error is None else item.error, item.detail, item.updated)
-    return [item.key, dumps(fixed), dumps(kept)]
+    @reachable
+    async def retry(self, key: str, now: float, next_at: float, error: str, detail: str = "") -> bool:
+        return await self._move(key, (SENDING,), state(
+            QUEUED, next_at=next_at, lease_until=0.0, error=False if error is None else error,
+            detail=detail, updated=now))
 
+    @reachable
+    async def fail(self, key: str, now: float, status: str, error: str, detail: str = "") -> bool:
+        if status not in FAILURES:
+            raise ValueError(f"fail: {status!r} is not one of {FAILURES}")
+        return await self._move(key, (SENDING,), state(
+            status, lease_until=0.0, error=False if error is None else error, detail=detail, updated=now))
 
-def decode_item(key: str, fixed: str, kept: str) -> OutboxItem:
-    status, attempts, next_at, lease_until, provider_id, error, detail, updated = json.loads(kept)
-    return OutboxItem(key=key, **json.loads(fixed), status=status, attempts=int(attempts),
-                      next_at=float(next_at), lease_until=float(lease_until),
-                      provider_id=None if provider_id is False else provider_id,
-                      error=None if error is False else error, detail=detail, updated=float(updated))
+    @reachable
+    async def delivered(self, provider_id: str, now: float) -> bool:
+        key = await self._r.hget(self._k.untagged("outbox:pid"), provider_id)
+        if key is None:
+            return False
+        return await self._move(key, (SENT,), state(DELIVERED, updated=now), provider_id=provider_id)
+
+    @reachable
+    async def redrive(self, now: float, key: str | None = None) -> int:
+        changes = state(QUEUED, attempts=0, next_at=now, lease_until=0.0, updated=now)
+        if key is not None:
+            return int(await self._move(key, DEAD_LETTERS, changes))
+        moved = await asyncio.gather(*(self._redrive(keys=self._k.outbox(branch), args=[dumps(changes)])
+                                       for branch in await self._branches()))
+        return sum(moved)
+
+    async def _items(self, keys: Sequence[str]) -> list[OutboxItem]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(self._k.branch(branch_of(key), "outbox"), key)
+                pipe.hget(self._k.branch(branch_of(key), "outbox:state"), key)
+            found = await pipe.execute()
+        return [decode_item(key, fixed, state)
+                for key, fixed, state in zip(keys, found[::2], found[1::2]) if fixed and state]
+
+    @reachable
+    async def get(self, key: str) -> OutboxItem | None:
+        found = await self._items([key])
+        return found[0] if found else None
+
+    @reachable
+    async def recent(self, status: str | None = None, branch: str | None = None,
+                          limit: int = 100) -> list[OutboxItem]:
+        if limit <= 0:
+            return []
+        branches = [branch] if branch is not None else await self._branches()
+        statuses = [status] if status is not None else list(STATUSES)
+        async with self._r.pipeline(transaction=False) as pipe:
+            for b in branches:
+                for s in statuses:
+                    pipe.zrevrange(self._k.branch(b, f"outbox:{s}"), 0, limit - 1, withscores=True)
+            found = await pipe.execute()
+        newest = sorted(((score, key) for pairs in found for key, score in pairs), reverse=True)[:limit]
+        items = await self._items([key for _, key in newest])
+        # Read in two steps: an item that moved on in between is shown as it is now, if it still fits.
+        fits = [i for i in items if status is None or i.status == status]
+        return sorted(fits, key=lambda i: (i.updated, i.key), reverse=True)
+
+    @reachable
+    async def counts(self) -> dict[str, int]:
+        branches = await self._branches()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for branch in branches:
+                for status in STATUSES:
+                    pipe.zcard(self._k.branch(branch, f"outbox:{status}"))
+            found = await pipe.execute()
+        counts = dict.fromkeys(STATUSES, 0)
+        for i, n in enumerate(found):
+            counts[STATUSES[i % len(STATUSES)]] += n
+        return counts
+
+    @reachable
+    async def prune(self, before: float, limit: int) -> int:
+        pruned = 0
+        for branch in await self._branches():
+            if pruned >= limit:
+                break
+            # Oldest first within a branch; the gateway ids of what went are dropped after it.
+            got = await self._prune(keys=self._k.outbox(branch), args=[num(before), limit - pruned])
+            pruned += int(got[0])
+            if len(got) > 1:
+                await self._r.hdel(self._k.untagged("outbox:pid"), *got[1:])
+        return pruned

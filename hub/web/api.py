@@ -9,8 +9,7 @@ from hub.domain.errors import DomainError, invalid
 from hub.web import decode
 
 
-def _answer(result: tuple[int, dict]) -> JSONResponse:
-    status, body = result
+def _answer(body: dict, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
@@ -37,8 +36,8 @@ async def issue_ticket(request: Request) -> JSONResponse:
         app.citizen_limit.take(claims.cccd)
     return _answer(await service.issue(branch, service=svc, channel=channel, priority=priority, phone=phone,
                                        claims=claims if claims and claims.kind == "citizen" else None,
-                                       idem=decode.idempotency(request, claims),
-                                       lang=decode.field(data, "lang", str, required=False)))
+                                       idem=decode.idempotency(request, claims, 201),
+                                       lang=decode.field(data, "lang", str, required=False)), 201)
 
 
 async def open_counter(request: Request) -> JSONResponse:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, invalid
-from hub.service import IdemRequest
+from hub.service.pipeline import IdemRequest
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -95,7 +95,8 @@ def staff(request: Request, branch: str, counter: str | None = None) -> Claims:
     return claims
 
 
-def idempotency(request: Request, claims: Claims | None) -> IdemRequest | None:
+def idempotency(request: Request, claims: Claims | None, status: int = 200) -> IdemRequest | None:
+    """The request's Idempotency-Key, if any; `status` is the one a success is answered with."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
@@ -107,4 +108,4 @@ def idempotency(request: Request, claims: Claims | None) -> IdemRequest | None:
     # happens to send must not hand it someone else's ticket.
     who = claims.subject if claims else f"anonymous@{request.client.host if request.client else '-'}"
     fp = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), who.encode(), raw])).hexdigest()
-    return IdemRequest(f"{who}|{key}", fp)
+    return IdemRequest(f"{who}|{key}", fp, status)

@@ -141,7 +141,7 @@ async def _events(request: Request, open_feed):
             while True:
                 try:
                     frame = await sub.next(timeout=SSE_PING_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield PING
                     continue
                 if frame is None:          # cut (too slow, or resync): the browser reconnects with Last-Event-ID

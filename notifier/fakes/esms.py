@@ -7,8 +7,8 @@ import uuid
 
 from aiohttp import web
 
-from notifier.esms import PATH
 from notifier.fakes.gateway import COMMON_MODES, FakeGateway, Received
+from notifier.senders.esms import PATH
 
 PHONE = re.compile(r"(?:0|84)[35789][0-9]{8}")
 

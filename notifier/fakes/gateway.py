@@ -55,7 +55,7 @@ class FakeGateway:
 
     # -- lifetime -------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "FakeGateway":
+    async def __aenter__(self) -> FakeGateway:
         app = web.Application()
         app.add_routes(self.routes())
         self._runner = web.AppRunner(app, access_log=None)
@@ -100,5 +100,5 @@ class FakeGateway:
         if mode == "timeout":
             try:
                 await asyncio.wait_for(self._closing.wait(), self.hold_for)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

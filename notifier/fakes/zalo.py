@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 
 from notifier.fakes.gateway import COMMON_MODES, FakeGateway, Received
-from notifier.zalo import PATH
+from notifier.senders.zalo import PATH
 
 PHONE = re.compile(r"84[35789][0-9]{8}")
 

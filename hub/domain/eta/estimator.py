@@ -29,7 +29,7 @@ class Quantiles:
     def as_dict(self) -> dict[str, float]:
         return {"p10": self.p10, "p50": self.p50, "p90": self.p90}
 
-    def shifted(self, minutes: float) -> "Quantiles":
+    def shifted(self, minutes: float) -> Quantiles:
         return Quantiles(*(max(v - minutes, 0.0) for v in (self.p10, self.p50, self.p90)))
 
 

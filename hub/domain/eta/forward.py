@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
-from statistics import NormalDist
 from bisect import bisect_right
+from dataclasses import dataclass
 from heapq import heappop, heappush
+from statistics import NormalDist
 
 from hub.domain.eta.history import LEADS
-from hub.domain.eta.lognormal import LogNormal
+from hub.domain.eta.service_times import LogNormal
 
 INF = math.inf
 HEAD, PRIORITY, NORMAL = 0.0, 1e9, 2e9       # key groups: a recall first, then priority, then the rest

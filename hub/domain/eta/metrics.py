@@ -7,13 +7,14 @@ would have done. Pure: samples in, figures out.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from statistics import median
-from typing import Iterable
+
+from hub.domain.eta.leave_home import LEAVE_MARGIN_MINUTES as LEAVE_MARGIN  # the hub's own margin
 
 QUANTILES = (0.1, 0.5, 0.9)
 BANDS = ((0, 15), (15, 30), (30, 60), (60, 120), (120, float("inf")))    # actual wait, minutes
-LEAVE_MARGIN = 5.0          # the hub's LEAVE_MARGIN_MINUTES (hub/views.py): arrive this early
 STEP = 5.0                  # minutes between two prediction points: a leave-by due before the next one is acted on now
 
 

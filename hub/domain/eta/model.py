@@ -7,7 +7,7 @@ import math
 from datetime import datetime
 from statistics import median
 
-from hub.domain.eta import forward, lognormal, plans
+from hub.domain.eta import forward, plans, service_times
 from hub.domain.eta.history import CATEGORIES, KIOSK, PRIOR_CALLS, PRIOR_NOSHOW, History, category
 from hub.domain.eta.observed import Observed, minute_of_day, minutes
 
@@ -26,13 +26,13 @@ def service_laws(obs: Observed, setting: plans.Setting, fields: list[str], now: 
             running.setdefault(t.service, []).append((max(minutes(t.started, now), 0.05), 1.0))
     pooled_done = [(m, h.weight(d)) for f in h.done for m, d in h.done[f]]
     known = [setting.service_means[f] for f in fields if f in setting.service_means]
-    base = lognormal.from_mean(sum(known) / len(known) if known else DEFAULT_SERVICE)
-    pooled = lognormal.fit(pooled_done, [], base, PRIOR_WEIGHT)
+    base = service_times.from_mean(sum(known) / len(known) if known else DEFAULT_SERVICE)
+    pooled = service_times.fit(pooled_done, [], base, PRIOR_WEIGHT)
     laws = {}
     for f in fields:
-        prior = lognormal.from_mean(setting.service_means[f]) if f in setting.service_means else pooled
+        prior = service_times.from_mean(setting.service_means[f]) if f in setting.service_means else pooled
         done = [(m, h.weight(d)) for m, d in h.done.get(f, ())]
-        laws[f] = lognormal.fit(done, running.get(f, []), prior, PRIOR_WEIGHT)
+        laws[f] = service_times.fit(done, running.get(f, []), prior, PRIOR_WEIGHT)
     return laws
 
 
@@ -181,7 +181,7 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         t = obs.tickets.get(c.serving) if c is not None and c.serving and same_day else None
         if t is not None and t.started is not None:
             law = laws[t.service]
-            busy, elapsed = lognormal.LogNormal(law.mu + sp, law.sigma), max(minutes(t.started, now), 0.0)
+            busy, elapsed = service_times.LogNormal(law.mu + sp, law.sigma), max(minutes(t.started, now), 0.0)
         in_fields = tuple(fidx[f] for f in services if f in fidx)
         counters.append(forward.CounterSim(in_fields, tuple(laws[fields[i]].mu + sp for i in in_fields),
                                            busy, elapsed, var, _cumulative(weights)))

@@ -40,7 +40,7 @@ class Setting:
     hold_minutes: float = 10.0
 
     @classmethod
-    def of(cls, branch: Branch | None) -> "Setting":
+    def of(cls, branch: Branch | None) -> Setting:
         if branch is None:
             return cls()
         p = branch.policy
@@ -139,7 +139,7 @@ def planned_only(days: list[dict[str, DayPlan]], day_end: float
         for cid, plan in day.items():
             mine_elsewhere = [_gaps(d[cid], day_end) for j, d in enumerate(days) if j != i and cid in d]
             merged: list[list[float]] = []
-            for k, iv in enumerate(plan.intervals):
+            for iv in plan.intervals:
                 start, end = iv[0], iv[1] if iv[1] is not None else day_end
                 open_minutes += max(end - start, 0.0)
                 if merged:

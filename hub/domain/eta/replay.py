@@ -8,9 +8,9 @@ to `t`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Callable, Iterable, Iterator
 
 from hub.domain.eta.estimator import Estimator, Quantiles
 from hub.domain.eta.plans import Setting

@@ -8,9 +8,9 @@ Pure: events and prediction lines in, samples and figures out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Callable, Iterable, Iterator
 
 from hub.domain.eta import baselines, plans
 from hub.domain.eta.estimator import Estimator

@@ -7,8 +7,8 @@ quote it ("The 'To' number +84912345678 is not valid"), so details are masked to
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from typing import Mapping
 
 from hub.domain import identity
 from hub.store.outbox import DEAD_LETTERS, STATUSES, OutboxItem
@@ -55,7 +55,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "ch_push": ("Thông báo đẩy", "Web push"),
     "ch_zalo": ("Zalo", "Zalo"),
     "ch_log": ("Nhật ký", "Log"),
-    # notifier.sender's error codes, for people
+    # notifier.senders.protocol's error codes, for people
     "er_invalid_number": ("Số điện thoại không hợp lệ", "Invalid number"),
     "er_opted_out": ("Người nhận đã chặn tin", "Recipient opted out"),
     "er_no_zalo": ("Không có Zalo", "No Zalo account"),
@@ -91,14 +91,14 @@ async def outbox_view(store, branch: str, now: datetime) -> dict:
     zone = now.tzinfo
     counts, capped, dead = {}, [], []
     for status in STATUSES:
-        items = await store.outbox_list(status, branch, COUNT_CAP + 1)
+        items = await store.recent(status, branch, COUNT_CAP + 1)
         counts[status] = min(len(items), COUNT_CAP)
         if len(items) > COUNT_CAP:
             capped.append(status)
         if status in DEAD_LETTERS:
             dead += items
     dead.sort(key=lambda i: (i.updated, i.key), reverse=True)
-    recent = await store.outbox_list(None, branch, RECENT_SHOWN)
+    recent = await store.recent(None, branch, RECENT_SHOWN)
     return {
         "available": True, "counts": counts, "capped": capped,
         "dead_total": sum(counts[s] for s in DEAD_LETTERS),

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import aiohttp
 
+from hub.domain.notifications.message import Message
 from notifier import templates
-from notifier.message import Message, Result
-from notifier.sender import (AUTH_FAILED, BAD_ANSWER, GATEWAY_ERROR, INVALID_NUMBER, NETWORK_ERRORS, NO_BALANCE,
-                             NO_ZALO, REJECTED, http_failure, network_failure, parse_json)
+from notifier.senders.protocol import (
+    AUTH_FAILED,
+    BAD_ANSWER,
+    GATEWAY_ERROR,
+    INVALID_NUMBER,
+    NETWORK_ERRORS,
+    NO_BALANCE,
+    NO_ZALO,
+    REJECTED,
+    Result,
+    http_failure,
+    network_failure,
+    parse_json,
+)
 
 PATH = "/message/template"
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Mapping, Protocol
+from enum import Enum
+from typing import Protocol
 
 import aiohttp
 
-from notifier.message import Message, Result
+from hub.domain.notifications.message import Message
 
 # Retryable.
 UNREACHABLE = "unreachable"          # no connection was made: nothing can have been sent
@@ -35,6 +38,33 @@ REJECTED = "rejected"                # any other refusal of this message (templa
 
 # The errors after which the gateway may nevertheless have taken the message.
 UNCLEAR = frozenset({TIMEOUT, CONNECTION_LOST, BAD_ANSWER, GATEWAY_ERROR})
+
+
+class Outcome(str, Enum):
+    SENT = "sent"              # the gateway took it (delivery reports may follow)
+    RETRY = "retry"            # worth trying again later: the gateway was slow, down or busy
+    PERMANENT = "permanent"    # trying again cannot help: bad number, opted out, gone, refused
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    provider_id: str | None = None       # the gateway's id of the message, to match delivery reports
+    retry_after: float | None = None     # seconds, when the gateway said (429 Retry-After)
+    error: str | None = None             # snake_case code, stable across gateways (above)
+    detail: str = ""                     # the gateway's own words, for the admin's outbox view
+
+    @classmethod
+    def sent(cls, provider_id: str | None = None) -> Result:
+        return cls(Outcome.SENT, provider_id=provider_id)
+
+    @classmethod
+    def retry(cls, error: str, detail: str = "", retry_after: float | None = None) -> Result:
+        return cls(Outcome.RETRY, error=error, detail=detail, retry_after=retry_after)
+
+    @classmethod
+    def permanent(cls, error: str, detail: str = "") -> Result:
+        return cls(Outcome.PERMANENT, error=error, detail=detail)
 
 
 class Sender(Protocol):
@@ -77,7 +107,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def parse_json(body: bytes) -> dict | None:

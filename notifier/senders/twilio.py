@@ -11,10 +11,19 @@ import base64
 
 import aiohttp
 
+from hub.domain.notifications.message import Message
 from notifier import templates
-from notifier.message import Message, Result
-from notifier.sender import (AUTH_FAILED, INVALID_NUMBER, NETWORK_ERRORS, OPTED_OUT, REJECTED, http_failure,
-                             network_failure, parse_json)
+from notifier.senders.protocol import (
+    AUTH_FAILED,
+    INVALID_NUMBER,
+    NETWORK_ERRORS,
+    OPTED_OUT,
+    REJECTED,
+    Result,
+    http_failure,
+    network_failure,
+    parse_json,
+)
 
 PATH = "/2010-04-01/Accounts/{account}/Messages.json"
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 
 from hub.domain.identity import mask_recipient, mask_text
+from hub.domain.notifications.message import Message
 from notifier import templates
-from notifier.message import Message, Result
+from notifier.senders.protocol import Result
 
 log = logging.getLogger("queuecast.notifier")
 

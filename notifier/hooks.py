@@ -1,7 +1,7 @@
 """Delivery reports from the SMS gateways: `GET /hooks/esms` (eSMS calls the CallbackUrl once a
 message is final) and `POST /hooks/twilio` (Twilio's StatusCallback, signed with the auth token).
 
-notifier.reports reads and verifies a report; here it only moves the outbox item forward, sent →
+`reports` reads and verifies a report; here it only moves the outbox item forward, sent →
 delivered, found by the gateway's id (the store refuses any other move, so a late or repeated report
 changes nothing). Answers:
 
@@ -45,16 +45,16 @@ def _bad(message: str) -> DomainError:
 
 async def _record(request: Request, provider: str, report: reports.DeliveryReport) -> bool:
     """Move the item forward if the report says delivered; True when something changed."""
-    service = request.app.state.service
+    service, outbox = request.app.state.service, request.app.state.outbox
     recorded = False
     if report.status == reports.DELIVERED:
         if report.request_id is not None:
-            item = await service.store.outbox_get(report.request_id)
+            item = await outbox.get(report.request_id)
             if item is None or item.provider_id != report.provider_id:
                 log.warning("delivery report names a message we did not send with that id",
                             extra={"fields": {"provider": provider, "provider_id": report.provider_id}})
                 return False
-        recorded = await service.store.outbox_delivered(report.provider_id, service.now().timestamp())
+        recorded = await outbox.delivered(report.provider_id, service.now().timestamp())
     log.info("delivery report", extra={"fields": {"provider": provider, "provider_id": report.provider_id,
                                                   "status": report.status, "error": report.error,
                                                   "recorded": recorded}})

@@ -37,22 +37,21 @@ async def redrive(request: Request) -> JSONResponse:
         raise invalid("unknown_field", f"Unknown field {unknown[0]!r}: the body is {{}} or {{\"key\": ...}}.",
                       f"Trường {unknown[0]!r} không hợp lệ.", field=unknown[0])
     key = decode.field(data, "key", str, required=False)
-    service = request.app.state.service
-    store, now = service.store, service.now().timestamp()
+    outbox, now = request.app.state.outbox, request.app.state.service.now().timestamp()
     if key is not None:
-        item = await store.outbox_get(key)
+        item = await outbox.get(key)
         if item is None or item.branch != branch:
             raise not_found("outbox_item_not_found", "This branch's outbox has no such message.",
                             "Không có tin nhắn này trong hộp thư của chi nhánh.")
         if item.status not in DEAD_LETTERS:
             raise conflict("not_a_dead_letter", f"The message is {item.status}, not failed or dead.",
                            "Tin nhắn này không ở trạng thái lỗi.", outbox_status=item.status)
-        moved, more = await store.outbox_redrive(now, key), False
+        moved, more = await outbox.redrive(now, key), False
     else:
         moved = 0
-        dead = [i for status in DEAD_LETTERS for i in await store.outbox_list(status, branch, REDRIVE_MAX + 1)]
+        dead = [i for status in DEAD_LETTERS for i in await outbox.recent(status, branch, REDRIVE_MAX + 1)]
         for item in dead[:REDRIVE_MAX]:
-            moved += await store.outbox_redrive(now, item.key)
+            moved += await outbox.redrive(now, item.key)
         more = len(dead) > REDRIVE_MAX
     log.info("outbox redrive", extra={"fields": {"branch": branch, "key": key, "redriven": moved,
                                                  "by": claims.subject}})

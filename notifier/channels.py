@@ -10,19 +10,19 @@ no sender: its messages fail as `not_configured` dead letters, re-drivable once 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import aiohttp
 
 from hub.settings import Settings, SettingsError
-from hub.web.hooks import callback_url
-from notifier.esms import EsmsSender
-from notifier.log import LogSender
-from notifier.sender import Sender
-from notifier.twilio import TwilioSender
-from notifier.webpush import WebPushSender
-from notifier.zalo import ZaloSender
+from notifier.hooks import callback_url
+from notifier.senders.esms import EsmsSender
+from notifier.senders.log import LogSender
+from notifier.senders.protocol import Sender
+from notifier.senders.twilio import TwilioSender
+from notifier.senders.webpush import WebPushSender
+from notifier.senders.zalo import ZaloSender
 
 log = logging.getLogger("queuecast.notifier")
 

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import aiohttp
 
+from hub.domain.notifications.message import Message
 from notifier import templates
-from notifier.message import Message, Result
-from notifier.sender import (AUTH_FAILED, BAD_ANSWER, INVALID_NUMBER, NETWORK_ERRORS, NO_BALANCE, OPTED_OUT,
-                             REJECTED, http_failure, network_failure, parse_json)
+from notifier.senders.protocol import (
+    AUTH_FAILED,
+    BAD_ANSWER,
+    INVALID_NUMBER,
+    NETWORK_ERRORS,
+    NO_BALANCE,
+    OPTED_OUT,
+    REJECTED,
+    Result,
+    http_failure,
+    network_failure,
+    parse_json,
+)
 
 PATH = "/MainService.svc/json/SendMultipleMessage_V4_post_json/"
 CUSTOMER_CARE = "2"          # SmsType: customer-care messages through a registered brandname

@@ -25,7 +25,7 @@ def public_key(app) -> str | None:
     """The applicationServerKey (base64url, uncompressed P-256 point), worked out once per process."""
     key = getattr(app.state, "vapid_public_key", _UNSET)
     if key is _UNSET:
-        from notifier.webpush import vapid_public_key       # pywebpush and friends: only when used
+        from notifier.senders.webpush import vapid_public_key  # pywebpush and friends: only when used
         try:
             key = vapid_public_key(app.state.settings.resolve_vapid_key())
         except SettingsError as e:

@@ -16,10 +16,17 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush_async
 
+from hub.domain.notifications.message import Message
 from notifier import templates
-from notifier.message import Message, Result
-from notifier.sender import (AUTH_FAILED, NETWORK_ERRORS, REJECTED, SUBSCRIPTION_GONE, http_failure,
-                             network_failure)
+from notifier.senders.protocol import (
+    AUTH_FAILED,
+    NETWORK_ERRORS,
+    REJECTED,
+    SUBSCRIPTION_GONE,
+    Result,
+    http_failure,
+    network_failure,
+)
 
 # How long the push service keeps a message for a phone that is offline (TTL, seconds) and how eagerly
 # it wakes the phone (Urgency, RFC 8030 §5.3): "called" read an hour late is wrong, "issued" still useful.

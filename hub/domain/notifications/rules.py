@@ -19,21 +19,22 @@ opted in to (`Ticket.notify`; a phone given at issue is an SMS opt-in):
 
 `still_true` is the look the notifier takes just before it sends: "3 people ahead" for a number that
 has since been called is dropped, not sent.
+
+The rules return `Message`s; the hub files them in the outbox (hub.store.outbox.OutboxItem.owed).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable
 
-from hub.domain.events import Event
 from hub.domain.eta.estimator import Forecast
+from hub.domain.eta.leave_home import leave_by
+from hub.domain.events import Event
+from hub.domain.notifications.message import Message, Recipient
 from hub.domain.state import BranchState
 from hub.domain.ticket import FINAL, State, Ticket
-from hub.store.outbox import OutboxItem
-from hub.views import leave_home
-from notifier.message import key
 
 # The event that makes a trigger true for the number it names.
 BY_EVENT = {"ticket.issued": "issued", "ticket.called": "called", "ticket.recalled": "called",
@@ -52,8 +53,8 @@ class Rules:
 
     # -- event-driven: computed by the hub from the state after the events --------------------------
 
-    def owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[OutboxItem]:
-        items: dict[str, OutboxItem] = {}
+    def owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[Message]:
+        items: dict[str, Message] = {}
         for ev in evs:
             trigger = BY_EVENT.get(ev["type"])
             t = st.tickets.get(ev.get("ticket", ""))
@@ -69,13 +70,13 @@ class Rules:
                 items.setdefault(item.key, item)
         return list(items.values())
 
-    def ahead_due(self, st: BranchState, now: datetime) -> list[OutboxItem]:
+    def ahead_due(self, st: BranchState, now: datetime) -> list[Message]:
         """"N ahead" for every waiting number of today that has at most N people before it."""
         queues: dict[tuple, list[Ticket]] = {}
         for t in st.tickets.values():
             if t.state is State.WAITING and t.day <= now.date():
                 queues.setdefault((t.day, t.service), []).append(t)
-        out = []
+        out: list[Message] = []
         for queue in queues.values():
             if not any(t.notify for t in queue):
                 continue
@@ -94,16 +95,16 @@ class Rules:
 
     # -- time-driven: computed by the notifier's loop ------------------------------------------------
 
-    def leave_due(self, st: BranchState, forecast: Forecast, now: datetime) -> list[OutboxItem]:
+    def leave_due(self, st: BranchState, forecast: Forecast, now: datetime) -> list[Message]:
         """"Leave home now" for every waiting holder of today, away from the branch, with a trip
         time, whose "leave by" has come."""
-        out = []
+        out: list[Message] = []
         for t in st.tickets.values():
             if (t.state is not State.WAITING or t.checked_in or t.travel_minutes is None or not t.notify
                     or t.day != now.date()):
                 continue
             est = forecast.ticket(t.id, now)
-            if est is None or leave_home(now, est, t.travel_minutes) > now:
+            if est is None or leave_by(now, est, t.travel_minutes) > now:
                 continue
             call = now.timestamp() + est.p50 * 60
             out.extend(self._items(st, t, "leave", now, {
@@ -114,7 +115,7 @@ class Rules:
     # -- the last look before sending --------------------------------------------------------------
 
     @staticmethod
-    def still_true(st: BranchState, item: OutboxItem, now: datetime) -> str | None:
+    def still_true(st: BranchState, item: Message, now: datetime) -> str | None:
         """None if `item` may go now; else why not (kept as the dropped item's detail)."""
         t = st.tickets.get(item.ticket)
         if t is None:
@@ -143,33 +144,28 @@ class Rules:
     # -- building items ----------------------------------------------------------------------------
 
     def _items(self, st: BranchState, t: Ticket, trigger: str, now: datetime, extra: dict,
-               only: str | None = None) -> Iterable[OutboxItem]:
+               only: str | None = None) -> Iterable[Message]:
         svc, en = st.config.services[t.service], t.lang == "en"
         params = {"number": t.number, "service": svc.name_en if en else svc.name,
                   "branch": st.config.name_en if en else st.config.name, "url": self.link(st.id, t.id), **extra}
-        at = now.timestamp()
         for channel in t.notify:
             if only is not None and channel != only:
                 continue
             to = recipient(t, channel)
             if not to:
                 continue
-            yield OutboxItem(key=key(st.id, t.id, trigger, channel), branch=st.id, ticket=t.id, trigger=trigger,
-                             channel=channel, recipient=to, params=params, lang=t.lang, created=at,
-                             next_at=at, updated=at)
+            yield Message(st.id, t.id, trigger, channel, to, params, t.lang)
 
 
-def sms_fallback(item: OutboxItem, now: float) -> OutboxItem | None:
+def sms_fallback(item: Message) -> Message | None:
     """The SMS that stands in for a Zalo message Zalo refused for good (no Zalo account, ...): same
     words, same phone. Its key is the SMS one, so a holder who also opted in to SMS gets one SMS."""
     if item.channel != "zalo" or not isinstance(item.recipient, str):
         return None
-    return OutboxItem(key=key(item.branch, item.ticket, item.trigger, "sms"), branch=item.branch,
-                      ticket=item.ticket, trigger=item.trigger, channel="sms", recipient=item.recipient,
-                      params=item.params, lang=item.lang, created=now, next_at=now, updated=now)
+    return Message(item.branch, item.ticket, item.trigger, "sms", item.recipient, item.params, item.lang)
 
 
-def recipient(t: Ticket, channel: str) -> str | dict | None:
+def recipient(t: Ticket, channel: str) -> Recipient | None:
     """Where the holder's messages on `channel` go now: the opt-in's phone (else the phone given at
     issue) or push subscription; None when not opted in."""
     opt = t.notify.get(channel)
@@ -178,7 +174,7 @@ def recipient(t: Ticket, channel: str) -> str | dict | None:
     return opt.get("subscription") if channel == "push" else opt.get("phone") or t.phone
 
 
-def _opted_in(t: Ticket, item: OutboxItem) -> bool:
+def _opted_in(t: Ticket, item: Message) -> bool:
     if item.channel in t.notify:
         return True
     # An SMS standing in for Zalo (sms_fallback) goes as long as the Zalo opt-in stands.

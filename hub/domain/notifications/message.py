@@ -1,9 +1,9 @@
-"""What the notifier hands a sender (a Message) and what a sender answers (a Result)."""
+"""A message owed to a number's holder: what the rules make owed, the outbox keeps and a sender is
+handed. Its key is the outbox's dedup key and the gateway's request id."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Mapping, Union
 
 CHANNELS = ("sms", "push", "zalo", "log")
 TRIGGERS = ("issued", "ahead", "leave", "called", "skipped", "expired")
@@ -11,7 +11,7 @@ LANGS = ("vi", "en")
 
 # An E.164 phone number ("+84912345678") or a browser's PushSubscription.toJSON()
 # ({"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}).
-Recipient = Union[str, Mapping[str, object]]
+Recipient = str | Mapping[str, object]
 
 
 def key(branch: str, ticket: str, trigger: str, channel: str) -> str:
@@ -27,7 +27,7 @@ class Message:
     trigger: str                                  # one of TRIGGERS
     channel: str                                  # one of CHANNELS
     recipient: Recipient
-    params: Mapping[str, object] = field(default_factory=dict)   # the template's fields (notifier.templates)
+    params: Mapping[str, object] = field(default_factory=dict)   # the template's fields (notifier/templates.py)
     lang: str = "vi"
 
     def __post_init__(self) -> None:
@@ -53,30 +53,3 @@ class Message:
         if isinstance(self.recipient, str):
             raise TypeError(f"{self.key}: the recipient is a phone number, not a push subscription")
         return self.recipient
-
-
-class Outcome(str, Enum):
-    SENT = "sent"              # the gateway took it (delivery reports may follow)
-    RETRY = "retry"            # worth trying again later: the gateway was slow, down or busy
-    PERMANENT = "permanent"    # trying again cannot help: bad number, opted out, gone, refused
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    provider_id: str | None = None       # the gateway's id of the message, to match delivery reports
-    retry_after: float | None = None     # seconds, when the gateway said (429 Retry-After)
-    error: str | None = None             # snake_case code, stable across gateways (see notifier.sender)
-    detail: str = ""                     # the gateway's own words, for the admin's outbox view
-
-    @classmethod
-    def sent(cls, provider_id: str | None = None) -> "Result":
-        return cls(Outcome.SENT, provider_id=provider_id)
-
-    @classmethod
-    def retry(cls, error: str, detail: str = "", retry_after: float | None = None) -> "Result":
-        return cls(Outcome.RETRY, error=error, detail=detail, retry_after=retry_after)
-
-    @classmethod
-    def permanent(cls, error: str, detail: str = "") -> "Result":
-        return cls(Outcome.PERMANENT, error=error, detail=detail)

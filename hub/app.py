@@ -1,0 +1,185 @@
+"""The composition root: the one place that builds a hub process from its settings and wires its
+parts (DESIGN §8). Everything below it is handed what it uses; nothing connects at import time.
+
+- `open_hub(settings)`: store, broker, service (its branches loaded), live feeds, the prediction
+  publisher, the background loops and, with QUEUECAST_NOTIFIER=inline, the notification worker,
+  for as long as the context lasts; the hub's `Hub` inside it.
+- `create_app(settings)`: the ASGI app, every route mounted (the API, the feeds, the pages of
+  `displays`, the delivery-report hooks and push key of `notifier`), running `open_hub` in its lifespan.
+- `run_notifier(settings)`: `queuecast notifier`, the worker in a process of its own.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from displays import routes as pages
+from hub import loops, retention
+from hub.auth import Tokens
+from hub.broker import Broker, open_broker
+from hub.clock import Clock, RealClock, parse_start
+from hub.config import load_config
+from hub.domain.config import Centre
+from hub.domain.errors import DomainError
+from hub.feeds.fanout import FeedHub
+from hub.metrics import Metrics
+from hub.predictions import STEP_SECONDS as PREDICTION_SECONDS
+from hub.predictions import Publisher
+from hub.ratelimit import RateLimiter
+from hub.service.commands import QueueService
+from hub.settings import Settings
+from hub.store import open_store
+from hub.store.storage import Storage
+from hub.web import api, docs, errors, feeds, health, redrive
+from notifier import hooks, push_key
+from notifier.channels import open_senders
+from notifier.worker import LEASE, Worker
+
+log = logging.getLogger("queuecast.notifier")
+
+TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
+CATCH_UP_SECONDS = 1.0
+CITIZEN_RATE = (20, 60.0)
+NOTIFIER_SHUTDOWN = 10.0     # seconds the sends under way get to finish after SIGTERM
+
+Task = Callable[[QueueService], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Hub:
+    """The parts of one running hub process."""
+
+    settings: Settings
+    centre: Centre
+    tokens: Tokens
+    storage: Storage
+    broker: Broker
+    service: QueueService
+    feeds: FeedHub
+    predictions: Publisher
+
+
+def hub_clock(settings: Settings) -> Clock:
+    return RealClock(settings.zone, parse_start(settings.clock, settings.zone))
+
+
+@asynccontextmanager
+async def open_service(settings: Settings, *, clock: Clock | None = None, centre: Centre | None = None,
+                       tokens: Tokens | None = None) -> AsyncIterator[tuple[QueueService, Storage, Broker]]:
+    """The service over the store and the broker of `settings`, every branch loaded from its log."""
+    centre = centre or load_config(settings.config or None)
+    tokens = tokens or Tokens(settings.resolve_secret())
+    async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
+        service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
+                               settings.public_url, settings.notify_ahead)
+        await service.load()
+        yield service, storage, broker
+
+
+@asynccontextmanager
+async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Centre | None = None,
+                   tokens: Tokens | None = None, tasks: Sequence[Task] = ()) -> AsyncIterator[Hub]:
+    """A serving hub: its parts, and its loops running until the context ends. `tasks` run beside
+    them with the service (the demo's traffic)."""
+    centre = centre or load_config(settings.config or None)
+    tokens = tokens or Tokens(settings.resolve_secret())
+    async with open_service(settings, clock=clock, centre=centre, tokens=tokens) as (service, storage, broker):
+        hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service),
+                  Publisher(service, storage.predictions))
+        # No broker between processes (memory://): what another process appends to the same
+        # SQLite file (the notifier removing a push subscription) is found by looking.
+        polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
+            if settings.broker_url.startswith("memory:") else []
+
+        async def prune() -> None:
+            await retention.prune(storage.outbox, storage.predictions, list(service.states), service.now(),
+                                  keep_outbox_days=settings.keep_outbox_days,
+                                  keep_predictions_days=settings.keep_predictions_days)
+
+        inline = [_inline_notifier(settings, service, storage)] if settings.notifier == "inline" else []
+        async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
+                                 loops.every(retention.PRUNE_EVERY, prune, "retention"),
+                                 loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
+                                 *inline, *(task(service) for task in tasks)):
+            yield hub
+            hub.feeds.close_all()             # clients reconnect (and resume) elsewhere
+        await hub.predictions.write()         # what the last step published, before the store closes
+
+
+async def _inline_notifier(settings: Settings, service: QueueService, storage: Storage) -> None:
+    """The worker in the hub's process, on the hub's own service (QUEUECAST_NOTIFIER=inline)."""
+    async with open_senders(settings) as senders:
+        await Worker(service, storage.outbox, senders, rate=settings.notify_rate,
+                     sms_diacritics=settings.sms_diacritics).run(asyncio.Event())
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None, centre: Centre | None = None,
+               tasks: Sequence[Task] = (), demo: bool = False) -> Starlette:
+    """The hub as an ASGI app; nothing connects before its lifespan starts."""
+    settings = settings or Settings.from_env()
+    centre = centre or load_config(settings.config or None)
+    clock = clock or hub_clock(settings)
+    tokens = Tokens(settings.resolve_secret())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_hub(settings, clock=clock, centre=centre, tokens=tokens, tasks=tasks) as hub:
+            hub.service.on_command.append(app.state.metrics.observe_command)
+            app.state.hub = hub
+            app.state.service, app.state.feeds, app.state.predictions = hub.service, hub.feeds, hub.predictions
+            app.state.outbox, app.state.storage = hub.storage.outbox, hub.storage
+            app.state.probes = {"store": hub.storage.ping, "broker": hub.broker.ping}
+            yield
+
+    app = Starlette(
+        routes=[*api.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
+                *docs.routes, *pages.routes()],
+        lifespan=lifespan,
+        exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,
+                            Exception: errors.server_error},
+        # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE streams
+        # are left uncompressed by Starlette, WebSockets are not HTTP responses.
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+    )
+    app.state.settings = settings
+    app.state.demo = demo              # demo-only conveniences (a made-up citizen identity) answer only then
+    app.state.metrics = Metrics()
+    app.state.metrics.bind(app)
+    app.state.centre = centre
+    app.state.tokens = tokens
+    app.state.address_limit = RateLimiter(*settings.rate_limit())
+    app.state.citizen_limit = RateLimiter(*CITIZEN_RATE)
+    return app
+
+
+async def run_notifier(settings: Settings, *, lease: float = LEASE) -> None:
+    """`queuecast notifier`: the worker as its own process, on its own service over the same store
+    (the state the rules judge by, and the way a gone push subscription is removed: an event in the
+    log, like any other). SIGTERM or SIGINT stops claiming; the sends under way finish (at most
+    NOTIFIER_SHUTDOWN seconds), and anything cut short stays `sending` until its lease runs out,
+    for the next worker to take."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_service(settings) as (service, storage, _), open_senders(settings) as senders:
+        worker = Worker(service, storage.outbox, senders, rate=settings.notify_rate, lease=lease,
+                        sms_diacritics=settings.sms_diacritics)
+        log.info("notifier started", extra={"fields": {"channels": sorted(senders), "lease_s": lease,
+                                                       "rate_per_s": settings.notify_rate}})
+        running = asyncio.create_task(worker.run(stop))
+        await stop.wait()
+        done, _ = await asyncio.wait({running}, timeout=NOTIFIER_SHUTDOWN)
+        if not done:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        log.info("notifier stopped", extra={"fields": worker.counts})

@@ -1,0 +1,137 @@
+"""Every branch's state in this process, folded from its log, and the ways it keeps up with the log.
+
+A state moves only under its branch's lock, in seq order; whoever moves it tells the watchers
+(`on_event`: the feeds, the prediction publisher) of each event, encoded once. The log stays the
+truth: a state that may hold what the log does not (an append that failed half-way) is marked
+stale and rebuilt from the log before anything else uses it, and a log that is not the one we
+folded (another epoch, a head behind our seq) resets the watchers (`on_reset`) instead.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+
+from hub.domain.config import Centre
+from hub.domain.errors import not_found
+from hub.domain.events import Event, public
+from hub.domain.state import BranchState, apply, fold
+from hub.store.eventlog import EventLog, LogHead
+
+log = logging.getLogger("queuecast.command")
+
+
+def dumps(ev: Event) -> bytes:
+    return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Branches:
+    def __init__(self, centre: Centre, events: EventLog):
+        self.centre, self.log = centre, events
+        self.states: dict[str, BranchState] = {}
+        self.epochs: dict[str, str] = {}
+        self._locks = {b: asyncio.Lock() for b in centre.branches}
+        self.stale: set[str] = set()           # branches whose state may hold events not in the log
+        # Called, in seq order and under the branch lock, with every event folded into a branch's
+        # state (made here or learned from another process) and its public JSON, encoded once.
+        self.on_event: list[Callable[[str, Event, bytes], None]] = []
+        # Called under the branch lock before events of time `now` are folded into a branch's state
+        # (a command about to be decided, an event of another process): what was due before `now`
+        # (hub.predictions) is done on the state as it was then.
+        self.before_fold: list[Callable[[BranchState, datetime], None]] = []
+        # Called when a branch's history may have been lost (epoch changed): clients must resync.
+        self.on_reset: list[Callable[[str], None]] = []
+
+    async def load(self) -> None:
+        """Rebuild every branch's state from its log."""
+        for b in self.centre.branches.values():
+            self.epochs[b.id] = (await self.log.head(b.id)).epoch
+            self.states[b.id] = fold(b, await self.log.events_since(b.id, 0))
+
+    def state(self, branch: str) -> BranchState:
+        st = self.states.get(branch)
+        if st is None:
+            raise not_found("branch_not_found", f"No branch {branch!r}.", f"Không có chi nhánh {branch!r}.")
+        return st
+
+    def lock(self, branch: str) -> asyncio.Lock:
+        """Held while a branch's state moves: hold it to read a state consistent with its seq."""
+        self.state(branch)
+        return self._locks[branch]
+
+    # -- reading the log (resumes, day statistics) ----------------------------------------------------
+
+    async def head(self, branch: str) -> LogHead:
+        return await self.log.head(branch)
+
+    async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
+        return await self.log.events_since(branch, after_seq, limit)
+
+    async def events_of_day(self, branch: str, day: date) -> list[Event]:
+        return await self.log.events_of_day(branch, day)
+
+    # -- moving a state -----------------------------------------------------------------------------
+
+    def deliver(self, branch: str, evs: list[Event]) -> None:
+        for ev in evs:
+            data = dumps(public(ev))
+            for fn in self.on_event:
+                fn(branch, ev, data)
+
+    def fold_published(self, branch: str, ev: Event) -> bool:
+        """Fold an event another process published, if it is the next one (call under the lock)."""
+        st = self.states[branch]
+        if ev.get("seq") != st.seq + 1:
+            return False
+        for fn in self.before_fold:
+            fn(st, datetime.fromisoformat(ev["t"]))
+        apply(st, ev)
+        self.deliver(branch, [ev])
+        return True
+
+    async def reload(self, branch: str, *, replaced: bool = False) -> BranchState:
+        """Rebuild the state from the log. Unless the history was replaced, the watchers are then
+        given the events they have not had yet (another process appended them while our append
+        conflicted, or while the store could not be read): a reload must not leave a gap in a feed."""
+        seen = self.states[branch].seq
+        evs = await self.log.events_since(branch, 0)
+        st = fold(self.centre.branches[branch], evs)
+        self.states[branch] = st
+        self.stale.discard(branch)
+        if not replaced:
+            self.deliver(branch, [ev for ev in evs if ev["seq"] > seen])
+        return st
+
+    async def catch_up_locked(self, branch: str) -> None:
+        """Fold in what other processes appended since our seq, or rebuild a stale state (call
+        with the branch lock held). The epoch is checked first, so that the events of a replaced
+        history are never passed on as if they followed the ones the watchers have."""
+        st = self.states[branch]
+        head = await self.log.head(branch)
+        if head.epoch != self.epochs[branch] or head.seq < st.seq:
+            # The log is not the one we folded (a wiped or replaced Redis): start again from it.
+            log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
+                                                                     "head": head.seq}})
+            self.epochs[branch] = head.epoch
+            await self.reload(branch, replaced=True)
+            for fn in self.on_reset:
+                fn(branch)
+            return
+        if branch in self.stale:
+            await self.reload(branch)
+            return
+        if head.seq == st.seq:
+            return
+        evs = await self.log.events_since(branch, st.seq)
+        for ev in evs:
+            apply(st, ev)
+        self.deliver(branch, evs)
+
+    async def catch_up(self, branch: str | None = None) -> None:
+        """Fold in what other processes appended, to one branch or every branch (a process with no
+        broker to tell it, like the notifier on SQLite, polls this)."""
+        for b in self.states if branch is None else (branch,):
+            async with self._locks[b]:
+                await self.catch_up_locked(b)

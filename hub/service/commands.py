@@ -1,0 +1,300 @@
+"""`QueueService`: the commands and reads of the queue, for the web layer, the pages, the demo and
+the notifier. Each command is a decision of the domain (hub.domain.commands) run through the
+pipeline (hub.service.pipeline); each read is a view (hub.views) of a branch's folded state.
+Answers are JSON-ready dicts; refusals are DomainErrors, which the web layer turns into statuses.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from hub import views
+from hub.auth import Claims, Tokens
+from hub.broker.base import Broker
+from hub.clock import Clock
+from hub.domain import commands, identity
+from hub.domain.config import Centre
+from hub.domain.errors import conflict, forbidden, not_found
+from hub.domain.events import Event
+from hub.domain.limits import Citizen, history
+from hub.domain.notifications.rules import Rules
+from hub.domain.state import BranchState
+from hub.domain.ticket import Ticket
+from hub.phones import normalize_phone
+from hub.service.branches import Branches
+from hub.service.follow import follow
+from hub.service.pipeline import IdemRequest, Pipeline, Respond
+from hub.store.eventlog import EventLog, LogHead
+
+Answer = dict[str, Any]
+
+
+class QueueService:
+    def __init__(self, centre: Centre, events: EventLog, broker: Broker, clock: Clock, tokens: Tokens,
+                 public_url: str, notify_ahead: int = 5):
+        self.centre, self.broker, self.clock, self.tokens = centre, broker, clock, tokens
+        self.public_url = public_url.rstrip("/")
+        # The messages an event makes owed go into the log's transaction with it (the outbox).
+        self.rules = Rules(lambda branch, tid: self.tracking_url(self.tokens.ticket(branch, tid)), notify_ahead)
+        self.branches = Branches(centre, events)
+        self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
+        self.run = self.pipeline.run
+        self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+        # The branches' hooks, named here for those who watch the service (feeds, predictions, metrics).
+        self.on_event = self.branches.on_event
+        self.before_fold = self.branches.before_fold
+        self.on_reset = self.branches.on_reset
+        self.on_command = self.pipeline.on_command
+
+    # -- the branches' states ---------------------------------------------------------------------
+
+    @property
+    def states(self) -> dict[str, BranchState]:
+        return self.branches.states
+
+    @property
+    def epochs(self) -> dict[str, str]:
+        return self.branches.epochs
+
+    async def load(self) -> None:
+        """Rebuild every branch's state from its log."""
+        await self.branches.load()
+
+    def lock(self, branch: str) -> asyncio.Lock:
+        """Held while a branch's state moves: hold it to read a state consistent with its seq."""
+        return self.branches.lock(branch)
+
+    def state(self, branch: str) -> BranchState:
+        return self.branches.state(branch)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def follow(self) -> None:
+        """Fold in what other processes publish, for the process's lifetime (hub.service.follow)."""
+        await follow(self.branches, self.broker)
+
+    async def catch_up(self, branch: str | None = None) -> None:
+        """Fold in what other processes appended (a process with no broker to tell it polls this)."""
+        await self.branches.catch_up(branch)
+
+    async def head(self, branch: str) -> LogHead:
+        self.state(branch)
+        return await self.branches.head(branch)
+
+    async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
+        """The log after `after_seq` (a feed's resume, the board's recent calls)."""
+        self.state(branch)
+        return await self.branches.events_since(branch, after_seq, limit)
+
+    async def events_of_day(self, branch: str, day: date) -> list[Event]:
+        """A service day's events (the admin page's statistics)."""
+        self.state(branch)
+        return await self.branches.events_of_day(branch, day)
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    async def issue(self, branch: str, *, service: str, channel: str, priority: bool = False,
+                    phone: str | None = None, claims: Claims | None = None,
+                    idem: IdemRequest | None = None, lang: str | None = None) -> Answer:
+        self.state(branch)                     # 404 for an unknown branch, before anything else
+        citizen = None
+        if claims is not None and claims.kind == "citizen":
+            citizen = Citizen(self.tokens.pseudonym(claims.cccd), identity.birth_year(claims.cccd))
+            phone = phone or claims.phone
+        if phone is not None:
+            phone = normalize_phone(phone)
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            hist = None
+            if citizen is not None:
+                day = views.issuing_day(st, now)
+                hist = history(citizen, day, self.states.values())
+            return commands.issue(st, now, service=service, channel=channel, priority=priority,
+                                  phone=phone, citizen=citizen, history=hist, lang=lang)
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            t = st.tickets[evs[0]["ticket"]]
+            token = self.tokens.ticket(st.id, t.id)
+            view = views.ticket_view(st, t, now, tracking_url=self.tracking_url(token))
+            return {"number": t.number, "service": t.service, "token": token,
+                    "tracking_url": view["tracking_url"], "issued_at": view["issued_at"],
+                    "position": view["position"], "eta": view["eta"], "ticket": t.id, "branch": st.id,
+                    "day": view["day"], "channel": t.channel, "priority": t.priority,
+                    "people_ahead": view["people_ahead"], "service_name": view["service_name"],
+                    "branch_name": view["branch_name"]}
+
+        fields = {"service": service, "channel": channel, "phone": phone}
+        if citizen is None:
+            return await self.run("issue", branch, decide, respond, idem=idem, log_fields=fields)
+        async with self._citizen_lock:
+            return await self.run("issue", branch, decide, respond, idem=idem, log_fields=fields)
+
+    async def open_counter(self, branch: str, counter: str, services: list[str] | None,
+                           idem: IdemRequest | None = None) -> Answer:
+        return await self.run("counter.open", branch,
+                              lambda st, now: commands.open_counter(st, now, counter, services),
+                              self._counter_answer(counter), idem=idem, log_fields={"counter": counter})
+
+    async def close_counter(self, branch: str, counter: str, idem: IdemRequest | None = None) -> Answer:
+        return await self.run("counter.close", branch,
+                              lambda st, now: commands.close_counter(st, now, counter),
+                              self._counter_answer(counter), idem=idem, log_fields={"counter": counter})
+
+    async def call_next(self, branch: str, counter: str, idem: IdemRequest | None = None) -> Answer:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            called = st.tickets[evs[-1]["ticket"]]
+            done = [e["number"] for e in evs if e["type"] == "ticket.completed"]
+            return {"ticket": self.staff_ticket(st, called, now), "completed": done}
+
+        return await self.run("call-next", branch, lambda st, now: commands.call_next(st, now, counter),
+                              respond, idem=idem, log_fields={"counter": counter})
+
+    ACTIONS = ("recall", "complete", "skip", "transfer", "cancel", "check-in")
+
+    async def act(self, branch: str, number: str, action: str, *, staff: Claims,
+                  service: str | None = None, counter: str | None = None,
+                  idem: IdemRequest | None = None) -> Answer:
+        """A staff action on one ticket. A counter-bound token acts only on its own counter's tickets."""
+        if action not in self.ACTIONS:
+            raise not_found("unknown_action", f"No action {action!r}; one of {', '.join(self.ACTIONS)}.",
+                            f"Không có thao tác {action!r}.")
+        counter = staff.counter or counter
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            t = commands.find_ticket(st, now, number)
+            if staff.counter and t.counter not in (None, staff.counter) and action != "check-in":
+                raise forbidden("other_counter", f"Number {number} belongs to counter {t.counter}.",
+                                f"Số {number} thuộc quầy {t.counter}.")
+            if action == "recall":
+                return commands.recall(st, now, t, counter)
+            if action == "complete":
+                return commands.complete(st, now, t)
+            if action == "skip":
+                return commands.skip(st, now, t)
+            if action == "transfer":
+                return commands.transfer(st, now, t, service)
+            if action == "check-in":
+                return commands.check_in(st, now, t)
+            return commands.cancel(st, now, t, by="staff")
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return {"ticket": self.staff_ticket(st, st.tickets[evs[0]["ticket"]], now)}
+
+        return await self.run(action, branch, decide, respond, idem=idem,
+                              log_fields={"number": number, "counter": counter, "service": service})
+
+    async def give_back(self, token: str) -> Answer:
+        return await self._holder("give-back", token, lambda st, now, t: commands.cancel(st, now, t, by="citizen"))
+
+    async def _holder(self, name: str, token: str, decide_on: Callable[[BranchState, datetime, Ticket], list[Event]],
+                      log_fields: dict | None = None) -> Answer:
+        """A command by a ticket's holder, who proves it with the ticket token."""
+        branch, tid = self.tokens.read_ticket(token)
+        st = self.state(branch)
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return views.ticket_view(st, st.tickets[tid], now, tracking_url=self.tracking_url(token))
+
+        return await self.run(name, st.id, lambda st, now: decide_on(st, now, self._ticket(st, tid)), respond,
+                              log_fields={"ticket": tid, **(log_fields or {})})
+
+    async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict | None = None,
+                     ahead: int | None = None, travel_minutes: float | None = None,
+                     lang: str | None = None) -> Answer:
+        if phone is not None:
+            phone = normalize_phone(phone)
+        return await self._holder(
+            "notify", token,
+            lambda st, now, t: commands.opt_in(st, now, t, channel=channel, phone=phone, subscription=subscription,
+                                               ahead=ahead, travel_minutes=travel_minutes, lang=lang),
+            {"channel": channel, "phone": phone})
+
+    async def opt_out(self, token: str, channel: str) -> Answer:
+        """The holder turns a channel off (DELETE /api/tickets/{token}/notifications/{channel})."""
+        return await self._holder("notify-off", token,
+                                  lambda st, now, t: commands.unsubscribe(st, now, t, channel=channel),
+                                  {"channel": channel})
+
+    async def unsubscribe(self, branch: str, ticket_id: str, channel: str, *, endpoint: str | None = None
+                          ) -> Answer:
+        """The notifier found a channel gone (a push subscription answered 404/410): stop using it.
+        With `endpoint`, only that push subscription goes. `{"removed": bool}`."""
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            return commands.unsubscribe(st, now, self._ticket(st, ticket_id), channel=channel, by="notifier",
+                                        endpoint=endpoint)
+
+        return await self.run("unsubscribe", branch, decide, lambda st, evs, now: {"removed": bool(evs)},
+                              log_fields={"ticket": ticket_id, "channel": channel})
+
+    async def rate(self, token: str, score: int, comment: str = "") -> Answer:
+        return await self._holder("rate", token, lambda st, now, t: commands.rate(st, now, t, score, comment))
+
+    async def check_in_token(self, branch: str, token: str) -> Answer:
+        """An online holder's QR scanned at the branch's kiosk."""
+        tb, tid = self.tokens.read_ticket(token)
+        if tb != branch:
+            raise conflict("wrong_branch", "This number is for another branch.", "Số thứ tự này thuộc chi nhánh khác.")
+
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            return commands.check_in(st, now, self._ticket(st, tid))
+
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            return views.ticket_view(st, st.tickets[tid], now)
+
+        return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid})
+
+    async def tick(self) -> int:
+        """Time-driven events (expiry at closing) for every branch; returns how many happened."""
+        n = 0
+        for branch, st in list(self.states.items()):
+            if commands.tick(st, self.now()):
+                body = await self.run("tick", branch, commands.tick, lambda st, evs, now: {"events": len(evs)})
+                n += body["events"]
+        return n
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def branch_view(self, branch: str) -> dict:
+        return views.branch_view(self.state(branch), self.now())
+
+    def branches_view(self) -> list[dict]:
+        now = self.now()
+        return [views.branch_view(st, now) for st in self.states.values()]
+
+    def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict:
+        branch, tid = self.tokens.read_ticket(token)
+        st = self.state(branch)
+        return views.ticket_view(st, self._ticket(st, tid), self.now(), tracking_url=self.tracking_url(token),
+                                 travel_minutes=travel_minutes)
+
+    def tracking_url(self, token: str) -> str:
+        return f"{self.public_url}/t/{token}"
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _ticket(self, st: BranchState, tid: str) -> Ticket:
+        t = st.tickets.get(tid)
+        if t is None:
+            raise not_found("ticket_not_found", "This number is no longer kept (an earlier day).",
+                            "Số thứ tự này không còn được lưu (ngày trước).")
+        return t
+
+    def _counter_answer(self, counter: str) -> Respond:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+            c = st.counters[counter]
+            return {"counter": {"id": c.id, "open": c.open, "services": list(c.services),
+                                "current": st.tickets[c.current].number if c.current else None}}
+        return respond
+
+    def staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> dict:
+        """What the counter sees: the ticket, and the holder's online no-show record (never the CCCD)."""
+        view = views.ticket_view(st, t, now)
+        noshows = 0
+        if t.citizen:
+            noshows = sum(len(s.citizens[t.citizen].noshows) for s in self.states.values()
+                          if t.citizen in s.citizens)
+        view["noshows"] = noshows
+        return view

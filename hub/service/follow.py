@@ -1,0 +1,33 @@
+"""Following other hub processes: the events they publish on the broker, folded in as they come.
+
+A gap in what arrives, or a broker reconnect (the broker then says RESYNC), is filled from the log,
+so a state never skips an event; events of our own process come back too and are passed over.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from hub import loops
+from hub.broker.base import Broker
+from hub.domain.events import TYPES
+from hub.service.branches import Branches
+
+
+async def follow(branches: Branches, broker: Broker) -> None:
+    """Keep every branch's state current; runs for the process's lifetime."""
+    async def one(branch: str) -> None:
+        async with broker.subscribe(branch) as messages:
+            await branches.catch_up(branch)            # what happened before we subscribed
+            async for raw in messages:
+                ev = json.loads(raw)
+                seq = ev.get("seq")
+                if seq is not None and seq <= branches.states[branch].seq:
+                    continue                           # ours, or already caught up
+                if seq == branches.states[branch].seq + 1 and ev.get("type") in TYPES:
+                    async with branches.lock(branch):
+                        if branches.fold_published(branch, ev):
+                            continue
+                await branches.catch_up(branch)        # a gap, or RESYNC
+
+    await asyncio.gather(*(loops.every(1.0, lambda b=b: one(b), f"follow:{b}") for b in branches.states))

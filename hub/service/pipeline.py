@@ -1,0 +1,151 @@
+"""The command pipeline: one command on one branch, from decision to answer.
+
+A command is decided by the pure domain from the branch's state, folded into that state, appended
+to the log (with its idempotency record and the messages it makes owed) in one transaction, and
+only then published and answered. Commands on one branch run one at a time in this process;
+another process writing the same log is detected by the log's seq check, and the command is
+decided again on the fresh state. The answer is a domain result (a JSON-ready dict); the web layer
+picks the HTTP status.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hub.broker.base import Broker
+from hub.clock import Clock
+from hub.domain import identity
+from hub.domain.errors import DomainError, conflict
+from hub.domain.events import Event
+from hub.domain.notifications.rules import Rules
+from hub.domain.state import BranchState, apply
+from hub.service.branches import Branches, dumps
+from hub.store.errors import SeqConflict, StoreUnavailable
+from hub.store.eventlog import EventLog, Idempotency
+from hub.store.outbox import OutboxItem
+
+log = logging.getLogger("queuecast.command")
+
+ATTEMPTS = 5    # a seq conflict means another process wrote first; this many re-decisions at most
+
+Decide = Callable[[BranchState, datetime], list[Event]]
+Respond = Callable[[BranchState, list[Event], datetime], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class IdemRequest:
+    """An Idempotency-Key as the web layer read it: the key, the fingerprint of the request it came
+    with, and the status the answer is given with (kept beside the answer)."""
+
+    key: str
+    fingerprint: str
+    status: int = 200
+
+
+class Pipeline:
+    def __init__(self, branches: Branches, events: EventLog, broker: Broker, clock: Clock, rules: Rules):
+        self.branches, self.log, self.broker, self.clock, self.rules = branches, events, broker, clock, rules
+        # A log other processes append to (redis://): catch up before deciding, to avoid conflicts.
+        self.shared = events.shared
+        # Told of every command: (name, outcome, seconds). /metrics listens.
+        self.on_command: list[Callable[[str, str, float], None]] = []
+
+    async def run(self, name: str, branch: str, decide: Decide, respond: Respond, *,
+                  idem: IdemRequest | None = None, log_fields: dict[str, Any] | None = None) -> dict[str, Any]:
+        branches = self.branches
+        branches.state(branch)                 # 404 for an unknown branch, before waiting
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            async with branches.lock(branch):
+                if self.shared or branch in branches.stale:
+                    await branches.catch_up_locked(branch)
+                # Read under the lock: a failed command before us may have replaced the state.
+                st = branches.states[branch]
+                if idem is not None:
+                    kept = await self.log.idempotency(branch, idem.key)
+                    if kept is not None:
+                        if kept.fingerprint != idem.fingerprint:
+                            raise conflict("idempotency_key_reused",
+                                           "This Idempotency-Key was used for a different request.",
+                                           "Khóa Idempotency-Key đã được dùng cho một yêu cầu khác.")
+                        outcome = "replayed"
+                        answer: dict[str, Any] = json.loads(kept.body)
+                        return answer
+                for _ in range(ATTEMPTS):
+                    try:
+                        answer = await self._attempt(st, decide, respond, idem)
+                        outcome = "ok"
+                        return answer
+                    except SeqConflict:
+                        st = branches.states[branch]       # _attempt has re-read the log
+                raise conflict("busy", "The branch log is changing too fast; try again.",
+                               "Hệ thống đang bận; vui lòng thử lại.")
+        except DomainError as e:
+            outcome = e.code
+            raise
+        except StoreUnavailable as e:
+            outcome = "store_unavailable"
+            raise DomainError("unavailable", "store_unavailable",
+                              "The queue's store cannot be reached; nothing was done. Retry shortly.",
+                              "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại.",
+                              retry_after=2) from e
+        finally:
+            fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
+            if "phone" in fields:
+                fields["phone"] = identity.mask_phone(fields["phone"])
+            seconds = time.perf_counter() - started
+            log.info("command", extra={"fields": {"cmd": name, "branch": branch, "outcome": outcome,
+                                                  "ms": round(seconds * 1000, 2), **fields}})
+            for fn in self.on_command:
+                fn(name, outcome, seconds)
+
+    async def _attempt(self, st: BranchState, decide: Decide, respond: Respond,
+                       idem: IdemRequest | None) -> dict[str, Any]:
+        now = self.clock.now()
+        for fn in self.branches.before_fold:
+            fn(st, now)
+        evs = decide(st, now)                  # a refusal raises here: nothing has changed
+        head = st.seq
+        try:
+            for ev in evs:                     # fold first: the answer (kept with the events) needs it
+                apply(st, ev)
+            body = respond(st, evs, now)
+            record = None
+            if idem is not None:
+                record = Idempotency(idem.key, idem.fingerprint, idem.status,
+                                     json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+            stored = await self.log.append(st.id, head, evs, record, outbox=self._owed(st, evs, now))
+        except BaseException:
+            # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O
+            # fault). If the log cannot be read either, the state is marked stale and rebuilt
+            # before anything else uses it.
+            self.branches.stale.add(st.id)
+            try:
+                await asyncio.shield(self.branches.catch_up_locked(st.id))
+            except Exception:
+                log.warning("state kept stale until the log can be read", extra={"fields": {"branch": st.id}})
+            raise
+        st.seq = head + len(stored)
+        self.branches.deliver(st.id, stored)
+        for ev in stored:
+            try:
+                await self.broker.publish(st.id, dumps(ev))
+            except Exception:       # the event is in the log: other processes will catch up from it
+                log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
+        return body
+
+    def _owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[OutboxItem]:
+        """The messages the events make owed, written with them (the outbox)."""
+        try:
+            at = now.timestamp()
+            return [OutboxItem.owed(msg, at) for msg in self.rules.owed(st, evs, now)]
+        except Exception:       # a fault in the rules must not stop the queue: the calls matter more
+            log.exception("notifications not computed", extra={"fields": {"branch": st.id}})
+            return []

@@ -1,0 +1,50 @@
+"""What every part of the Redis store shares: the key layout (hub/store/redis.py lists the keys),
+the one JSON spelling, and connection trouble reported as StoreUnavailable."""
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from hub.store.errors import StoreUnavailable
+from hub.store.outbox import STATUSES
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def reachable(method: F) -> F:
+    """Connection trouble is StoreUnavailable, whatever the client library calls it."""
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+    return wrapper  # type: ignore[return-value]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Keys:
+    """Keys of one deployment (`prefix`). A branch's keys share the hash tag `{b:<branch>}`, so a
+    Redis Cluster keeps a branch on one shard and one script may touch all of them."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def branch(self, branch: str, name: str) -> str:
+        return f"{self.prefix}{{b:{branch}}}:{name}"
+
+    def untagged(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def outbox(self, branch: str) -> list[str]:
+        """The ten outbox keys of a branch, in the order the scripts take them (redis_outbox_scripts)."""
+        return [self.branch(branch, "outbox"), self.branch(branch, "outbox:state"),
+                self.branch(branch, "outbox:due"), *(self.branch(branch, f"outbox:{s}") for s in STATUSES)]

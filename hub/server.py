@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
@@ -18,7 +19,10 @@ def config(app: Any, host: str, port: int,
            protocol: Callable[[], tuple[type | None, str]] = direct.protocol) -> uvicorn.Config:
     ws, why = protocol()
     if ws is None:       # the feeds still work, through ASGI: slower fan-out, same frames
-        log.warning("fast WebSocket path off, feeds go through ASGI", extra={"fields": {"why": why}})
+        log.warning("fast WebSocket path off, feeds go through ASGI",
+                    extra={"fields": {"why": why, "uvicorn": uvicorn.__version__}})
+    else:
+        log.info("fast WebSocket path on", extra={"fields": {"uvicorn": uvicorn.__version__}})
     return uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
                           ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
                           timeout_graceful_shutdown=5, log_level="info")

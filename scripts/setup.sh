@@ -108,4 +108,12 @@ else
     rm -f .venv/.stamp-*
     touch "$stamp"
 fi
+# (d) the oldest uvicorn pyproject.toml allows, beside the newest, for tests/test_server.py to run a
+# hub on it (the fast WebSocket path subclasses a private uvicorn class).
+UVICORN_FLOOR=0.44.0
+if [ "$want_test" -eq 1 ] && [ ! -e ".venv/uvicorn-floor/uvicorn-$UVICORN_FLOOR.dist-info" ]; then
+    say "uvicorn $UVICORN_FLOOR into .venv/uvicorn-floor (the tested lower bound)"
+    rm -rf .venv/uvicorn-floor
+    .venv/bin/python -m pip install -q --no-deps --target .venv/uvicorn-floor "uvicorn==$UVICORN_FLOOR"
+fi
 say "ready (.venv/bin/python: $(.venv/bin/python -V 2>&1))"

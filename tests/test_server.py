@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
+from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from conftest import free_port
 from hub import server
 from hub.app import create_app
 from hub.feeds import direct
+
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_installed_uvicorn_takes_the_fast_path():
@@ -68,3 +74,29 @@ def test_without_the_fast_path_the_feeds_still_work_through_asgi(settings, caplo
         hub.should_exit = True
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_a_hub_on_the_oldest_uvicorn_allowed_takes_the_fast_path(hub_factory, hub_env):
+    """pyproject.toml allows uvicorn from 0.44; scripts/setup.sh puts exactly that release in
+    .venv/uvicorn-floor. A real hub on it uses the direct protocol, and its board feed works."""
+    floor = ROOT / ".venv" / "uvicorn-floor"
+    [dist] = floor.glob("uvicorn-*.dist-info")
+    version = dist.name.removeprefix("uvicorn-").removesuffix(".dist-info")
+    assert f'"uvicorn>={".".join(version.split(".")[:2])}"' in (ROOT / "pyproject.toml").read_text()
+    hub = hub_factory({**hub_env, "PYTHONPATH": f"{floor}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    lines = [json.loads(line) for line in hub.log.read_text().splitlines() if line.startswith("{")]
+    assert {"msg": "fast WebSocket path on", "uvicorn": version} in [
+        {k: ln.get(k) for k in ("msg", "uvicorn")} for ln in lines]
+
+    async def issue_and_watch() -> list[dict]:
+        async with websockets.connect(f"{hub.url.replace('http', 'ws')}/ws/branches/1") as ws:
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 30))]
+            async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
+                r = await client.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"})
+                assert r.status_code == 201, r.text
+            got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+            return got
+
+    snapshot, issued = asyncio.run(issue_and_watch())
+    assert snapshot["type"] == "snapshot" and snapshot["seq"] == 0
+    assert (issued["type"], issued["seq"], issued["number"]) == ("ticket.issued", 1, "1001")

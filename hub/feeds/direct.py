@@ -13,8 +13,9 @@ extension is absent, and feeds use the queued ASGI path (hub.server logs a warni
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 from websockets.frames import Frame, Opcode
@@ -74,7 +75,8 @@ class DirectLink:
         """Write a prepared frame; or say why not: 'gone' or 'slow'."""
         p = self.protocol
         transport = p.transport
-        if p.disconnected or transport.is_closing():
+        # `disconnected` exists from uvicorn 0.45; a lost connection's transport is closing either way.
+        if getattr(p, "disconnected", False) or transport.is_closing():
             return "gone"
         if transport.get_write_buffer_size() > MAX_BUFFER:
             return "slow"

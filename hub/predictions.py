@@ -9,8 +9,8 @@ its number's service day, so that real days can be scored later (`export-trace -
 When. Event times are whole seconds and the replay publishes at `t` after folding every event
 of `t`, so a point is published once its second is over, on a state that has folded nothing
 later: by `step` (the loop runs it every second) or, if a later event comes first, just before it
-is folded (`QueueService.before_fold`: a command about to be decided, an event of another hub
-process). A point the state has already moved past (events caught up from the log in a batch, a
+is folded (`Branches.before_fold` in hub/service/branches.py: a command about to be decided, an
+event of another hub process). A point the state has already moved past (events caught up from the log in a batch, a
 state rebuilt from it) is passed over: its prediction would have known the future. Every hub
 process publishes the same points, so each one's calibration learns the same lessons; the store
 keeps each point once.

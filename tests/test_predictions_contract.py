@@ -1,4 +1,4 @@
-"""The recorded-predictions contract (hub.store.predictions) every Store backend must pass, run
+"""The recorded-predictions contract (hub.store.predictions) every storage backend must pass, run
 unchanged against each one on the storage of tests/store_backends.py: real SQLite files, the real
 Redis of the test setup."""
 from __future__ import annotations

@@ -2,7 +2,8 @@
    a ticket's feed (/ws/tickets/{token}), as docs/feeds.md describes them. No libraries.
 
      var feed = QC.feed({url: "/ws/branches/1", seq: view.seq, epoch: view.epoch,
-                         onSnapshot: fn(msg, was), onResume: fn(msg), onEvent: fn(msg), onState: fn(state, detail)});
+                         onSnapshot: fn(msg, was), onResume: fn(msg), onEvent: fn(msg), onState: fn(state, detail),
+                         connectTimeout: 10000, retryBase: 500, retryCap: 10000});      // ms; these are the defaults
 
    - It connects with ?since=SEQ&epoch=E when it knows where it is: the hub then sends a `resume`
      marker and exactly the missed events, or a `snapshot` that replaces the page's state (`was` is
@@ -87,7 +88,7 @@ QC.feed = function (opts) {
   function closed(code, reason) {
     clearTimeout(startTimer);
     var detail = { code: code, reason: reason, seq: handle.seq, epoch: handle.epoch };
-    if (AFRESH[code]) { handle.seq = null; handle.epoch = null; }
+    if (AFRESH[code] || reason === "epoch") { handle.seq = null; handle.epoch = null; }
     detail.outage = !(FLOW[code] && started && failures === 0);
     started = false;
     detail.delay = Math.round(Math.random() * Math.min(cap, base * Math.pow(2, Math.min(failures, 20))));
@@ -121,11 +122,7 @@ QC.feed = function (opts) {
       return;
     }
     if (m.type === "resume") {
-      if (m.epoch && handle.epoch && m.epoch !== handle.epoch) {   // not the history we know
-        handle.seq = null; handle.epoch = null;
-        drop(GAP, "epoch");
-        return;
-      }
+      if (m.epoch && handle.epoch && m.epoch !== handle.epoch) { drop(GAP, "epoch"); return; }   // another history
       if (handle.seq == null || m.seq > handle.seq) { drop(GAP, "gap"); return; }
       if (m.epoch) handle.epoch = m.epoch;
       if (!started) begin();
@@ -134,11 +131,7 @@ QC.feed = function (opts) {
       return;
     }
     if (!started) { drop(GAP, "gap"); return; }            // an event before the start: out of step
-    if (m.epoch && handle.epoch && m.epoch !== handle.epoch) {
-      handle.seq = null; handle.epoch = null;
-      drop(GAP, "epoch");
-      return;
-    }
+    if (m.epoch && handle.epoch && m.epoch !== handle.epoch) { drop(GAP, "epoch"); return; }
     if (m.seq <= handle.seq) return;                       // seen already
     if (m.seq !== handle.seq + 1) { drop(GAP, "gap"); return; }   // missed some: resume from here
     handle.seq = m.seq;

@@ -2,9 +2,10 @@
 //
 // - A `?token=` in the address is kept in localStorage (per branch) and removed from the address bar
 //   (the server has also set an HttpOnly cookie for this page's path).
-// - The board feed (/ws/branches/{b}) says when anything happens; the page then fetches itself again
-//   (with the token as a bearer header) and swaps in every [data-live] section, so the live tables,
-//   figures and charts are rendered in one place, the server. At most one fetch runs at a time.
+// - The board feed (/ws/branches/{b}, through static/feed.js) says when anything happens; the page
+//   then fetches itself again (with the token as a bearer header) and swaps in every [data-live]
+//   section, so the live tables, figures and charts are rendered in one place, the server. At most
+//   one fetch runs at a time.
 // - Without the feed (closed, reconnecting), the page polls every 10 s; with it, every 30 s anyway,
 //   so that running waits and holds move on.
 (function () {
@@ -42,7 +43,7 @@
   }
   var token = storageGet(KEY + branch);
   var conn = document.getElementById("conn");
-  var socket = null, since = null, epoch = null, retry = 1000, pollTimer = null;
+  var feed = null, pollTimer = null;
   var inFlight = false, again = false, lastRefresh = 0;
 
   function setConn(online) {
@@ -95,36 +96,12 @@
     pending = setTimeout(function () { pending = null; refresh(); }, 300);
   }
 
-  function connect() {
-    var proto = location.protocol === "https:" ? "wss:" : "ws:";
-    var url = proto + "//" + location.host + "/ws/branches/" + encodeURIComponent(branch);
-    if (since !== null && epoch) url += "?since=" + since + "&epoch=" + encodeURIComponent(epoch);
-    try { socket = new WebSocket(url); } catch (e) { schedule(); return; }
-    socket.onopen = function () { retry = 1000; setConn(true); };
-    socket.onmessage = function (m) {
-      var ev;
-      try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.epoch) epoch = ev.epoch;
-      if (typeof ev.seq === "number") since = ev.seq;
-      if (ev.type === "snapshot" && Number(root.dataset.seq) === ev.seq) return;   // already shown
-      if (ev.type === "resume") return;
-      soon();
-    };
-    socket.onclose = function (e) {
-      setConn(false);
-      if (e.code === 4009) { since = null; epoch = null; }
-      schedule();
-    };
-    socket.onerror = function () { /* onclose follows */ };
-  }
-
-  function schedule() {
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 30000);
+  function onSnapshot(ev) {
+    if (Number(root.dataset.seq) !== ev.seq) soon();                  // else: already shown
   }
 
   function poll() {
-    var open = socket && socket.readyState === WebSocket.OPEN;
+    var open = feed.isOpen();
     if (!open || Date.now() - lastRefresh > 30000) refresh();
   }
 
@@ -166,7 +143,9 @@
   document.addEventListener("admin:refreshed", showOutboxNote);
 
   setConn(false);
-  connect();
+  feed = QC.feed({ url: "/ws/branches/" + encodeURIComponent(branch), retryBase: 1000, retryCap: 30000,
+                   onState: function (state) { if (state !== "connecting") setConn(state === "live"); },
+                   onSnapshot: onSnapshot, onEvent: soon });
   pollTimer = setInterval(poll, 10000);
   window.addEventListener("online", function () { refresh(); });
 })();

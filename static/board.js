@@ -10,9 +10,8 @@
   var MAX_BACKOFF_MS = 10000, CONNECT_TIMEOUT_MS = 10000, REFRESH_EVERY_MS = 30000, REFRESH_MIN_MS = 1000;
 
   var $ = function (id) { return document.getElementById(id); };
-  var seq = view.seq, epoch = view.epoch;       // the feed starts where the page was rendered
   var recent = view.recent_calls.slice();
-  var ws = null, attempts = 0, connectTimer = null, reconnectTimer = null;
+  var feed = null;                              // QC.feed: starts where the page was rendered (view.seq)
   var replay = null;                            // calls replayed after a resume, announced once it is quiet
   var speaking = null;                          // the number being said now
   var lost = null;                              // where we were when told to start again from a snapshot
@@ -118,61 +117,46 @@
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
       .then(function (v) {
         hubClock(v.now); renderFields(v); tick();
-        if (v.epoch === epoch && v.seq >= seq && !replay) {   // not behind what the feed told us
+        if (v.epoch === feed.epoch && v.seq >= feed.seq && !replay) {   // not behind what the feed told us
           recent = v.recent_calls.slice(0, RECENT);
           var missed = lost && lost.epoch === v.epoch ? recent.filter(function (c) { return c.seq > lost.seq; }) : [];
           lost = null;
           renderCalls(missed.length > 0);
           missed.slice(0, REPLAY_ANNOUNCE).reverse().forEach(announce);
         }
-        if (ws && ws.readyState === 1) touched();
+        if (feed.isOpen()) touched();
       })
       .catch(function (e) {
         // The hub is unreachable although the socket looks open (a dead link sends no close): reconnect.
-        if (e instanceof TypeError && ws && ws.readyState === 1) drop(1006);
+        if (e instanceof TypeError && feed.isOpen()) feed.reconnect(1006);
       })
       .finally(function () { clearTimeout(timer); refreshing = false; lastRefresh = Date.now(); });
   }
 
-  // -- the feed ---------------------------------------------------------------------------------------
+  // -- the feed (static/feed.js: resume by seq, gaps, timeouts, backoff) --------------------------------
 
   function touched() { lastUpdate = Date.now(); $("last-update").textContent = hhmm(hubDate(lastUpdate), true); }
   function banner(shown) { $("banner").classList.toggle("shown", shown); document.body.classList.toggle("offline", shown); }
-  function feed(state) { document.body.dataset.feed = state; }      // "connecting" | "live" | "down"
+  function feedState(state) { document.body.dataset.feed = state; }   // "connecting" | "live" | "down"
 
-  function connect() {
-    reconnectTimer = null;
-    if (document.body.dataset.feed !== "down") feed("connecting");
-    var q = seq != null && epoch ? "?since=" + seq + "&epoch=" + encodeURIComponent(epoch) : "";
-    var sock = ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host +
-                                  "/ws/branches/" + encodeURIComponent(branch) + q);
-    connectTimer = setTimeout(function () { if (sock === ws && sock.readyState === 0) drop(1006); }, CONNECT_TIMEOUT_MS);
-    sock.onmessage = function (m) { if (sock === ws) onMessage(JSON.parse(m.data)); };
-    sock.onclose = function (e) { if (sock === ws) { ws = null; onClose(e.code); } };
+  function onState(state, d) {
+    if (state === "connecting") { if (document.body.dataset.feed !== "down") feedState("connecting"); return; }
+    if (state === "live") { banner(false); touched(); feedState("live"); return; }
+    feedState("down");
+    if (replay) { clearTimeout(quiet.timer); endReplay(); }
+    if ((d.code === 4009 || d.code === 4400) && d.seq != null) lost = {seq: d.seq, epoch: d.epoch};   // the twin
+    if (d.outage) banner(true);                                       // then says which calls we missed
   }
 
-  function drop(code) {                         // give up on this socket now (its own close may take long)
-    var sock = ws;
-    if (!sock) return;
-    ws = null;
-    try { sock.close(code === 4000 ? 4000 : 1000); } catch (e) { /* already closing */ }
-    onClose(code);
+  function onSnapshot(msg, was) {
+    if (was.seq != null && !lost) lost = was;
+    if (replay) endReplay();
+    hubClock(msg.now); renderFields(msg); refresh();
   }
 
-  function onMessage(msg) {
-    if (msg.type === "snapshot" || msg.type === "resume") {
-      clearTimeout(connectTimer);
-      attempts = 0;
-      if (msg.type === "snapshot" && seq != null && !lost) lost = {seq: seq, epoch: epoch};
-      seq = msg.seq; epoch = msg.epoch;
-      banner(false); touched(); feed("live");
-      if (msg.type === "snapshot") { if (replay) endReplay(); hubClock(msg.now); renderFields(msg); refresh(); }
-      else { replay = replay || []; quiet(); }
-      return;
-    }
-    if (typeof msg.seq !== "number" || msg.seq <= seq) return;        // already seen
-    if (msg.seq !== seq + 1) { drop(4000); return; }                  // a gap: resume from what we have
-    seq = msg.seq;
+  function onResume() { replay = replay || []; quiet(); }
+
+  function onEvent(msg) {
     touched();
     if (replay) quiet();
     if (msg.type === "ticket.called" || msg.type === "ticket.recalled") onCall(msg);
@@ -184,21 +168,6 @@
     quiet.timer = setTimeout(endReplay, REPLAY_QUIET_MS);
   }
 
-  function onClose(code) {
-    clearTimeout(connectTimer);
-    feed("down");
-    if (replay) { clearTimeout(quiet.timer); endReplay(); }
-    if (code === 4009 || code === 4400) {                             // start again from a snapshot; the twin
-      if (seq != null) lost = {seq: seq, epoch: epoch};               // then says which calls we missed
-      seq = null; epoch = null;
-    }
-    var soon = (code === 4008 || code === 4009 || code === 4000) && attempts === 0;   // not an outage
-    if (!soon) banner(true);
-    var delay = soon ? 100 : Math.min(MAX_BACKOFF_MS, 500 * Math.pow(2, attempts)) * (0.8 + Math.random() * 0.2);
-    attempts++;
-    if (!reconnectTimer) reconnectTimer = setTimeout(connect, delay);
-  }
-
   // A recent-list row is lit while its call is being said (calls can queue up behind each other).
   document.addEventListener("qc-announce", function (e) { speaking = e.detail.number; renderCalls(false); });
   document.addEventListener("qc-announced", function () { speaking = null; renderCalls(false); });
@@ -207,5 +176,7 @@
   tick(); touched();
   setInterval(tick, 1000);
   setInterval(refresh, REFRESH_EVERY_MS);
-  connect();
+  feed = QC.feed({url: "/ws/branches/" + encodeURIComponent(branch), seq: view.seq, epoch: view.epoch,
+                  connectTimeout: CONNECT_TIMEOUT_MS, retryCap: MAX_BACKOFF_MS,
+                  onState: onState, onSnapshot: onSnapshot, onResume: onResume, onEvent: onEvent});
 })();

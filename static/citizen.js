@@ -1,6 +1,6 @@
 /* The citizen's phone page (/t/{token}): live from the ticket feed, no libraries.
-   Feed: /ws/tickets/{token}, resumed with since/epoch after a drop (backoff with jitter); while the
-   socket is down the page polls its JSON twin (/t/{token}?format=json). */
+   Feed: /ws/tickets/{token} through static/feed.js (resumed with since/epoch after a drop, backoff with
+   jitter); while the socket is down the page polls its JSON twin (/t/{token}?format=json). */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("qc-data").textContent);
@@ -285,9 +285,9 @@
     });
   });
 
-  // -- the live feed, with polling while it is down ----------------------------------------------------
+  // -- the live feed (static/feed.js), with polling while it is down --------------------------------------
 
-  var ws = null, seq = null, epoch = null, tries = 0, retryTimer = null, pollTimer = null, over = false;
+  var feed = null, live = false, pollTimer = null, over = false;
 
   function status(kind) {
     $("live").textContent = kind === "live" ? "● " + W.live : kind === "poll" ? "○ " + W.polling : "";
@@ -296,40 +296,18 @@
     $("banner").classList.toggle("shown", kind === "down" || kind === "gone");
   }
 
-  function connect() {
-    clearTimeout(retryTimer);
-    if (over) return;
-    if (!("WebSocket" in window)) { startPolling(); return; }
-    var q = seq != null ? "?since=" + seq + (epoch ? "&epoch=" + encodeURIComponent(epoch) : "") : "";
-    var sock;
-    try {
-      sock = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/tickets/" + T + q);
-    } catch (e) { retry(); return; }
-    ws = sock;
-    sock.onmessage = function (ev) {
-      var m;
-      try { m = JSON.parse(ev.data); } catch (e) { return; }
-      if (m.epoch) epoch = m.epoch;
-      if (typeof m.seq === "number") seq = m.seq;
-      tries = 0;
-      stopPolling();
-      status("live");
-      if (m.ticket) update(m.ticket);
-    };
-    sock.onclose = function (ev) {
-      if (ws !== sock) return;
-      ws = null;
-      if (ev.code === 4404) { gone(); return; }
-      if (ev.code === 4009) { seq = null; epoch = null; }    // history replaced: start afresh
-      retry();
-    };
+  function onState(state, d) {
+    if (state === "live") { live = true; stopPolling(); status("live"); return; }
+    if (state !== "down") return;
+    live = false;
+    if (d.code === 4404) { gone(); return; }
+    startPolling();
   }
 
-  function retry() {
-    startPolling();
-    var delay = Math.min(MAX_BACKOFF, 1000 * Math.pow(2, tries)) * (0.5 + Math.random() / 2);
-    tries = Math.min(tries + 1, 10);
-    retryTimer = setTimeout(connect, delay);
+  function connect() {
+    if (!("WebSocket" in window)) { startPolling(); return; }
+    feed = QC.feed({ url: "/ws/tickets/" + T, retryBase: 1000, retryCap: MAX_BACKOFF, onState: onState,
+                     onSnapshot: function (m) { update(m.ticket); }, onEvent: function (m) { update(m.ticket); } });
   }
 
   function startPolling() {
@@ -347,20 +325,19 @@
         if (!r.ok) throw new Error(r.status);
         return r.json();
       })
-      .then(function (nv) { if (nv && !ws) { update(nv); status("poll"); } })
-      .catch(function () { if (!ws) status("down"); });
+      .then(function (nv) { if (nv && !live) { update(nv); status("poll"); } })
+      .catch(function () { if (!live) status("down"); });
   }
 
   function gone() {
     over = true;
     stopPolling();
-    clearTimeout(retryTimer);
-    if (ws) ws.close();
+    if (feed) feed.stop();
     status("gone");
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && !ws && !over) { tries = 0; connect(); }   // phones drop sockets in the background
+    if (!document.hidden && feed && !over) feed.retryNow();     // phones drop sockets in the background
   });
 
   if (travel != null) $("travel").value = travel;

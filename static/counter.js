@@ -478,8 +478,8 @@
     if (e.key === " " && !typing(e.target)) e.preventDefault();
   });
 
-  // -- live: the branch's board feed ----------------------------------------------------------------
-  var ws = null, lastSeq = null, epoch = null, backoff = 1000, wanted = false, offlineTimer = null, retryTimer = null;
+  // -- live: the branch's board feed (static/feed.js) -------------------------------------------------
+  var feed = null, feedGone = false, offlineTimer = null;
   var activity = [];
 
   function offline(on) {
@@ -489,44 +489,18 @@
     $("live").classList.toggle("on", !on);
   }
   function startLive() {
-    if (wanted) return;
-    wanted = true;
-    connect();
+    if (feedGone) return;                // no such branch: asking again changes nothing
+    if (feed) { feed.start(); return; }
+    feed = QC.feed({ url: "/ws/branches/" + encodeURIComponent(BRANCH), retryBase: 1000, retryCap: 15000,
+                     onState: onFeedState, onSnapshot: handle, onResume: handle, onEvent: handle });
   }
   function stopLive() {
-    wanted = false;
-    clearTimeout(retryTimer);
-    if (ws) { try { ws.close(); } catch (e) { /* closed */ } ws = null; }
+    if (feed) feed.stop();
   }
-  function connect() {
-    if (!wanted) return;
-    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/branches/" + encodeURIComponent(BRANCH);
-    if (lastSeq != null && epoch) url += "?since=" + lastSeq + "&epoch=" + encodeURIComponent(epoch);
-    var sock;
-    try { sock = new WebSocket(url); } catch (e) { retry(); return; }
-    ws = sock;
-    sock.onopen = function () { backoff = 1000; offline(false); };
-    sock.onmessage = function (m) {
-      var ev;
-      try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.epoch) epoch = ev.epoch;
-      if (typeof ev.seq === "number") lastSeq = ev.seq;
-      handle(ev);
-    };
-    sock.onclose = function (e) {
-      if (ws !== sock) return;
-      ws = null;
-      if (e.code === 4009) { lastSeq = null; epoch = null; }
-      if (e.code === 4404) return;
-      offline(true);
-      retry();
-    };
-  }
-  function retry() {
-    if (!wanted) return;
-    clearTimeout(retryTimer);
-    retryTimer = setTimeout(connect, backoff);
-    backoff = Math.min(backoff * 2, 15000);
+  function onFeedState(state, d) {
+    if (state === "live") offline(false);
+    else if (state === "down" && d.code === 4404) { feedGone = true; feed.stop(); }
+    else if (state === "down") offline(true);
   }
   function handle(ev) {
     if (ev.type === "snapshot") { scheduleLoad(50); return; }

@@ -299,5 +299,6 @@ def test_forged_or_unknown_ticket_is_a_friendly_404(hub, api, new_page):
 def test_page_is_small(hub, api):
     mine = issue(api)
     size = sum(len(api.get(path).content) for path in
-               (f"/t/{mine['token']}", "/static/base.css", "/static/citizen.css", "/static/citizen.js"))
+               (f"/t/{mine['token']}", "/static/base.css", "/static/citizen.css", "/static/citizen.js",
+                "/static/feed.js"))
     assert size < 50_000, size

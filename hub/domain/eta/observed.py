@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from hub.domain.eta.history import History, category
+from hub.domain.eta.history import Arrival, History, category
 from hub.domain.trace import TraceEvent
 
 
@@ -32,7 +32,7 @@ class Tk:
     issued_at: datetime
     checked_in: bool = False
     checked_at: datetime | None = None
-    arrival: list | None = None         # its record in History.online_calls, once called
+    arrival: Arrival | None = None      # its record in History.online_calls, once called
     queued: bool = True                 # in the queue (never called, transferred, or back from hold)
     called_at: datetime | None = None   # first call
     counter: str | None = None          # at a counter now
@@ -189,7 +189,7 @@ class Observed:
             return
         first_skip = t.skipped_at is None
         if first_skip and t.arrival is not None:
-            t.arrival[1] = True
+            t.arrival.noshow = True
         spent = self._release(t, ev.t)
         self.history.skipped(category(t.channel, t.checked_in), spent, first_skip, ev.held_until is not None)
         t.skipped_at, t.held_until = ev.t, ev.held_until

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import NoReturn
 
 from hub.domain.config import Branch, Calendar
 from hub.domain.errors import conflict
@@ -58,7 +59,7 @@ def next_issuing_opening(branch: Branch, now: datetime, channel: str) -> datetim
     return at(day - timedelta(days=1), p.online_from, now)
 
 
-def _refuse(branch: Branch, now: datetime, channel: str):
+def _refuse(branch: Branch, now: datetime, channel: str) -> NoReturn:
     opening = next_issuing_opening(branch, now, channel)
     hours = f"{branch.policy.opens:%H:%M}–{branch.policy.issuing_until:%H:%M}"
     when = f"{opening:%H:%M %d/%m/%Y}"

@@ -6,12 +6,14 @@ So a refused command changes nothing, and the state is always a fold of the log.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from hub.domain import calendar, events, limits
+from hub.domain.config import Service
 from hub.domain.errors import conflict, invalid, not_found, unauthorized
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, History
-from hub.domain.state import BranchState
+from hub.domain.state import BranchState, Counter
 from hub.domain.ticket import ALLOWED, State, Ticket, ticket_id
 
 CHANNELS = ("kiosk", "online")
@@ -191,7 +193,7 @@ def _lang(lang: str | None) -> None:
 
 
 def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: str | None = None,
-           subscription: dict | None = None, ahead: int | None = None,
+           subscription: dict[str, Any] | None = None, ahead: int | None = None,
            travel_minutes: float | None = None, lang: str | None = None) -> list[Event]:
     """The holder asks to be told, on a channel, when the turn approaches (the notifier sends).
     `lang` is the language of the page they asked on: every later message is written in it."""
@@ -277,7 +279,7 @@ def find_ticket(st: BranchState, now: datetime, number: str) -> Ticket:
     return (today or sorted(candidates, key=lambda t: t.day))[-1]
 
 
-def _ticket_event(type_: str, st: BranchState, now: datetime, t: Ticket, **fields) -> list[Event]:
+def _ticket_event(type_: str, st: BranchState, now: datetime, t: Ticket, **fields: Any) -> list[Event]:
     return [events.make(type_, now, st.id, t.day, ticket=t.id, number=t.number,
                         service=fields.pop("service", t.service), **fields)]
 
@@ -291,7 +293,7 @@ def _require(t: Ticket, action: str, now: datetime) -> State:
     return state
 
 
-def _service(st: BranchState, service: object):
+def _service(st: BranchState, service: object) -> Service:
     svc = st.config.services.get(service) if isinstance(service, str) else None
     if svc is None:
         raise invalid("unknown_service", f"This branch has no field {service!r}.",
@@ -299,7 +301,7 @@ def _service(st: BranchState, service: object):
     return svc
 
 
-def _counter(st: BranchState, counter: object):
+def _counter(st: BranchState, counter: object) -> Counter:
     c = st.counters.get(counter) if isinstance(counter, str) else None
     if c is None:
         raise not_found("counter_not_found", f"This branch has no counter {counter!r}.",

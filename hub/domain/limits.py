@@ -6,11 +6,13 @@ A citizen's standing is built by the service from every branch's state (`history
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from hub.domain.config import Policy, Service
 from hub.domain.errors import conflict, forbidden
+from hub.domain.state import BranchState
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class History:
     noshows: list[datetime] = field(default_factory=list)               # when each online no-show counted
 
 
-def history(citizen: Citizen, day: date, states) -> History:
+def history(citizen: Citizen, day: date, states: Iterable[BranchState]) -> History:
     h = History()
     for st in states:
         rec = st.citizens.get(citizen.pseudonym)

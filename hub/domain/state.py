@@ -5,6 +5,7 @@ state after a restart is the state before it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -47,13 +48,12 @@ class BranchState:
     next_order: int = 1                         # registration order of the next number issued
     latest_day: date | None = None
     last_t: str | None = None
-    eta: Estimator | None = None                # expected waits: folded from the same events
+    eta: Estimator = field(init=False)          # expected waits: folded from the same events
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.counters:
             self.counters = {c.id: Counter(c.id, c.services) for c in self.config.counters.values()}
-        if self.eta is None:
-            self.eta = Estimator(self.config.id, Setting.of(self.config))
+        self.eta = Estimator(self.config.id, Setting.of(self.config))
 
     @property
     def id(self) -> str:
@@ -94,7 +94,7 @@ class BranchState:
         return self.issued.get((day, service), 0)
 
 
-def fold(config: Branch, events) -> BranchState:
+def fold(config: Branch, events: Iterable[Event]) -> BranchState:
     state = BranchState(config)
     for ev in events:
         apply(state, ev)
@@ -192,7 +192,10 @@ def _forget_noshow(s: BranchState, t: Ticket) -> None:
         s.citizens[t.citizen].noshows.pop(t.id, None)
 
 
-def _finished(state_: State):
+Handler = Callable[[BranchState, Event, datetime], None]
+
+
+def _finished(state_: State) -> Handler:
     def fn(s: BranchState, ev: Event, now: datetime) -> None:
         t = s.tickets.get(ev["ticket"])
         if t is None:           # a ticket already forgotten (an old day): nothing to update

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
+from typing import Any
 
 
 class State(str, Enum):
@@ -60,7 +61,7 @@ class Ticket:
     skipped_at: datetime | None = None
     held_until: datetime | None = None
     finished_at: datetime | None = None
-    notify: dict[str, dict] = field(default_factory=dict)   # channel → {phone | subscription, ahead}
+    notify: dict[str, dict[str, Any]] = field(default_factory=dict)   # channel → {phone | subscription, ahead}
     travel_minutes: float | None = None   # the holder's trip to the branch, for "leave home by"
     lang: str = "vi"                      # of the messages: the last language the holder asked in
     rating: tuple[int, str] | None = None  # (1–5, comment) after service

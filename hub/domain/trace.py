@@ -37,8 +37,16 @@ class TraceEvent:
     priority: bool = False
     held_until: datetime | None = None      # on a skip under `absent: hold` (an optional extension)
 
+    def required(self, name: str) -> str:
+        """A text field the format requires of this event's type (`from_dict` checked it is
+        there); raises for an event built by hand without it."""
+        v = getattr(self, name)
+        if not isinstance(v, str):
+            raise TraceError(None, f"{self.type}: field {name!r} must be a string, got {v!r}")
+        return v
 
-def _text(d: dict, name: str, line: int | None) -> str:
+
+def _text(d: dict[str, Any], name: str, line: int | None) -> str:
     v = d.get(name)
     if not isinstance(v, str) or not v:
         raise TraceError(line, f"{d['type']}: field {name!r} must be a non-empty string, got {v!r}")

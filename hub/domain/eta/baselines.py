@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from hub.domain.eta import plans
-from hub.domain.eta.observed import Observed, Tk, minutes
+from hub.domain.eta.observed import Observed, minutes
 from hub.domain.eta.plans import Setting
 
 NAIVE, QL, LES = "NAIVE", "QL", "LES"
@@ -82,15 +82,16 @@ def les_wait(obs: Observed, setting: Setting, field: str) -> float | None:
     # `Observed.last_wait` counts from issue. Find the number behind it (it is kept until the
     # next day starts) to count from the opening instead; if it is gone, the raw wait was that of
     # an afternoon number of an earlier day, where both counts agree.
-    last: Tk | None = None
+    last: tuple[datetime, datetime] | None = None        # (called, issued) of that number
     for t in obs.tickets.values():
         if (t.called_at is not None and t.service == field and abs(minutes(t.issued_at, t.called_at) - raw) < 1e-6
-                and (last is None or t.called_at > last.called_at)):
-            last = t
+                and (last is None or t.called_at > last[0])):
+            last = t.called_at, t.issued_at
     if last is None:
         return raw
-    start = max(last.issued_at, opening(last.called_at.date(), setting, last.called_at))
-    return max(minutes(start, last.called_at), 0.0)
+    called, issued = last
+    start = max(issued, opening(called.date(), setting, called))
+    return max(minutes(start, called), 0.0)
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,9 @@ def predict(obs: Observed, setting: Setting, now: datetime, tickets: list[str]) 
     opened = opening(day, setting, now)
     ahead: dict[str, int] = {}                  # ticket → people ahead in its field
     seen: dict[str, int] = {}
-    for t in obs.queue():                       # calling order: one pass gives every rank
-        ahead[t.id] = seen.get(t.service, 0)
-        seen[t.service] = ahead[t.id] + 1
+    for q in obs.queue():                       # calling order: one pass gives every rank
+        ahead[q.id] = seen.get(q.service, 0)
+        seen[q.service] = ahead[q.id] + 1
     fields: dict[str, FieldState] = {}
     out: dict[str, dict[str, float]] = {p: {} for p in PREDICTORS}
     for tid in tickets:

@@ -23,6 +23,10 @@ MEDIAN_SHIFT = 0.8                 # of the median score, applied to p50 (a litt
 # night's surprises, so a few calm nights are little evidence that the next one will be calm.
 MAX_NARROW = 0.15
 
+Prediction = tuple[datetime, float, float, float, float]    # (when, p10, p50, p90, lead)
+# An outcome in units of its prediction's spread: (below p10, above p90, off p50, weight).
+Score = tuple[float, float, float, int]
+
 
 def _band(p50: float, lead: float) -> int:
     """Horizon band of a prediction, counted from when the counters open: a forecast made the
@@ -54,8 +58,8 @@ def _spreads(p10: float, p50: float, p90: float, lead: float) -> tuple[float, fl
 
 class Calibration:
     def __init__(self) -> None:
-        self.open: dict[str, list[tuple[datetime, float, float, float, float]]] = {}
-        self.scores = [deque(maxlen=KEEP) for _ in range(2 * (len(BANDS) + 1))]
+        self.open: dict[str, list[Prediction]] = {}
+        self.scores: list[deque[Score]] = [deque(maxlen=KEEP) for _ in range(2 * (len(BANDS) + 1))]
         self._cache: dict[int, tuple[float, float, float] | None] = {}
 
     def remember(self, ticket: str, t: datetime, raw: tuple[float, float, float], lead: float) -> None:
@@ -68,7 +72,7 @@ class Calibration:
         It is scored once per horizon band, on the middle one of its predictions in that band and
         weighted by their number: a number forecast every 5 minutes through the night is one
         lesson that counts 150 times, not 150 lessons crowding out every other number's."""
-        by_band: dict[int, list] = {}
+        by_band: dict[int, list[Prediction]] = {}
         for p in self.open.pop(ticket, ()):
             by_band.setdefault(_band(p[2], p[4]), []).append(p)
         if called is None:

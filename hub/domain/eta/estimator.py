@@ -86,12 +86,13 @@ class Estimator:
 
     def observe(self, ev: TraceEvent) -> None:
         before = self.observed.tickets.get(ev.ticket) if ev.ticket else None
-        waiting = before is not None and before.called_at is None
+        # the number's id if it is still waiting for its first call: this event may be its outcome
+        waiting = before.id if before is not None and before.called_at is None else None
         self.observed.observe(ev)
-        if waiting and ev.type == "ticket.called":
-            self.calibration.outcome(ev.ticket, ev.t)
-        elif waiting and ev.type in ("ticket.cancelled", "ticket.expired"):
-            self.calibration.outcome(ev.ticket, None)
+        if waiting is not None and ev.type == "ticket.called":
+            self.calibration.outcome(waiting, ev.t)
+        elif waiting is not None and ev.type in ("ticket.cancelled", "ticket.expired"):
+            self.calibration.outcome(waiting, None)
 
     def forecast(self, now: datetime, max_age: timedelta = timedelta(0)) -> Forecast:
         """The forecast at `now`; with `max_age`, one made up to that long ago with no event since

@@ -16,9 +16,11 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from heapq import heappop, heappush
 from statistics import NormalDist
+from typing import TypeVar
 
 from hub.domain.eta.history import LEADS
 from hub.domain.eta.service_times import LogNormal
@@ -31,6 +33,9 @@ HEAD, PRIORITY, NORMAL = 0.0, 1e9, 2e9       # key groups: a recall first, then 
 _STRATA = 4096
 NORMALS = [NormalDist().inv_cdf((i + 0.5) / _STRATA) for i in range(_STRATA)]
 JITTER = 3.0                                  # minutes: spread of a planned opening or closing
+
+T = TypeVar("T")
+Uniform = Callable[[], float]                 # a bound Random.random: a draw in [0, 1)
 
 
 @dataclass
@@ -51,8 +56,8 @@ class Plan:
     n_tracked: int
     counters: list[CounterSim]
     sigma: list[float]                               # per field
-    noshow: tuple[float, float, float]               # per category
-    gives_back: tuple[float, float, float]           # per category: gone before its turn
+    noshow: tuple[float, ...]                        # per category (history.CATEGORIES)
+    gives_back: tuple[float, ...]                    # per category: gone before its turn
     skip: list[float]                                # call → skip, minutes (samples)
     p_recall: float
     recall_delay: list[float]
@@ -71,11 +76,11 @@ class Plan:
 
 
 # random.choice and random.expovariate cost several Python calls each; these cost one uniform.
-def _pick(xs: list, rand) -> object:
+def _pick(xs: Sequence[T], rand: Uniform) -> T:
     return xs[int(rand() * len(xs))]
 
 
-def _exp(rate: float, rand) -> float:
+def _exp(rate: float, rand: Uniform) -> float:
     return -math.log(1.0 - rand()) / rate
 
 
@@ -125,14 +130,18 @@ def replicate(plan: Plan, rng: random.Random) -> tuple[list[float], list[float]]
     vleft = len(served)             # a field no counter serves never calls anyone: do not wait for it
     static = plan.queues
     ptr = [0] * nf
-    ready: list[list] = [[] for _ in range(nf)]
-    pending: list[list] = [[] for _ in range(nf)]
+    # Per field, heaps of the numbers besides `static`: `ready` to be called, (key, tracked, category),
+    # and `pending` until the minute they may be, (minute, key, tracked, category).
+    ready: list[list[tuple[float, int, int]]] = [[] for _ in range(nf)]
+    pending: list[list[tuple[float, float, int, int]]] = [[] for _ in range(nf)]
     serves: list[list[int]] = [[] for _ in range(nf)]
     idle: dict[int, float] = {}
     rand = rng.random
     normals = NORMALS
     events: list[tuple[float, int]] = []
     windows: list[list[tuple[float, float]]] = []
+    closed: float | None
+    wins: list[tuple[float, float]]
     for ci, c in enumerate(plan.counters):
         for f in c.fields:
             serves[f].append(ci)

@@ -31,42 +31,55 @@ def category(channel: str, checked_in: bool) -> int:
     return ONLINE_IN if checked_in else ONLINE_OUT
 
 
+# (open, close) of a counter, minutes after local midnight; close is None while it is open.
+Interval = tuple[float, float | None]
+# One day's priority numbers issued: field → hour of the day → how many.
+Profile = dict[str, dict[int, int]]
+
+
 @dataclass
 class DayPlan:
     """One past day of one counter: the fields it opened with and its open intervals (minutes
     after local midnight)."""
     services: tuple[str, ...]
-    intervals: list[list[float]] = field(default_factory=list)     # [open, close]; close may be None
+    intervals: list[Interval] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Arrival:
+    """An online number at its first call: how many minutes before it the holder had checked
+    in (None: not yet), and whether it turned out a no-show (set when it is skipped)."""
+    checked_before: float | None
+    noshow: bool = False
 
 
 class History:
     def __init__(self) -> None:
         self.day = 0                                            # index of the current service day
-        self.done: dict[str, deque] = defaultdict(lambda: deque(maxlen=SAMPLES))  # field → (min, day)
-        self.by_counter: dict[str, deque] = defaultdict(lambda: deque(maxlen=40))  # → (field, min, day)
-        self.skip_minutes: deque = deque(maxlen=200)
+        self.done: dict[str, deque[tuple[float, int]]] = defaultdict(lambda: deque(maxlen=SAMPLES))  # field → (min, day)
+        self.by_counter: dict[str, deque[tuple[str, float, int]]] = defaultdict(lambda: deque(maxlen=40))  # → (field, min, day)
+        self.skip_minutes: deque[float] = deque(maxlen=200)
         self.calls = {c: 0.0 for c in CATEGORIES}
         self.noshows = {c: 0.0 for c in CATEGORIES}
         self.skips = self.recalls = self.holds = self.returns = 0.0
         self.issued_n = {"kiosk": 0.0, "online": 0.0}      # numbers issued, and given back before
         self.given_back = {"kiosk": 0.0, "online": 0.0}    # their first call, by channel
-        self.recall_delays: deque = deque(maxlen=100)
-        self.online_calls: deque = deque(maxlen=400)       # [minutes checked in before the first
-        #                                                     call or None, no-show?]
-        self.return_delays: deque = deque(maxlen=100)
+        self.recall_delays: deque[float] = deque(maxlen=100)
+        self.online_calls: deque[Arrival] = deque(maxlen=400)
+        self.return_delays: deque[float] = deque(maxlen=100)
         self.finished: dict[str, float] = defaultdict(float)         # field → services ended
         self.transfers: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.partial_minutes: deque = deque(maxlen=100)
-        self.gaps: deque = deque(maxlen=200)                       # counter free → next call
+        self.partial_minutes: deque[float] = deque(maxlen=100)
+        self.gaps: deque[float] = deque(maxlen=200)                # counter free → next call
         self.issues_today: list[tuple[float, str, bool]] = []      # (minute, field, priority)
         # Numbers taken while no service day is running (the evening before, the early morning,
         # a weekend): they belong to the next service day, which is not known until it starts.
         self.issues_early: list[tuple[date, float, str, bool]] = []
-        self.priority_days: deque = deque(maxlen=KEEP_DAYS)         # per past day: field → hour → n
-        self.issue_ends: deque = deque(maxlen=KEEP_DAYS)            # last issue, minutes of day
+        self.priority_days: deque[Profile] = deque(maxlen=KEEP_DAYS)    # per past day
+        self.issue_ends: deque[float] = deque(maxlen=KEEP_DAYS)         # last issue, minutes of day
         self.plans_today: dict[str, DayPlan] = {}
-        self.plans: deque = deque(maxlen=KEEP_DAYS)                 # past days: counter → DayPlan
-        self.closures: deque = deque(maxlen=200)                    # minutes closed within a day
+        self.plans: deque[dict[str, DayPlan]] = deque(maxlen=KEEP_DAYS)   # past days: counter → plan
+        self.closures: deque[float] = deque(maxlen=200)                 # minutes closed within a day
 
     # -- days ----------------------------------------------------------------------------------
 
@@ -87,18 +100,18 @@ class History:
         self.issues_today = sorted((m - 1440 * (new - d).days, f, p) for d, m, f, p in self.issues_early)
         self.issues_early, self.plans_today = [], {}
         self.day += 1
-        for d in (self.calls, self.noshows):
-            for k in d:
-                d[k] *= DAY_DECAY
+        for by_cat in (self.calls, self.noshows):
+            for cat in by_cat:
+                by_cat[cat] *= DAY_DECAY
         self.skips *= DAY_DECAY
         self.recalls *= DAY_DECAY
         self.holds *= DAY_DECAY
         self.returns *= DAY_DECAY
         for f in self.finished:
             self.finished[f] *= DAY_DECAY
-        for d in (self.issued_n, self.given_back):
-            for k in d:
-                d[k] *= DAY_DECAY
+        for by_channel in (self.issued_n, self.given_back):
+            for channel in by_channel:
+                by_channel[channel] *= DAY_DECAY
         for dests in self.transfers.values():
             for k in dests:
                 dests[k] *= DAY_DECAY
@@ -108,14 +121,14 @@ class History:
 
     # -- what happened -------------------------------------------------------------------------
 
-    def _profile(self) -> tuple[dict, float] | None:
+    def _profile(self) -> tuple[Profile, float] | None:
         """Today's priority arrivals by field and hour, and its last issue: of the numbers taken
         before the day's last close (after it, online numbers are for the next working day)."""
         last_close = self._last_close()
         today = [(m, f, p) for m, f, p in self.issues_today if m <= last_close]
         if not today:
             return None
-        hours: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        hours: Profile = defaultdict(lambda: defaultdict(int))
         for m, f, p in today:
             if p:
                 hours[f][int(m // 60)] += 1
@@ -124,7 +137,7 @@ class History:
     def _last_close(self) -> float:
         return max(((iv[1] or 0) for p in self.plans_today.values() for iv in p.intervals), default=0.0)
 
-    def past(self, today_done: bool) -> tuple[list, list, list]:
+    def past(self, today_done: bool) -> tuple[list[dict[str, DayPlan]], list[Profile], list[float]]:
         """(counter plans, priority profiles, last issues) of past days; with `today_done`, today
         counts as past already (a forecast made after closing, for the next working day)."""
         plans, prios, ends = list(self.plans), list(self.priority_days), list(self.issue_ends)
@@ -162,8 +175,8 @@ class History:
         if first:
             self.calls[cat] += 1
 
-    def online_called(self, checked_before: float | None) -> list:
-        record = [checked_before, False]
+    def online_called(self, checked_before: float | None) -> Arrival:
+        record = Arrival(checked_before)
         self.online_calls.append(record)
         return record
 
@@ -175,8 +188,8 @@ class History:
         out = []
         prior = PRIOR_NOSHOW[ONLINE_OUT]
         for x in LEADS:
-            rows = [r for r in self.online_calls if r[0] is None or r[0] < x]
-            out.append((sum(1 for r in rows if r[1]) + prior * 5) / (len(rows) + 5))
+            rows = [r for r in self.online_calls if r.checked_before is None or r.checked_before < x]
+            out.append((sum(1 for r in rows if r.noshow) + prior * 5) / (len(rows) + 5))
         return out
 
     def skipped(self, cat: int, minutes: float, first: bool, held: bool) -> None:
@@ -200,13 +213,14 @@ class History:
 
     def counter_opened(self, counter: str, services: tuple[str, ...], minute: float) -> None:
         plan = self.plans_today.setdefault(counter, DayPlan(services))
-        if plan.intervals and plan.intervals[-1][1] is None:
-            return                                  # re-opened with other fields: same interval
         if plan.intervals:
-            self.closures.append(minute - plan.intervals[-1][1])
-        plan.intervals.append([minute, None])
+            closed = plan.intervals[-1][1]
+            if closed is None:
+                return                              # re-opened with other fields: same interval
+            self.closures.append(minute - closed)
+        plan.intervals.append((minute, None))
 
     def counter_closed(self, counter: str, minute: float) -> None:
         plan = self.plans_today.get(counter)
         if plan and plan.intervals and plan.intervals[-1][1] is None:
-            plan.intervals[-1][1] = minute
+            plan.intervals[-1] = (plan.intervals[-1][0], minute)

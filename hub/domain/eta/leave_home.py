@@ -10,7 +10,8 @@ LEAVE_MARGIN_MINUTES = 5.0     # arrive this much before the earliest likely cal
 
 
 class Quantiles(Protocol):
-    p10: float
+    @property           # read-only: estimator.Quantiles is a frozen dataclass
+    def p10(self) -> float: ...
 
 
 def leave_by(now: datetime, est: Quantiles, travel_minutes: float) -> datetime:

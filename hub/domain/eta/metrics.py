@@ -81,6 +81,7 @@ def scores(samples: Iterable[Sample], predictor: str) -> Scores | None:
     bands: list[list[float]] = [[] for _ in BANDS]
     for s in scored:
         y = s.y
+        assert y is not None                    # `scored` are the called ones
         p10, p50, p90 = s.q[predictor]
         e = p50 - y
         errs.append(e)
@@ -110,7 +111,7 @@ def departure(points: list[Sample], predictor: str, travel: float, margin: float
     falls before the next point, at that leave-by or at once if it has passed; None if the number
     is called first. `low` is p10, which is p50 for a point predictor."""
     for s in points:
-        if s.t >= s.called:
+        if s.called is not None and s.t >= s.called:
             break
         leave_by = s.t + s.q[predictor][0] - travel - margin
         if leave_by <= s.t + STEP:

@@ -8,7 +8,7 @@ from datetime import datetime
 from statistics import median
 
 from hub.domain.eta import forward, plans, service_times
-from hub.domain.eta.history import CATEGORIES, KIOSK, PRIOR_CALLS, PRIOR_NOSHOW, History, category
+from hub.domain.eta.history import CATEGORIES, KIOSK, PRIOR_CALLS, PRIOR_NOSHOW, History, Profile, category
 from hub.domain.eta.observed import Observed, minute_of_day, minutes
 
 DEFAULT_SERVICE = 8.0        # minutes: a field nobody configured or saw yet
@@ -17,9 +17,10 @@ SPEED_PRIOR = 4.0            # a counter's speed is shrunk towards 1 as if seen 
 MAX_SPEED_LOG = 0.7
 
 
-def service_laws(obs: Observed, setting: plans.Setting, fields: list[str], now: datetime) -> dict:
+def service_laws(obs: Observed, setting: plans.Setting, fields: list[str], now: datetime
+                 ) -> dict[str, service_times.LogNormal]:
     h = obs.history
-    running: dict[str, list] = {}
+    running: dict[str, list[tuple[float, float]]] = {}
     for c in obs.counters.values():
         t = obs.tickets.get(c.serving) if c.serving else None
         if t is not None and t.started is not None:
@@ -36,7 +37,7 @@ def service_laws(obs: Observed, setting: plans.Setting, fields: list[str], now: 
     return laws
 
 
-def speed_logs(h: History, laws: dict) -> dict[str, float]:
+def speed_logs(h: History, laws: dict[str, service_times.LogNormal]) -> dict[str, float]:
     """Each counter's staff speed as a log-factor on the field's law, learned from its services
     (today's first): shrunk towards 1, so one long service does not brand a counter slow."""
     out = {}
@@ -55,7 +56,7 @@ DAY_SD_PRIOR = 0.08          # sd of a day's log speed level around the usual, b
 DAY_SD_PRIOR_DAYS = 2.0      # ... counted as this many days
 
 
-def day_level_sd(h: History, laws: dict, same_day: bool) -> float:
+def day_level_sd(h: History, laws: dict[str, service_times.LogNormal], same_day: bool) -> float:
     """How uncertain the speed of the day being forecast still is, as an sd of a log-factor shared
     by every service of that day: the whole branch is slower on some days (a system outage, a
     new form, a cold). Learned from how much past days' mean log service times moved around
@@ -82,7 +83,7 @@ def day_level_sd(h: History, laws: dict, same_day: bool) -> float:
     return math.sqrt(tau2)
 
 
-def _priority_rates(h: History, days: list, field: str, now_min: float, issue_end: float,
+def _priority_rates(h: History, days: list[Profile], field: str, now_min: float, issue_end: float,
                     opened: float) -> list[tuple[float, float]]:
     """Arrivals of priority numbers still to come in a field, piecewise by hour, minutes from now:
     the mean of the same hour on past days (the night before included: online numbers are taken
@@ -142,7 +143,7 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
     now_min = -plans.offset(now, day)
 
     tracked: list[str] = []
-    queues: list[list] = [[] for _ in fields]
+    queues: list[list[tuple[float, int, int]]] = [[] for _ in fields]
     held = []
     for t in queue:
         tr = -1
@@ -178,10 +179,10 @@ def build(obs: Observed, setting: plans.Setting, now: datetime) -> tuple[forward
         var = [(closed, [(a - now_min, b - now_min) for a, b in wins]) for closed, wins in var]
         sp = speeds.get(cid, 0.0)
         busy, elapsed = None, 0.0
-        t = obs.tickets.get(c.serving) if c is not None and c.serving and same_day else None
-        if t is not None and t.started is not None:
-            law = laws[t.service]
-            busy, elapsed = service_times.LogNormal(law.mu + sp, law.sigma), max(minutes(t.started, now), 0.0)
+        serving = obs.tickets.get(c.serving) if c is not None and c.serving and same_day else None
+        if serving is not None and serving.started is not None:
+            law = laws[serving.service]
+            busy, elapsed = service_times.LogNormal(law.mu + sp, law.sigma), max(minutes(serving.started, now), 0.0)
         in_fields = tuple(fidx[f] for f in services if f in fidx)
         counters.append(forward.CounterSim(in_fields, tuple(laws[fields[i]].mu + sp for i in in_fields),
                                            busy, elapsed, var, _cumulative(weights)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from hub.domain.eta.history import History, category
+from hub.domain.eta.history import Arrival, History, category
 from hub.domain.trace import TraceEvent
 
 
@@ -32,7 +32,7 @@ class Tk:
     issued_at: datetime
     checked_in: bool = False
     checked_at: datetime | None = None
-    arrival: list | None = None         # its record in History.online_calls, once called
+    arrival: Arrival | None = None      # its record in History.online_calls, once called
     queued: bool = True                 # in the queue (never called, transferred, or back from hold)
     called_at: datetime | None = None   # first call
     counter: str | None = None          # at a counter now
@@ -103,7 +103,7 @@ class Observed:
         return c
 
     def _opened(self, ev: TraceEvent) -> None:
-        c = self._counter(ev.counter, ev.services)
+        c = self._counter(ev.required("counter"), ev.services)
         if not c.open:
             c.changed_at = ev.t
         c.services, c.open = ev.services, True
@@ -111,21 +111,22 @@ class Observed:
         self.history.counter_opened(c.id, c.services, minute_of_day(ev.t))
 
     def _closed(self, ev: TraceEvent) -> None:
-        c = self._counter(ev.counter)
+        c = self._counter(ev.required("counter"))
         c.open, c.changed_at = False, ev.t
         self.history.counter_closed(c.id, minute_of_day(ev.t))
 
     def _issued(self, ev: TraceEvent) -> None:
+        tid, service, channel = ev.required("ticket"), ev.required("service"), ev.required("channel")
         self.next_order += 1
-        self.tickets[ev.ticket] = Tk(ev.ticket, ev.service, ev.channel, ev.priority, self.next_order, ev.t)
-        self.history.counted(ev.channel)
+        self.tickets[tid] = Tk(tid, service, channel, ev.priority, self.next_order, ev.t)
+        self.history.counted(channel)
         if self.today == ev.t.date():
-            self.history.issued(ev.service, ev.priority, minute_of_day(ev.t))
+            self.history.issued(service, ev.priority, minute_of_day(ev.t))
         else:
-            self.history.issued_early(ev.t.date(), ev.service, ev.priority, minute_of_day(ev.t))
+            self.history.issued_early(ev.t.date(), service, ev.priority, minute_of_day(ev.t))
 
     def _ticket(self, ev: TraceEvent) -> Tk | None:
-        return self.tickets.get(ev.ticket)
+        return self.tickets.get(ev.ticket) if ev.ticket is not None else None
 
     def _checked_in(self, ev: TraceEvent) -> None:
         t = self._ticket(ev)
@@ -134,6 +135,7 @@ class Observed:
         t.checked_in = True
         t.checked_at = t.checked_at or ev.t
         if t.held_until is not None and ev.t <= t.held_until and t.counter is None:
+            assert t.skipped_at is not None         # a hold starts with a skip (`_skipped`)
             self.history.returned_after(minutes(t.skipped_at, ev.t))
             t.queued, t.held_until = True, None      # back at the head: it keeps its order
 
@@ -141,7 +143,7 @@ class Observed:
         t = self._ticket(ev)
         if t is None:
             return
-        c = self._counter(ev.counter, (t.service,))
+        c = self._counter(ev.required("counter"), (t.service,))
         if c.free_since is not None:
             self.history.counter_gap(minutes(c.free_since, ev.t))
         first = t.called_at is None
@@ -164,7 +166,7 @@ class Observed:
             return
         if t.skipped_at is not None:
             self.history.recalled_after(minutes(t.skipped_at, ev.t))
-        self._start(t, self._counter(ev.counter, (t.service,)), ev.t)
+        self._start(t, self._counter(ev.required("counter"), (t.service,)), ev.t)
 
     def _release(self, t: Tk, now: datetime) -> float:
         """Free the ticket's counter; the minutes it spent there."""
@@ -179,7 +181,7 @@ class Observed:
         t = self._ticket(ev)
         if t is None:
             return
-        counter = t.counter or ev.counter
+        counter = t.counter or ev.required("counter")
         spent = self._release(t, ev.t)
         self.history.service_ended(counter, t.service, spent)
 
@@ -189,7 +191,7 @@ class Observed:
             return
         first_skip = t.skipped_at is None
         if first_skip and t.arrival is not None:
-            t.arrival[1] = True
+            t.arrival.noshow = True
         spent = self._release(t, ev.t)
         self.history.skipped(category(t.channel, t.checked_in), spent, first_skip, ev.held_until is not None)
         t.skipped_at, t.held_until = ev.t, ev.held_until
@@ -210,9 +212,10 @@ class Observed:
         t = self._ticket(ev)
         if t is None:
             return
+        service = ev.required("service")
         if t.counter is not None:
-            self.history.transferred(t.service, ev.service, self._release(t, ev.t))
-        t.service, t.queued = ev.service, True
+            self.history.transferred(t.service, service, self._release(t, ev.t))
+        t.service, t.queued = service, True
 
 
 _APPLY = {

@@ -56,7 +56,7 @@ class Setting:
         for a, b in self.breaks:
             edges += [a, b]
         edges.append(self.closes)
-        return DayPlan(services, [[edges[i], edges[i + 1]] for i in range(0, len(edges), 2)])
+        return DayPlan(services, [(edges[i], edges[i + 1]) for i in range(0, len(edges), 2)])
 
 
 def service_day(now: datetime, today: date | None, day_end: float, cal: Calendar) -> date:
@@ -113,7 +113,7 @@ def variants(c: Ctr | None, plans: list[DayPlan], now_min: float, same_day: bool
 
 def _gaps(plan: DayPlan, day_end: float) -> list[tuple[float, float]]:
     ivs = plan.intervals
-    return [(ivs[i][1] if ivs[i][1] is not None else day_end, ivs[i + 1][0]) for i in range(len(ivs) - 1)]
+    return [(end if end is not None else day_end, nxt[0]) for (_, end), nxt in zip(ivs, ivs[1:])]
 
 
 def _overlaps(g: tuple[float, float], others: list[tuple[float, float]]) -> bool:
@@ -152,7 +152,7 @@ def planned_only(days: list[dict[str, DayPlan]], day_end: float
                         merged[-1][1] = end             # a one-off: as if it had stayed open
                         continue
                 merged.append([start, end])
-            kept_day[cid] = DayPlan(plan.services, merged)
+            kept_day[cid] = DayPlan(plan.services, [(a, b) for a, b in merged])
         out.append(kept_day)
     rate = len(odd) / open_minutes if open_minutes > 0 else 0.0
     return out, rate, odd

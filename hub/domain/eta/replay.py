@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from hub.domain.eta.estimator import Estimator, Quantiles
 from hub.domain.eta.plans import Setting
@@ -27,7 +28,7 @@ def boundary_after(t: datetime) -> datetime:
     return t + timedelta(seconds=up - ts)
 
 
-def line(t: datetime, ticket: str, q: Quantiles) -> dict:
+def line(t: datetime, ticket: str, q: Quantiles) -> dict[str, Any]:
     return {"t": t.isoformat(timespec="seconds"), "ticket": ticket, "p10": q.p10, "p50": q.p50, "p90": q.p90}
 
 
@@ -59,7 +60,7 @@ def points(events: Iterable[TraceEvent], estimator: Callable[[str], Estimator]) 
                 branches[ev.branch] = estimator(ev.branch)
             branches[ev.branch].observe(ev)
             if ev.type == "ticket.issued":
-                issued.setdefault(ev.branch, []).append(ev.ticket)
+                issued.setdefault(ev.branch, []).append(ev.required("ticket"))
         on_boundary = nxt == t
         if on_boundary:                     # everyone waiting, the new ones included
             yield from everyone(t)
@@ -72,7 +73,7 @@ def points(events: Iterable[TraceEvent], estimator: Callable[[str], Estimator]) 
 
 
 def replay(events: Iterable[TraceEvent], setting_of: Callable[[str], Setting],
-           replications: int | None = None) -> Iterator[dict]:
+           replications: int | None = None) -> Iterator[dict[str, Any]]:
     """Prediction lines (docs/trace.md#recorded-predictions) for a trace."""
     kw = {"replications": replications} if replications else {}
     for t, est, tickets in points(events, lambda b: Estimator(b, setting_of(b), **kw)):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from hub.domain.eta import baselines, plans
 from hub.domain.eta.estimator import Estimator
@@ -36,7 +37,7 @@ class Sampler:
         self.first_call: dict[tuple[str, str], float] = {}
         for ev in events:
             if ev.type == "ticket.called":
-                self.first_call.setdefault((ev.branch, ev.ticket), minutes(ev.t))
+                self.first_call.setdefault((ev.branch, ev.required("ticket")), minutes(ev.t))
         self._days: dict[date, int] = {}
 
     @property
@@ -142,14 +143,14 @@ def match(events: list[TraceEvent], recorded: Recorded,
 TRAVEL = (20.0, 40.0)           # minutes from home to the branch, as in the evaluation (docs/eta.md)
 
 
-def summary(m: Matched) -> dict:
+def summary(m: Matched) -> dict[str, Any]:
     """The figures of docs/eta.md for one matched file: accuracy over every scored point, and the
     "leave home" late rate of online holders with their idle wait at the branch."""
     online = by_ticket(s for s in m.samples if s.online)
     rows = {}
     for p in (PUBLISHED, *baselines.PREDICTORS):
         sc = scores(m.samples, p)
-        row: dict = {"points": 0} if sc is None else {
+        row: dict[str, Any] = {"points": 0} if sc is None else {
             "points": sc.n, "mae": round(sc.mae, 2), "p90_abs_error": round(sc.p90_abs, 2),
             "bias": round(sc.bias, 2), "coverage": None if sc.coverage is None else round(sc.coverage, 3)}
         for travel in TRAVEL:
@@ -167,7 +168,7 @@ def summary(m: Matched) -> dict:
             "unpredicted": m.unpredicted, "stray": m.stray, "predictors": rows, "days": by_day(m)}
 
 
-def by_day(m: Matched) -> list[dict]:
+def by_day(m: Matched) -> list[dict[str, Any]]:
     """The published predictions day by day, beside the best baseline of that day: a week of
     exports shows whether the estimator drifts (the first day of a history has no past to learn from)."""
     out = []
@@ -176,7 +177,8 @@ def by_day(m: Matched) -> list[dict]:
         ours = scores(samples, PUBLISHED)
         if ours is None:
             continue
-        best = min(scores(samples, p).mae for p in baselines.PREDICTORS)
+        theirs = [scores(samples, p) for p in baselines.PREDICTORS]
+        best = min(sc.mae for sc in theirs if sc is not None)
         out.append({"day": day.isoformat(), "points": ours.n, "mae": round(ours.mae, 2),
                     "coverage": round(ours.coverage, 3) if ours.coverage is not None else None,
                     "best_baseline_mae": round(best, 2),

@@ -25,9 +25,9 @@ The rules return `Message`s; the hub files them in the outbox (hub.store.outbox.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from hub.domain.eta.estimator import Forecast
 from hub.domain.eta.leave_home import leave_by
@@ -72,7 +72,7 @@ class Rules:
 
     def ahead_due(self, st: BranchState, now: datetime) -> list[Message]:
         """"N ahead" for every waiting number of today that has at most N people before it."""
-        queues: dict[tuple, list[Ticket]] = {}
+        queues: dict[tuple[date, str], list[Ticket]] = {}           # (day, field) → its waiting numbers
         for t in st.tickets.values():
             if t.state is State.WAITING and t.day <= now.date():
                 queues.setdefault((t.day, t.service), []).append(t)
@@ -143,7 +143,7 @@ class Rules:
 
     # -- building items ----------------------------------------------------------------------------
 
-    def _items(self, st: BranchState, t: Ticket, trigger: str, now: datetime, extra: dict,
+    def _items(self, st: BranchState, t: Ticket, trigger: str, now: datetime, extra: Mapping[str, object],
                only: str | None = None) -> Iterable[Message]:
         svc, en = st.config.services[t.service], t.lang == "en"
         params = {"number": t.number, "service": svc.name_en if en else svc.name,

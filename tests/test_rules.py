@@ -18,6 +18,7 @@ from hub.domain.eta.estimator import Forecast, Quantiles
 from hub.domain.state import BranchState, apply
 from hub.store.outbox import OutboxItem
 from hub.domain.notifications.rules import Rules, sms_fallback
+from hub.store.outbox import OutboxItem
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T9 = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)              # a Tuesday, a working day
@@ -64,7 +65,10 @@ def test_a_number_taken_with_a_phone_is_owed_its_tracking_link_by_sms(b2):
     assert (issued.branch, issued.ticket, issued.channel, issued.recipient) == ("2", t.id, "sms", PHONE)
     assert issued.params == {"number": t.number, "service": "Hộ tịch", "branch": "Chi nhánh số 2",
                              "url": f"https://q.example/t/2-{t.id}"}
-    assert issued.status == "queued" and issued.next_at == issued.created == T9.timestamp()
+    # The pipeline files what the rules owe as queued outbox items, due at once.
+    item = OutboxItem.owed(issued, T9.timestamp())
+    assert item.key == issued.key and item.message == issued
+    assert item.status == "queued" and item.next_at == item.created == T9.timestamp()
 
 
 def test_a_holder_who_asked_in_english_is_written_to_in_english(b2):
@@ -225,7 +229,7 @@ def test_a_refused_zalo_message_falls_back_to_sms_once(b2):
     t, _ = issue(b2, T9, phone=None)
     do(b2, commands.opt_in(b2, T9, t, channel="zalo", phone=PHONE), T9)
     [zalo] = [i for i in RULES.owed(b2, [{"type": "ticket.issued", "ticket": t.id}], T9) if i.trigger == "issued"]
-    sms = sms_fallback(zalo, T9.timestamp() + 3)
+    sms = sms_fallback(zalo)
     assert (sms.key, sms.channel, sms.recipient, sms.params) == (f"2/{t.id}:issued:sms", "sms", PHONE, zalo.params)
     assert RULES.still_true(b2, sms, T9) is None         # the Zalo opt-in stands for it
-    assert sms_fallback(sms, T9.timestamp()) is None
+    assert sms_fallback(sms) is None

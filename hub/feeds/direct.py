@@ -13,8 +13,9 @@ extension is absent, and feeds use the queued ASGI path (hub.server logs a warni
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 from websockets.frames import Frame, Opcode

@@ -16,8 +16,11 @@ outbox (`displays.outbox_panel.outbox_view`; its dead letters are redriven throu
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,10 +34,13 @@ from hub import views
 from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, invalid, unauthorized
 from hub.domain.events import Event
+from hub.domain.state import BranchState
 
 COOKIE = "qc_staff"
 _CACHE_DAYS = 24            # (branch, day) event lists kept in memory per process
 _CACHE_ATTR = "admin_day_events"
+# (branch, day) → (the log's epoch, the seq read up to, that day's events up to it)
+DayCache = dict[tuple[str, date], tuple[str | None, int, list[Event]]]
 
 WORDS: dict[str, tuple[str, str]] = {
     "title": ("Quản lý chi nhánh", "Branch management"),
@@ -158,11 +164,11 @@ def staff_claims(request: Request, branch: str) -> tuple[Claims, str]:
 
 # -- the view model ------------------------------------------------------------------------------
 
-async def day_events(app, branch: str, day: date, upto_seq: int) -> list[Event]:
+async def day_events(app: Starlette, branch: str, day: date, upto_seq: int) -> list[Event]:
     """The events of `day` with seq ≤ upto_seq. Kept per process and topped up with the events
     since the last read, so a page refreshed on every call reads only what is new."""
     service = app.state.service
-    cache: dict = getattr(app.state, _CACHE_ATTR, None) or {}
+    cache: DayCache = getattr(app.state, _CACHE_ATTR, None) or {}
     setattr(app.state, _CACHE_ATTR, cache)
     key, iso = (branch, day), day.isoformat()
     epoch = service.epochs.get(branch)
@@ -184,7 +190,7 @@ async def day_events(app, branch: str, day: date, upto_seq: int) -> list[Event]:
     return [ev for ev in evs if ev.get("seq", 0) <= upto_seq]
 
 
-def live_view(st, now: datetime) -> dict:
+def live_view(st: BranchState, now: datetime) -> dict[str, Any]:
     """The branch's live status as the board API gives it, plus when each counter called its citizen."""
     live = views.branch_view(st, now)
     for c in live["counters"]:
@@ -197,7 +203,7 @@ def live_view(st, now: datetime) -> dict:
     return live
 
 
-async def admin_view(app, branch: str, day: date | None = None) -> dict:
+async def admin_view(app: Starlette, branch: str, day: date | None = None) -> dict[str, Any]:
     service = app.state.service
     st = service.state(branch)
     now = service.now()
@@ -238,8 +244,8 @@ def _day_param(request: Request) -> date | None:
                       field="day") from None
 
 
-def _num(lang: str):
-    def fmt(value, digits: int = 1) -> str:
+def _num(lang: str) -> Callable[..., str]:
+    def fmt(value: float | None, digits: int = 1) -> str:
         if value is None:
             return "—"
         text = f"{value}" if isinstance(value, int) else f"{value:.{digits}f}"
@@ -273,11 +279,11 @@ async def admin_page(request: Request) -> Response:
     return response
 
 
-def _name(item: dict, language: str) -> str:
-    return item.get("name_en") if language == "en" and item.get("name_en") else item.get("name", item.get("id"))
+def _name(item: dict[str, Any], language: str) -> str:
+    return str(item.get("name_en") if language == "en" and item.get("name_en") else item.get("name", item.get("id")))
 
 
-def _svc_names(view: dict, language: str) -> dict[str, str]:
+def _svc_names(view: dict[str, Any], language: str) -> dict[str, str]:
     return {s["id"]: _name(s, language) for s in view["live"]["services"]}
 
 

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,7 +20,7 @@ CLIP_URL = "/static/audio/vi/{}.ogg"
 CHIME_URL = "/static/audio/chime.ogg"
 
 
-def announcement(number: str, counter: str) -> dict:
+def announcement(number: str, counter: str) -> dict[str, Any]:
     return {
         "number": number.strip(), "counter": str(speech.parse(counter, "counter")),
         "text": speech.announcement(number, counter),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -50,10 +51,10 @@ WORDS: dict[str, tuple[str, str]] = {
 # -- the view model ---------------------------------------------------------------------------------
 
 def recent_calls(events: list[Event], *, day: str, services: frozenset[str] | None = None,
-                 limit: int = RECENT) -> list[dict]:
+                 limit: int = RECENT) -> list[dict[str, Any]]:
     """The latest calls of `day` from board events in seq order, latest first, one entry per
     number (a recall moves the number back to the top, with the counter that recalled it)."""
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for ev in events:
         if ev.get("type") not in CALL_TYPES or ev.get("day") != day:
             continue
@@ -66,18 +67,18 @@ def recent_calls(events: list[Event], *, day: str, services: frozenset[str] | No
 
 
 def recent_calls_from_state(st: BranchState, *, day: str, services: frozenset[str] | None = None,
-                            limit: int = RECENT) -> list[dict]:
+                            limit: int = RECENT) -> list[dict[str, Any]]:
     """The same from the state alone: the numbers of `day` that were called, by their first call."""
-    called = [t for t in st.tickets.values()
+    called = [(t.called_at, t) for t in st.tickets.values()
               if t.called_at is not None and t.counter and t.day.isoformat() == day
               and (services is None or t.service in services)]
-    called.sort(key=lambda t: t.called_at, reverse=True)
+    called.sort(key=lambda c: c[0], reverse=True)
     return [{"number": t.number, "counter": t.counter, "service": t.service,
-             "t": t.called_at.isoformat(timespec="seconds"), "seq": None, "recall": t.calls > 1}
-            for t in called[:limit]]
+             "t": at.isoformat(timespec="seconds"), "seq": None, "recall": t.calls > 1}
+            for at, t in called[:limit]]
 
 
-def narrow(view: dict, services: frozenset[str] | None) -> dict:
+def narrow(view: dict[str, Any], services: frozenset[str] | None) -> dict[str, Any]:
     """`branch_view` with only the board's fields (its floor or zone) and the counters serving them."""
     if services is None:
         return view
@@ -89,7 +90,8 @@ def narrow(view: dict, services: frozenset[str] | None) -> dict:
             "counters": [c for c in view["counters"] if services.intersection(c["services"])]}
 
 
-def board_view(branch: dict, *, epoch: str, calls: list[dict], services: frozenset[str] | None = None) -> dict:
+def board_view(branch: dict[str, Any], *, epoch: str, calls: list[dict[str, Any]],
+               services: frozenset[str] | None = None) -> dict[str, Any]:
     """The board's view model: `branch_view` of its fields, the feed's epoch, the recent calls."""
     view = narrow(branch, services)
     for call in calls:
@@ -98,7 +100,7 @@ def board_view(branch: dict, *, epoch: str, calls: list[dict], services: frozens
             "recent_calls": calls, "latest_call": calls[0] if calls else None}
 
 
-def _subtitle(call: dict) -> str:
+def _subtitle(call: dict[str, Any]) -> str:
     try:
         return speech.subtitle(call["number"], call["counter"])
     except ValueError:                              # a counter named other than by a number

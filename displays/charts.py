@@ -8,6 +8,7 @@ aria-labelledby), every bar carries its value as text, and every series is named
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from markupsafe import Markup, escape
 
@@ -22,7 +23,7 @@ def nice_max(value: float) -> float:
     least 1: the top of an axis whose quarters are readable."""
     if value <= 0:
         return 1.0
-    k = 10 ** math.floor(math.log10(value))
+    k: float = 10 ** math.floor(math.log10(value))     # int ** int is typed Any: a negative power is a float
     for m in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10):
         if m * k >= value - 1e-9:
             return m * k
@@ -39,8 +40,8 @@ def _fmt(v: float | None, unit: str = "", lang: str = "en") -> str:
     return f"{text}{unit}"
 
 
-def _name(item: dict, lang: str) -> str:
-    return item.get("name_en") if lang == "en" and item.get("name_en") else item.get("name", item.get("id", ""))
+def _name(item: dict[str, Any], lang: str) -> str:
+    return str(item.get("name_en") if lang == "en" and item.get("name_en") else item.get("name", item.get("id", "")))
 
 
 def _clip(text: str, n: int) -> str:
@@ -88,10 +89,10 @@ def _hbars(key: str, title: str, rows: list[tuple[str, list[float | None]]], ser
     plot_w = WIDTH - label_w - right
     base_y = top + len(rows) * group_h
     for i in range(5):                       # grid and ticks
-        v = top_value * i / 4
+        tick = top_value * i / 4
         x = label_w + plot_w * i / 4
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{base_y:.0f}" stroke="{GRID}"/>'
-                     f'<text x="{x:.1f}" y="{base_y + 16:.0f}" text-anchor="middle" fill="{MUTED}" font-size="11">{_fmt(v, "", lang)}</text>')
+                     f'<text x="{x:.1f}" y="{base_y + 16:.0f}" text-anchor="middle" fill="{MUTED}" font-size="11">{_fmt(tick, "", lang)}</text>')
     parts.append(f'<text x="{label_w + plot_w / 2:.0f}" y="{base_y + 30:.0f}" text-anchor="middle" fill="{MUTED}" '
                  f'font-size="11">{escape(axis_label)}</text>')
     for r, (label, vs) in enumerate(rows):
@@ -111,7 +112,7 @@ def _hbars(key: str, title: str, rows: list[tuple[str, list[float | None]]], ser
     return Markup("".join(parts))
 
 
-def wait_by_field(stats: dict, w: dict, lang: str) -> Markup:
+def wait_by_field(stats: dict[str, Any], w: dict[str, str], lang: str) -> Markup:
     """Mean and p90 wait (minutes) of each field that has called numbers today."""
     rows = [(_name(f, lang), [f["wait"]["mean"], f["wait"]["p90"]]) for f in stats["fields"] if f["wait"]["count"]]
     desc = "; ".join(f"{n}: {w['mean']} {_fmt(m, '', lang)} {w['minutes']}, p90 {_fmt(p, '', lang)} {w['minutes']}"
@@ -120,7 +121,7 @@ def wait_by_field(stats: dict, w: dict, lang: str) -> Markup:
                   desc or w["no_data"], w["no_data"], w["axis_minutes"], lang)
 
 
-def wait_by_channel(stats: dict, w: dict, lang: str) -> Markup:
+def wait_by_channel(stats: dict[str, Any], w: dict[str, str], lang: str) -> Markup:
     """Mean wait by channel (kiosk, online): all fields, then each field where either channel was called."""
     overall = (w["all_fields"], [stats["channels"]["kiosk"]["wait"]["mean"], stats["channels"]["online"]["wait"]["mean"]])
     rows = [(_name(f, lang), [f["wait_by_channel"]["kiosk"]["mean"], f["wait_by_channel"]["online"]["mean"]])
@@ -132,7 +133,7 @@ def wait_by_channel(stats: dict, w: dict, lang: str) -> Markup:
                   " " + w["minutes"], desc or w["no_data"], w["no_data"], w["axis_mean_minutes"], lang)
 
 
-def calls_per_hour(stats: dict, w: dict, lang: str) -> Markup:
+def calls_per_hour(stats: dict[str, Any], w: dict[str, str], lang: str) -> Markup:
     """Calls per clock hour (bars, left axis) and counters staffed in that hour (line, right axis)."""
     hours = stats["hours"]
     left, right, top, bottom, height = 44, 44, 34, 40, 300
@@ -174,7 +175,7 @@ def calls_per_hour(stats: dict, w: dict, lang: str) -> Markup:
     return Markup("".join(parts))
 
 
-def _hours_desc(hours: list[dict], w: dict, lang: str) -> str:
+def _hours_desc(hours: list[dict[str, Any]], w: dict[str, str], lang: str) -> str:
     done = [h for h in hours if h["calls"] or h["counters"]]
     if not done:
         return w["no_data"]
@@ -182,7 +183,7 @@ def _hours_desc(hours: list[dict], w: dict, lang: str) -> str:
                      f'{w["staffed_counters"].lower()}' for h in done)
 
 
-def ratings(stats: dict, w: dict, lang: str) -> Markup:
+def ratings(stats: dict[str, Any], w: dict[str, str], lang: str) -> Markup:
     """How many ratings of each score, 5 stars at the top."""
     r = stats["ratings"]
     label_w, right, top, bar_h = 70, 90, 12, 26
@@ -211,6 +212,6 @@ def ratings(stats: dict, w: dict, lang: str) -> Markup:
     return Markup("".join(parts))
 
 
-def all_charts(stats: dict, w: dict, lang: str) -> dict[str, Markup]:
+def all_charts(stats: dict[str, Any], w: dict[str, str], lang: str) -> dict[str, Markup]:
     return {"wait": wait_by_field(stats, w, lang), "channel": wait_by_channel(stats, w, lang),
             "hours": calls_per_hour(stats, w, lang), "ratings": ratings(stats, w, lang)}

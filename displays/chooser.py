@@ -11,6 +11,7 @@ branch]}`, the same as GET /api/branches; static/chooser.js refreshes the page f
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -71,9 +72,9 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _fields(branches: list[dict]) -> list[dict]:
+def _fields(branches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every field any branch serves, in the catalogue's order."""
-    seen: dict[str, dict] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for b in branches:
         for s in b["services"]:
             seen.setdefault(s["id"], {"id": s["id"], "name": s["name"], "name_en": s["name_en"]})
@@ -84,7 +85,7 @@ _BRANCH_KEYS = ("id", "name", "name_en", "address", "now", "hours", "issuing", "
 _FIELD_KEYS = ("id", "name", "name_en", "waiting", "numbers_left", "daily_cap")
 
 
-def _slim(branches: list[dict]) -> list[dict]:
+def _slim(branches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What chooser.js draws the list from, embedded in the page (its JSON twin has every field)."""
     return [{**{k: b[k] for k in _BRANCH_KEYS},
              "services": [{**{k: s[k] for k in _FIELD_KEYS}, "expected_wait": {"p50": s["expected_wait"]["p50"]}}

@@ -10,6 +10,7 @@ given as `Authorization: Bearer` or `?token=`: 401 without it, 403 for someone e
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from markupsafe import escape
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, not_found
 from hub.domain.state import BranchState
 from hub.domain.ticket import State
+from hub.service.commands import QueueService
 
 WORDS: dict[str, tuple[str, str]] = {
     "console": ("Bảng điều khiển quầy", "Counter console"),
@@ -109,7 +111,7 @@ def staff_claims(request: Request, branch: str, counter: str) -> Claims:
     if not token:
         raise DomainError("unauthorized", "token_required", "The counter console needs a staff token.",
                           "Bảng điều khiển quầy cần mã cán bộ.")
-    claims = request.app.state.tokens.verify(token)
+    claims: Claims = request.app.state.tokens.verify(token)
     if claims.kind != "staff":
         raise forbidden("staff_only", "The counter console is for staff.", "Bảng điều khiển quầy dành cho cán bộ.")
     if claims.branch != branch:
@@ -125,7 +127,7 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="seconds") if dt else None
 
 
-def _recallable(st: BranchState, counter: str, now: datetime) -> list[dict]:
+def _recallable(st: BranchState, counter: str, now: datetime) -> list[dict[str, Any]]:
     """No-shows this counter can still bring back (skipped within recall_minutes, or held)."""
     p = st.config.policy
     window = timedelta(minutes=p.recall_minutes)
@@ -151,7 +153,7 @@ def _recallable(st: BranchState, counter: str, now: datetime) -> list[dict]:
     return out
 
 
-def counter_view(service, branch: str, counter: str, claims: Claims) -> dict:
+def counter_view(service: QueueService, branch: str, counter: str, claims: Claims) -> dict[str, Any]:
     st = service.state(branch)
     now = service.now()
     c = st.counters[counter]

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import segno
 from markupsafe import Markup, escape
@@ -95,7 +96,7 @@ def _range(lo: float, hi: float, lang: str) -> str:
     return f"{a} – {b}"
 
 
-def kiosk_view(bv: dict) -> dict:
+def kiosk_view(bv: dict[str, Any]) -> dict[str, Any]:
     """What the kiosk shows of a branch: its fields with waiting counts, expected waits, numbers left."""
     return {
         "branch": {"id": bv["id"], "name": bv["name"], "name_en": bv["name_en"], "address": bv["address"]},

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
+from typing import Any
 
 from hub.domain import identity
-from hub.store.outbox import DEAD_LETTERS, STATUSES, OutboxItem
+from hub.store.outbox import DEAD_LETTERS, STATUSES, Outbox, OutboxItem
 
 COUNT_CAP = 1000      # a status with more of the branch's messages than this shows "1000+"
 DEAD_SHOWN = 50       # dead letters listed (the "redrive all" button takes every one)
@@ -72,11 +73,11 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _when(ts: float, zone: tzinfo) -> str | None:
+def _when(ts: float, zone: tzinfo | None) -> str | None:
     return datetime.fromtimestamp(ts, zone).isoformat(timespec="seconds") if ts else None
 
 
-def item_view(item: OutboxItem, zone: tzinfo) -> dict:
+def item_view(item: OutboxItem, zone: tzinfo | None) -> dict[str, Any]:
     number = item.params.get("number") if isinstance(item.params, Mapping) else None
     return {
         "key": item.key, "ticket": item.ticket, "number": str(number or item.ticket.rpartition("-")[2]),
@@ -86,10 +87,12 @@ def item_view(item: OutboxItem, zone: tzinfo) -> dict:
     }
 
 
-async def outbox_view(store, branch: str, now: datetime) -> dict:
+async def outbox_view(store: Outbox, branch: str, now: datetime) -> dict[str, Any]:
     """{"available", "counts", "capped", "dead", "dead_total", "recent"} for one branch."""
     zone = now.tzinfo
-    counts, capped, dead = {}, [], []
+    counts: dict[str, int] = {}
+    capped: list[str] = []
+    dead: list[OutboxItem] = []
     for status in STATUSES:
         items = await store.recent(status, branch, COUNT_CAP + 1)
         counts[status] = min(len(items), COUNT_CAP)

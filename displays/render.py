@@ -3,6 +3,7 @@ dict is the page's JSON twin (`?format=json`, or `Accept: application/json`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -23,8 +24,8 @@ def wants_json(request: Request) -> bool:
     return accept.split(",")[0].strip().startswith("application/json")
 
 
-def page(request: Request, template: str, view: dict, *, status: int = 200,
-         words: dict[str, tuple[str, str]] | None = None, **context) -> Response:
+def page(request: Request, template: str, view: dict[str, Any], *, status: int = 200,
+         words: dict[str, tuple[str, str]] | None = None, **context: Any) -> Response:
     """`view` as JSON (the twin) or rendered by `template` with the page's own `words` and `context`."""
     if wants_json(request):
         return JSONResponse(view, status_code=status)

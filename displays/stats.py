@@ -33,7 +33,8 @@ import statistics
 from collections import Counter as Tally
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from hub.domain.config import Branch
 from hub.domain.events import Event
@@ -77,7 +78,7 @@ def _minutes(a: datetime, b: datetime) -> float:
     return (b - a) / timedelta(minutes=1)
 
 
-def summary(values: list[float]) -> dict:
+def summary(values: list[float]) -> dict[str, Any]:
     """count, mean, median, p90 (nearest rank) and max of a list of minutes, rounded to 0.1."""
     if not values:
         return {"count": 0, "mean": None, "median": None, "p90": None, "max": None}
@@ -87,7 +88,7 @@ def summary(values: list[float]) -> dict:
             "median": round(statistics.median(ordered), 1), "p90": round(p90, 1), "max": round(ordered[-1], 1)}
 
 
-def _opening(branch: Branch, day: date, tz) -> datetime:
+def _opening(branch: Branch, day: date, tz: tzinfo | None) -> datetime:
     return datetime.combine(day, branch.policy.opens, tz)
 
 
@@ -107,7 +108,7 @@ def _wait_start(t: _Ticket, opening: datetime) -> datetime:
     return max(t.issued_at, opening)
 
 
-def _local(ev: Event, tz) -> datetime:
+def _local(ev: Event, tz: tzinfo | None) -> datetime:
     t = datetime.fromisoformat(ev["t"])
     return t.astimezone(tz) if tz is not None and t.tzinfo is not None else t
 
@@ -118,7 +119,7 @@ def _day_of(events: list[Event], now: datetime) -> date:
 
 
 def day_stats(branch: Branch, events: Iterable[Event], now: datetime, *, day: date | None = None,
-              open_at_start: Iterable[str] = ()) -> dict:
+              open_at_start: Iterable[str] = ()) -> dict[str, Any]:
     """The figures of one working day of `branch` from its events (in log order), as of `now`.
 
     `day`: the working day (default: the latest `day` in the events, else `now`'s date); events of
@@ -137,15 +138,16 @@ def day_stats(branch: Branch, events: Iterable[Event], now: datetime, *, day: da
 
     tickets: dict[str, _Ticket] = {}
     counters: dict[str, _Counter] = {c: _Counter(c) for c in branch.counters}
-    hours_calls: Tally = Tally()
-    hours_recalls: Tally = Tally()
-    hours_issued: Tally = Tally()
-    hours_served: Tally = Tally()
+    hours_calls: Tally[int] = Tally()
+    hours_recalls: Tally[int] = Tally()
+    hours_issued: Tally[int] = Tally()
+    hours_served: Tally[int] = Tally()
     skips = recalls = transfers = 0
-    transferred_in: Tally = Tally()
-    transferred_out: Tally = Tally()
-    ratings: list[dict] = []
+    transferred_in: Tally[str] = Tally()
+    transferred_out: Tally[str] = Tally()
+    ratings: list[dict[str, Any]] = []
     seq = 0
+    ctr: _Counter | None
 
     for name in open_at_start:
         ctr = counters.setdefault(name, _Counter(name))
@@ -168,6 +170,8 @@ def day_stats(branch: Branch, events: Iterable[Event], now: datetime, *, day: da
             ctr.seen = True
             continue
         tid = ev.get("ticket")
+        if tid is None:             # every event but a counter's is a ticket's
+            continue
         if kind == "ticket.issued":
             tickets[tid] = _Ticket(tid, ev["number"], ev["service"], ev["service"], ev["channel"],
                                    bool(ev.get("priority")), t)
@@ -307,8 +311,8 @@ def _overlap_hours(intervals: list[tuple[datetime, datetime]], start: datetime, 
     return total / timedelta(hours=1)
 
 
-def _hours(branch: Branch, day: date, tz, now: datetime, counters: dict[str, _Counter], issued: Tally,
-           calls: Tally, recalls: Tally, served: Tally) -> list[dict]:
+def _hours(branch: Branch, day: date, tz: tzinfo | None, now: datetime, counters: dict[str, _Counter],
+           issued: Tally[int], calls: Tally[int], recalls: Tally[int], served: Tally[int]) -> list[dict[str, Any]]:
     """One row per clock hour of the working day (opening to closing), widened to any hour with
     calls or an open counter outside it: calls, recalls, served, issued, and staffed counters."""
     p = branch.policy
@@ -336,7 +340,7 @@ def _hours(branch: Branch, day: date, tz, now: datetime, counters: dict[str, _Co
     return rows
 
 
-def _counters(branch: Branch, counters: dict[str, _Counter]) -> list[dict]:
+def _counters(branch: Branch, counters: dict[str, _Counter]) -> list[dict[str, Any]]:
     order = list(branch.counters) + sorted(set(counters) - set(branch.counters))
     out = []
     for cid in order:
@@ -347,10 +351,10 @@ def _counters(branch: Branch, counters: dict[str, _Counter]) -> list[dict]:
     return out
 
 
-def _ratings(branch: Branch, ratings: list[dict]) -> dict:
+def _ratings(branch: Branch, ratings: list[dict[str, Any]]) -> dict[str, Any]:
     scores = [r["score"] for r in ratings]
     dist = Tally(scores)
-    by_field = {}
+    by_field: dict[str, list[int]] = {}
     for r in ratings:
         by_field.setdefault(r["service"], []).append(r["score"])
     comments = [r for r in ratings if r["comment"]]

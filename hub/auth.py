@@ -58,7 +58,7 @@ class Tokens:
 
     # -- bearer tokens (staff, citizen) ------------------------------------------------------------
 
-    def issue(self, claims: dict, ttl: float) -> str:
+    def issue(self, claims: dict[str, str], ttl: float) -> str:
         payload = dict(claims, exp=int(time.time() + ttl))
         body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
         return f"qc1.{body}.{_b64(self._mac('bearer', body.encode()))}"

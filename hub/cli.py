@@ -8,12 +8,18 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import date
+from typing import Any, NoReturn, TextIO, TypeVar
 
 from hub.config import ConfigError, load_config
+from hub.domain.config import Branch
 from hub.domain.errors import DomainError
 from hub.settings import Settings, SettingsError
+
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -21,7 +27,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         """One line on stderr and exit 2, like every other bad input."""
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
@@ -140,7 +146,7 @@ def _free(host: str, port: int) -> None:
         raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); try --port {port + 1 if port < 65535 else 8000}") from None
 
 
-def _serve(args, settings: Settings) -> int:
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from hub import logs, server
     from hub.app import create_app
 
@@ -150,7 +156,7 @@ def _serve(args, settings: Settings) -> int:
     return 0
 
 
-def _notifier(args, settings: Settings) -> int:
+def _notifier(args: argparse.Namespace, settings: Settings) -> int:
     from hub import logs
     from hub.app import run_notifier
 
@@ -161,13 +167,13 @@ def _notifier(args, settings: Settings) -> int:
     return 0
 
 
-def _outbox(args, settings: Settings) -> int:
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import asdict
 
     from hub.clock import RealClock, parse_start
     from hub.domain.identity import mask_recipient, mask_text
     from hub.store import open_store
-    from hub.store.outbox import STATUSES
+    from hub.store.outbox import STATUSES, OutboxItem
 
     if args.outbox_command == "list":
         if args.status is not None and args.status not in STATUSES:
@@ -176,26 +182,27 @@ def _outbox(args, settings: Settings) -> int:
             _branch(settings, args.branch)          # an unknown branch is an error, not an empty list
         if args.limit < 1:
             raise UsageError("--limit must be at least 1")
-    if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
-        raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
+    _database_exists(settings)
 
-    async def act():
+    async def redrive() -> int:
         async with open_store(settings.database) as store:
-            if args.outbox_command == "redrive":
-                if args.key is not None and await store.outbox.get(args.key) is None:
-                    raise UsageError(f"no message with key {args.key!r}")
-                # Due at the hub's "now" (QUEUECAST_CLOCK may run behind the wall clock), or never claimed.
-                clock = RealClock(settings.zone, parse_start(settings.clock, settings.zone))
-                return await store.outbox.redrive(clock.now().timestamp(), args.key)
+            if args.key is not None and await store.outbox.get(args.key) is None:
+                raise UsageError(f"no message with key {args.key!r}")
+            # Due at the hub's "now" (QUEUECAST_CLOCK may run behind the wall clock), or never claimed.
+            clock = RealClock(settings.zone, parse_start(settings.clock, settings.zone))
+            return await store.outbox.redrive(clock.now().timestamp(), args.key)
+
+    async def recent() -> list[OutboxItem]:
+        async with open_store(settings.database) as store:
             return await store.outbox.recent(args.status, args.branch, args.limit)
 
-    got = asyncio.run(act())
     if args.outbox_command == "redrive":
-        if args.key is not None and got == 0:
+        moved = asyncio.run(redrive())
+        if args.key is not None and moved == 0:
             raise UsageError(f"{args.key} is not a dead letter (only failed or dead messages are re-driven)")
-        print(f"re-driven: {got}")
+        print(f"re-driven: {moved}")
         return 0
-    for item in got:
+    for item in asyncio.run(recent()):
         row = asdict(item)
         # Never a phone number, push keys or a holder's tracking link on a terminal.
         row["recipient"] = mask_recipient(item.recipient)
@@ -205,14 +212,14 @@ def _outbox(args, settings: Settings) -> int:
     return 0
 
 
-def _demo(args, settings: Settings) -> int:
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from hub import demo
 
     _free(args.host, args.port)
     return demo.run(_public_url(settings, args), args.host, args.port)
 
 
-def _public_url(settings: Settings, args) -> Settings:
+def _public_url(settings: Settings, args: argparse.Namespace) -> Settings:
     """Links in answers point at where this process listens, unless QUEUECAST_PUBLIC_URL says where."""
     if os.environ.get("QUEUECAST_PUBLIC_URL"):
         return settings
@@ -220,7 +227,7 @@ def _public_url(settings: Settings, args) -> Settings:
     return replace(settings, public_url=f"http://{host}:{args.port}")
 
 
-def _token(args, settings: Settings) -> int:
+def _token(args: argparse.Namespace, settings: Settings) -> int:
     from hub.auth import Tokens
     from hub.domain import identity
     from hub.phones import normalize_phone
@@ -241,12 +248,12 @@ def _token(args, settings: Settings) -> int:
     return 0
 
 
-def _read(name: str, parse):
+def _read(name: str, parse: Callable[[TextIO], T]) -> T:
     """A whole file parsed before anything is written: a bad line is an error naming file and line."""
     from hub.domain.trace import TraceError
 
     try:
-        f = sys.stdin if name == "-" else open(name, encoding="utf-8")
+        f: TextIO = sys.stdin if name == "-" else open(name, encoding="utf-8")
     except OSError as e:
         raise UsageError(f"{name}: {e.strerror}") from None
     try:
@@ -258,20 +265,24 @@ def _read(name: str, parse):
         raise UsageError(f"{name}: not UTF-8 text") from None
 
 
-def _eta(args, settings: Settings) -> int:
+def _eta(args: argparse.Namespace, settings: Settings) -> int:
     from hub.domain.eta.estimator import Estimator
     from hub.domain.eta.plans import Setting
     from hub.domain.eta.replay import replay
     from hub.domain.trace import parse
 
     centre = load_config(settings.config or None)
-    setting_of = lambda b: Setting.of(centre.branches.get(b))        # noqa: E731
+
+    def setting_of(branch: str) -> Setting:
+        return Setting.of(centre.branches.get(branch))
+
     if args.eta_command == "score" and args.predictions == "-" and args.trace == "-":
         raise UsageError("only one of the trace and the predictions can be read from stdin")
     events = _read(args.trace, lambda f: list(parse(f)))
     out = sys.stdout
     if args.eta_command == "score":
         from hub.domain.eta import scoring
+        from hub.score_tables import score_tables
 
         recorded = _read(args.predictions, scoring.parse_predictions)
         if not recorded.lines:
@@ -284,7 +295,7 @@ def _eta(args, settings: Settings) -> int:
             print(f"queuecast: warning: {matched.stray} of {len(recorded.lines)} predictions are at no point of the "
                   "trace (another branch, or other days?)", file=sys.stderr)
         figures = scoring.summary(matched)
-        out.write(json.dumps(figures, ensure_ascii=False) + "\n" if args.json else _score_tables(figures))
+        out.write(json.dumps(figures, ensure_ascii=False) + "\n" if args.json else score_tables(figures))
         return 0
     if args.replications is not None and args.replications < 10:
         raise UsageError("--replications must be at least 10")
@@ -294,37 +305,7 @@ def _eta(args, settings: Settings) -> int:
     return 0
 
 
-def _score_tables(f: dict) -> str:
-    def num(x, digits=1):
-        return "–" if x is None else f"{x:.{digits}f}"
-
-    def leave(lh):
-        if lh is None:
-            return "–"
-        return f"{lh['late']:.1%} of {lh['numbers']} · {num(lh['idle_mean'], 0)} / {num(lh['idle_median'], 0)} min"
-
-    lines = [f"{f['scored']} points scored of {f['schedule_points']} on the schedule "
-             f"({f['unpredicted']} with no recorded prediction, {f['never_called']} of numbers never called; "
-             f"{f['stray']} recorded predictions at no point of the trace)", "",
-             "| predictor | points | MAE min | p90 abs err | bias | p10–p90 cov | online late, 20 min · idle mean / median "
-             "| online late, 40 min · idle mean / median |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, r in f["predictors"].items():
-        lines.append(f"| {name} | {r['points']} | {num(r.get('mae'))} | {num(r.get('p90_abs_error'))} | "
-                     f"{num(r.get('bias'))} | {num(r.get('coverage'), 3)} | {leave(r['leave_20'])} | "
-                     f"{leave(r['leave_40'])} |")
-    ratio = f["predictors"].get("published", {}).get("mae_vs_best_baseline")
-    if ratio is not None:
-        lines += ["", f"MAE of the published predictions ÷ the best baseline's: {ratio:.2f}"]
-    if len(f["days"]) > 1:
-        lines += ["", "| service day | points | MAE min | p10–p90 cov | best baseline MAE | ÷ best baseline |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {d['day']} | {d['points']} | {num(d['mae'])} | {num(d['coverage'], 3)} | "
-                  f"{num(d['best_baseline_mae'])} | {num(d['mae_vs_best_baseline'], 2)} |" for d in f["days"]]
-    return "\n".join(lines) + "\n"
-
-
-def _simulate(args, settings: Settings) -> int:
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from hub.sim import run, scenarios, trace
 
     branch = _branch(settings, args.branch)
@@ -342,8 +323,8 @@ def _simulate(args, settings: Settings) -> int:
     return 0
 
 
-def _export(args, settings: Settings) -> int:
-    from hub.domain.events import in_trace, to_trace
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.domain.events import Event, in_trace, to_trace
     from hub.store import open_store
     from hub.store.predictions import FIELDS as PREDICTION_FIELDS
 
@@ -352,15 +333,14 @@ def _export(args, settings: Settings) -> int:
         day = date.fromisoformat(args.date)
     except ValueError:
         raise UsageError(f"--date: expected YYYY-MM-DD, got {args.date!r}") from None
-    if settings.sqlite_path() is not None and not settings.sqlite_path().exists():
-        raise UsageError(f"no database at {settings.sqlite_path()} (set QUEUECAST_DATABASE)")
+    _database_exists(settings)
     if args.predictions is not None:
         if _stdout(args.predictions) and _stdout(args.output):
             raise UsageError("--predictions: the trace goes to stdout already; give a file to one of them")
         if not _stdout(args.output) and os.path.abspath(args.predictions) == os.path.abspath(args.output):
             raise UsageError("--predictions: give another file than -o, the trace's")
 
-    async def read():
+    async def read() -> tuple[list[Event], list[dict[str, Any]]]:
         async with open_store(settings.database) as store:
             events = await store.log.events_of_day(branch.id, day)
             return events, (await store.predictions.of_day(branch.id, day) if args.predictions is not None else [])
@@ -381,9 +361,9 @@ def _stdout(name: str | None) -> bool:
     return name in (None, "-")
 
 
-def _writer(name: str | None):
+def _writer(name: str | None) -> AbstractContextManager[TextIO]:
     """Where to write: stdout for none or "-" (left open), else the file, named in the error."""
-    if _stdout(name):
+    if name is None or _stdout(name):         # None spelt out, so that `name` is a str below
         return contextlib.nullcontext(sys.stdout)
     try:
         return open(name, "w", encoding="utf-8")
@@ -391,7 +371,14 @@ def _writer(name: str | None):
         raise UsageError(f"cannot write {name}: {e.strerror}") from None
 
 
-def _branch(settings: Settings, branch_id: str):
+def _database_exists(settings: Settings) -> None:
+    """Commands that read the store refuse a missing SQLite file: opening it would make an empty one."""
+    path = settings.sqlite_path()
+    if path is not None and not path.exists():
+        raise UsageError(f"no database at {path} (set QUEUECAST_DATABASE)")
+
+
+def _branch(settings: Settings, branch_id: str) -> Branch:
     centre = load_config(settings.config or None)
     if branch_id not in centre.branches:
         raise UsageError(f"no branch {branch_id!r} in the configuration (branches: {', '.join(centre.branches)})")

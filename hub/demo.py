@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,7 +24,7 @@ from hub.domain import calendar
 from hub.domain.config import Branch, Centre
 from hub.domain.errors import DomainError
 from hub.domain.ticket import State
-from hub.service.commands import QueueService
+from hub.service.commands import Answer, QueueService
 from hub.settings import Settings
 from hub.sim.people import FIELD_WEIGHTS, fake_citizen
 from hub.store import open_store
@@ -44,6 +45,8 @@ TRIPS = (15, 20, 30, 40)    # minutes
 NOSHOW, RECALL = 0.05, 0.4  # called numbers nobody answers; of those, the ones who come back
 BREAK = 0.02                # chance, after each citizen, that the counter takes a short break
 STEP_TIMEOUT = 10.0         # one command never holds a simulated person longer than this
+
+CheckIn = tuple[float, str, str]    # an online holder's QR to scan: (time.monotonic() due, ticket id, token)
 
 
 
@@ -130,7 +133,7 @@ def run(settings: Settings, host: str, port: int) -> int:
 
 # -- the simulator ----------------------------------------------------------------------------------
 
-async def _do(what: str, command):
+async def _do(what: str, command: Awaitable[Answer]) -> Answer | DomainError | None:
     """One bounded step: the answer body, the DomainError of a refusal (already logged by the
     service with its code), or None after an unexpected failure, logged here. Never raises but
     CancelledError, so no simulated person ever stops."""
@@ -143,7 +146,8 @@ async def _do(what: str, command):
         return None
 
 
-async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: list):
+async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: list[CheckIn]
+                 ) -> Answer | DomainError | None:
     fields = list(service.state(b).config.services)
     field = rng.choices(fields, [FIELD_WEIGHTS.get(f, 2) for f in fields])[0]
     if rng.random() >= ONLINE:
@@ -159,7 +163,7 @@ async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: l
     return body
 
 
-async def _forever(what: str, step) -> None:
+async def _forever(what: str, step: Callable[[], Awaitable[None]]) -> None:
     """One simulated person's steps until cancelled: a failure is logged and the person goes on."""
     while True:
         try:
@@ -173,7 +177,7 @@ async def _forever(what: str, step) -> None:
 
 async def _arrivals(service: QueueService, b: str, rng: random.Random, mean_gap: float) -> None:
     """Citizens of one branch: a Poisson process of numbers, and online holders checking in."""
-    check_ins: list = []
+    check_ins: list[CheckIn] = []
 
     async def step() -> None:
         await asyncio.sleep(rng.expovariate(1 / mean_gap))

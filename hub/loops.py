@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 log = logging.getLogger("queuecast.loops")
 
@@ -29,7 +30,7 @@ async def every(seconds: float, step: Callable[[], Awaitable[object]], name: str
 
 
 @asynccontextmanager
-async def running(*coros: Awaitable[None]) -> AsyncIterator[None]:
+async def running(*coros: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     """Run coroutines as tasks for the lifetime of the context; cancel and await them on exit."""
     tasks = [asyncio.create_task(c) for c in coros]
     try:

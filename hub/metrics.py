@@ -3,22 +3,25 @@ apps in one test process do not collide). Counters that already exist elsewhere 
 reconnects, branch seqs) are read at scrape time instead of being kept twice."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.applications import Starlette
 
 COMMAND_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.command_seconds = Histogram(
             "queuecast_command_seconds", "Time to decide, log and answer a command, by outcome",
             ["command", "outcome"], buckets=COMMAND_BUCKETS, registry=self.registry)
-        self._app = None
+        self._app: Starlette | None = None
         self.registry.register(_Live(self))
 
-    def bind(self, app) -> None:
+    def bind(self, app: Starlette) -> None:
         """The app whose service, feeds and broker the scrape reads."""
         self._app = app
 
@@ -27,13 +30,13 @@ class Metrics:
 
 
 class _Live:
-    def __init__(self, metrics: Metrics):
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         app = self.metrics._app
         state = getattr(app, "state", None)
         feeds = getattr(state, "feeds", None)

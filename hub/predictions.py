@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from hub.domain.eta.estimator import Quantiles
 from hub.domain.eta.replay import STEP, boundary_after, line
@@ -42,7 +43,7 @@ NOTHING = Quantiles(0.0, 0.0, 0.0)     # as the replay: a number called within t
 class _Branch:
     next_boundary: datetime                                          # the first one not published yet
     issued: dict[datetime, list[str]] = field(default_factory=dict)  # issue time → numbers, in order
-    lines: list[tuple[date, dict]] = field(default_factory=list)     # published, not yet written
+    lines: list[tuple[date, dict[str, Any]]] = field(default_factory=list)  # published, not yet written
 
 
 class Publisher:
@@ -85,7 +86,7 @@ class Publisher:
             if not b.lines:
                 continue
             lines, b.lines = b.lines, []
-            by_day: dict[date, list[dict]] = {}
+            by_day: dict[date, list[dict[str, Any]]] = {}
             for day, ln in lines:
                 by_day.setdefault(day, []).append(ln)
             try:

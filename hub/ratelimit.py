@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 from hub.domain.errors import DomainError
 
@@ -11,7 +12,7 @@ _MAX_KEYS = 100_000      # forget the least recently seen keys past this: memory
 
 
 class RateLimiter:
-    def __init__(self, count: int, per_seconds: float, clock=time.monotonic):
+    def __init__(self, count: int, per_seconds: float, clock: Callable[[], float] = time.monotonic):
         self.capacity, self.rate, self.clock = float(count), count / per_seconds, clock
         self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()   # key → (tokens, at)
 

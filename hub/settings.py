@@ -5,9 +5,10 @@ import base64
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.clock import parse_start
@@ -56,10 +57,11 @@ class Settings:
     keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        if env is None:
+            env = os.environ
         s = cls()
-        values = {}
+        values: dict[str, Any] = {}     # fields named by the environment: text, whole numbers parsed below
         for name in s.__dataclass_fields__:
             var = f"QUEUECAST_{name.upper()}"
             if var in env and env[var] != "":

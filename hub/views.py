@@ -6,10 +6,12 @@ Board-level views carry no phone number, identity or token.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from hub.domain import calendar
 from hub.domain.errors import DomainError
 from hub.domain.eta import leave_home
+from hub.domain.eta.estimator import Forecast
 from hub.domain.state import BranchState
 from hub.domain.ticket import State, Ticket
 
@@ -19,7 +21,7 @@ FORECAST_MAX_AGE = timedelta(seconds=30)
 NO_FORECAST = {"p10": None, "p50": None, "p90": None}
 
 
-def forecast(st: BranchState, now: datetime):
+def forecast(st: BranchState, now: datetime) -> Forecast:
     return st.eta.forecast(now, FORECAST_MAX_AGE)
 
 
@@ -41,7 +43,7 @@ def _issuing_open(st: BranchState, now: datetime, channel: str) -> bool:
         return False
 
 
-def branch_view(st: BranchState, now: datetime) -> dict:
+def branch_view(st: BranchState, now: datetime) -> dict[str, Any]:
     b = st.config
     day = issuing_day(st, now)
     serving = st.serving()
@@ -79,7 +81,7 @@ def branch_view(st: BranchState, now: datetime) -> dict:
 
 
 def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str | None = None,
-                travel_minutes: float | None = None) -> dict:
+                travel_minutes: float | None = None) -> dict[str, Any]:
     svc = st.config.services[t.service]
     state = t.effective_state(now)
     if travel_minutes is None:

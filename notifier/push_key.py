@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,13 +19,13 @@ from hub.settings import SettingsError
 
 log = logging.getLogger("queuecast.push")
 
-_UNSET = object()
 
-
-def public_key(app) -> str | None:
+def public_key(app: Starlette) -> str | None:
     """The applicationServerKey (base64url, uncompressed P-256 point), worked out once per process."""
-    key = getattr(app.state, "vapid_public_key", _UNSET)
-    if key is _UNSET:
+    key: str | None
+    if hasattr(app.state, "vapid_public_key"):
+        key = app.state.vapid_public_key
+    else:
         from notifier.senders.webpush import vapid_public_key  # pywebpush and friends: only when used
         try:
             key = vapid_public_key(app.state.settings.resolve_vapid_key())

@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from hub import views
 from hub.domain.identity import mask_recipient, mask_text
@@ -144,14 +145,14 @@ class Worker:
 
     async def _record(self, item: OutboxItem, result: Result) -> None:
         now = self.service.now().timestamp()
-        fields = {"key": item.key, "to": mask_recipient(item.recipient), "attempt": item.attempts}
+        fields: dict[str, Any] = {"key": item.key, "to": mask_recipient(item.recipient), "attempt": item.attempts}
         if result.outcome is Outcome.SENT:
             await self.outbox.sent(item.key, now, result.provider_id)
             self.counts["sent"] += 1
             if item.channel == "sms":       # billed per part: 160 GSM-7 / 70 UCS-2 characters each
                 text = templates.render(item.trigger, item.params, item.lang, ascii=not self.sms_diacritics)
-                fields["sms_parts"] = segments.count(text).parts
-                self.counts["sms_parts"] += fields["sms_parts"]
+                parts = fields["sms_parts"] = segments.count(text).parts
+                self.counts["sms_parts"] += parts
             log.info("notification sent", extra={"fields": fields})
         elif result.outcome is Outcome.RETRY and item.attempts < self.max_attempts:
             wait = backoff.delay(item.attempts, self.rng, result.retry_after)
@@ -184,8 +185,9 @@ class Worker:
 
     async def _unsubscribe(self, item: OutboxItem) -> None:
         endpoint = item.recipient.get("endpoint") if isinstance(item.recipient, Mapping) else None
-        try:
-            await self.service.unsubscribe(item.branch, item.ticket, "push", endpoint=endpoint)
+        try:        # a str: subscribe checks it (hub.domain.commands.subscribe)
+            await self.service.unsubscribe(item.branch, item.ticket, "push",
+                                           endpoint=endpoint if isinstance(endpoint, str) else None)
         except Exception:       # the item is already failed; the next message to it fails the same way
             log.warning("subscription not removed", exc_info=True, extra={"fields": {"key": item.key}})
 

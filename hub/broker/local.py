@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 
 class LocalSubscribers:
-    def __init__(self):
+    def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[bytes]]] = {}
 
     def deliver(self, branch: str, message: bytes) -> None:

@@ -5,7 +5,7 @@ from hub.broker.local import LocalSubscribers
 
 
 class MemoryBroker:
-    def __init__(self):
+    def __init__(self) -> None:
         self._local = LocalSubscribers()
         self.subscribe = self._local.subscribe
 

@@ -12,9 +12,10 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -36,7 +37,7 @@ class RedisBroker:
         self._local = LocalSubscribers()
         self.connected = asyncio.Event()
         self.reconnects = 0            # read by /metrics and /readyz
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._ever_connected = False
 
     @classmethod
@@ -64,7 +65,7 @@ class RedisBroker:
     async def publish(self, branch: str, message: bytes) -> None:
         await self._client.publish(self.channel(branch), message)
 
-    def subscribe(self, branch: str):
+    def subscribe(self, branch: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         return self._local.subscribe(branch)
 
     async def ping(self) -> None:
@@ -124,7 +125,7 @@ class RedisBroker:
             except Exception:
                 pass
 
-    async def _probe(self, pubsub) -> None:
+    async def _probe(self, pubsub: PubSub) -> None:
         """PING on the subscribed connection: the server answers with a pong message."""
         await pubsub.ping()
         while True:

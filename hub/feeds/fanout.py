@@ -7,8 +7,10 @@ drop live frames already covered by what was sent. So nothing is missed and noth
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub import views
 from hub.domain.errors import not_found
@@ -32,7 +34,7 @@ class Stats:
 
 
 @contextmanager
-def _unregister_on_failure(sub: Subscriber):
+def _unregister_on_failure(sub: Subscriber) -> Iterator[None]:
     """A feed that cannot start (say, the store is down while reading history) leaves nothing behind."""
     try:
         yield
@@ -60,7 +62,7 @@ class FeedHub:
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
                 sub.skip_through = head
-                if not self._resumable(since, epoch, head, current):
+                if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     view = views.branch_view(st, now)
                     return [Frame.of(head, {**view, "type": "snapshot", "seq": head, "epoch": current,
@@ -79,7 +81,7 @@ class FeedHub:
                 head, current = st.seq, self.service.epochs[branch]
                 sub.skip_through = head
                 view = views.ticket_view(st, st.tickets[tid], now)
-                if not self._resumable(since, epoch, head, current):
+                if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
                                             "resumed": False, "ticket": view})], sub
@@ -101,11 +103,12 @@ class FeedHub:
         return sub
 
     @staticmethod
-    def _resumable(since: int | None, epoch: str | None, head: int, current: str) -> bool:
-        return (since is not None and 0 <= since <= head and head - since <= MAX_REPLAY
+    def _resumable(since: int, epoch: str | None, head: int, current: str) -> bool:
+        return (0 <= since <= head and head - since <= MAX_REPLAY
                 and (epoch is None or epoch == current))
 
-    async def _resume(self, branch: str, since: int, head: int, epoch: str, shape) -> list[Frame]:
+    async def _resume(self, branch: str, since: int, head: int, epoch: str,
+                      shape: Callable[[Event], dict[str, Any]]) -> list[Frame]:
         self.stats.resumes += 1
         missed = await self.service.events_since(branch, since, limit=head - since)
         return [Frame.of(since, {"type": "resume", "seq": since, "epoch": epoch, "resumed": True}),

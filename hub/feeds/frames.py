@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hub.feeds.direct import wire
 
@@ -20,7 +21,7 @@ class Frame:
         self._wire: bytes | None = None
 
     @classmethod
-    def of(cls, seq: int, message: dict) -> Frame:
+    def of(cls, seq: int, message: dict[str, Any]) -> Frame:
         return cls(seq, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
     @classmethod

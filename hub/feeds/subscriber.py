@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
+from hub.feeds.direct import DirectLink
 from hub.feeds.frames import Frame
 
 MAX_QUEUE = 256            # frames waiting for one connection before it counts as too slow
@@ -13,16 +15,17 @@ SLOW, RESYNC, GONE, TOO_BIG, SHUTDOWN = "slow", "resync", "gone", "too_big", "sh
 
 
 class Subscriber:
-    def __init__(self, skip_through: int = 0, max_queue: int = MAX_QUEUE):
+    def __init__(self, skip_through: int = 0, max_queue: int = MAX_QUEUE) -> None:
         self.skip_through = skip_through      # live frames at or below this seq were sent already
         self.closed: str | None = None
         self._frames: deque[Frame] = deque()
         self._max = max_queue
         self._ready = asyncio.Event()
-        self.on_close = None                  # set by the fan-out: unregisters and counts
-        self.direct = None                    # a hub.feeds.direct.DirectLink once the start is sent
+        # Set by the fan-out (unregisters and counts), and once the start is sent on a direct link.
+        self.on_close: Callable[[Subscriber, str], None] | None = None
+        self.direct: DirectLink | None = None
 
-    def go_direct(self, link) -> None:
+    def go_direct(self, link: DirectLink) -> None:
         """From now on write frames straight to the connection; first what queued meanwhile."""
         self.direct = link
         while self._frames and not self.closed:

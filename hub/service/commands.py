@@ -16,7 +16,7 @@ from hub.broker.base import Broker
 from hub.clock import Clock
 from hub.domain import commands, identity
 from hub.domain.config import Centre
-from hub.domain.errors import conflict, forbidden, not_found
+from hub.domain.errors import conflict, forbidden, invalid, not_found
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, history
 from hub.domain.notifications.rules import Rules
@@ -102,6 +102,7 @@ class QueueService:
         self.state(branch)                     # 404 for an unknown branch, before anything else
         citizen = None
         if claims is not None and claims.kind == "citizen":
+            assert claims.cccd is not None, "citizen tokens are signed with a CCCD (Tokens.citizen)"
             citizen = Citizen(self.tokens.pseudonym(claims.cccd), identity.birth_year(claims.cccd))
             phone = phone or claims.phone
         if phone is not None:
@@ -115,7 +116,7 @@ class QueueService:
             return commands.issue(st, now, service=service, channel=channel, priority=priority,
                                   phone=phone, citizen=citizen, history=hist, lang=lang)
 
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             t = st.tickets[evs[0]["ticket"]]
             token = self.tokens.ticket(st.id, t.id)
             view = views.ticket_view(st, t, now, tracking_url=self.tracking_url(token))
@@ -144,7 +145,7 @@ class QueueService:
                               self._counter_answer(counter), idem=idem, log_fields={"counter": counter})
 
     async def call_next(self, branch: str, counter: str, idem: IdemRequest | None = None) -> Answer:
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             called = st.tickets[evs[-1]["ticket"]]
             done = [e["number"] for e in evs if e["type"] == "ticket.completed"]
             return {"ticket": self.staff_ticket(st, called, now), "completed": done}
@@ -175,12 +176,15 @@ class QueueService:
             if action == "skip":
                 return commands.skip(st, now, t)
             if action == "transfer":
+                if service is None:       # the API asks for it (hub.web.api); so must any other caller
+                    raise invalid("missing_field", "Field 'service' is required.", "Thiếu trường 'service'.",
+                                  field="service")
                 return commands.transfer(st, now, t, service)
             if action == "check-in":
                 return commands.check_in(st, now, t)
             return commands.cancel(st, now, t, by="staff")
 
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             return {"ticket": self.staff_ticket(st, st.tickets[evs[0]["ticket"]], now)}
 
         return await self.run(action, branch, decide, respond, idem=idem,
@@ -190,18 +194,18 @@ class QueueService:
         return await self._holder("give-back", token, lambda st, now, t: commands.cancel(st, now, t, by="citizen"))
 
     async def _holder(self, name: str, token: str, decide_on: Callable[[BranchState, datetime, Ticket], list[Event]],
-                      log_fields: dict | None = None) -> Answer:
+                      log_fields: dict[str, Any] | None = None) -> Answer:
         """A command by a ticket's holder, who proves it with the ticket token."""
         branch, tid = self.tokens.read_ticket(token)
         st = self.state(branch)
 
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             return views.ticket_view(st, st.tickets[tid], now, tracking_url=self.tracking_url(token))
 
         return await self.run(name, st.id, lambda st, now: decide_on(st, now, self._ticket(st, tid)), respond,
                               log_fields={"ticket": tid, **(log_fields or {})})
 
-    async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict | None = None,
+    async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict[str, Any] | None = None,
                      ahead: int | None = None, travel_minutes: float | None = None,
                      lang: str | None = None) -> Answer:
         if phone is not None:
@@ -241,7 +245,7 @@ class QueueService:
         def decide(st: BranchState, now: datetime) -> list[Event]:
             return commands.check_in(st, now, self._ticket(st, tid))
 
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             return views.ticket_view(st, st.tickets[tid], now)
 
         return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid})
@@ -257,14 +261,14 @@ class QueueService:
 
     # -- reads --------------------------------------------------------------------------------------
 
-    def branch_view(self, branch: str) -> dict:
+    def branch_view(self, branch: str) -> dict[str, Any]:
         return views.branch_view(self.state(branch), self.now())
 
-    def branches_view(self) -> list[dict]:
+    def branches_view(self) -> list[dict[str, Any]]:
         now = self.now()
         return [views.branch_view(st, now) for st in self.states.values()]
 
-    def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict:
+    def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict[str, Any]:
         branch, tid = self.tokens.read_ticket(token)
         st = self.state(branch)
         return views.ticket_view(st, self._ticket(st, tid), self.now(), tracking_url=self.tracking_url(token),
@@ -283,13 +287,13 @@ class QueueService:
         return t
 
     def _counter_answer(self, counter: str) -> Respond:
-        def respond(st: BranchState, evs: list[Event], now: datetime) -> dict:
+        def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             c = st.counters[counter]
             return {"counter": {"id": c.id, "open": c.open, "services": list(c.services),
                                 "current": st.tickets[c.current].number if c.current else None}}
         return respond
 
-    def staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> dict:
+    def staff_ticket(self, st: BranchState, t: Ticket, now: datetime) -> Answer:
         """What the counter sees: the ticket, and the holder's online no-show record (never the CCCD)."""
         view = views.ticket_view(st, t, now)
         noshows = 0

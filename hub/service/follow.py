@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 
 from hub import loops
 from hub.broker.base import Broker
@@ -30,4 +31,4 @@ async def follow(branches: Branches, broker: Broker) -> None:
                             continue
                 await branches.catch_up(branch)        # a gap, or RESYNC
 
-    await asyncio.gather(*(loops.every(1.0, lambda b=b: one(b), f"follow:{b}") for b in branches.states))
+    await asyncio.gather(*(loops.every(1.0, partial(one, b), f"follow:{b}") for b in branches.states))

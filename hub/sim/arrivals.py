@@ -14,6 +14,7 @@ so no number is ever drawn where the domain would refuse it.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,8 @@ def kiosk_profile(morning_peak: float) -> list[tuple[int, float]]:
     return [(m, w * morning_peak if lo <= m < hi else w) for m, w in KIOSK_PROFILE]
 
 
-def times(rng: random.Random, profile, expected: float, start: float, end: float) -> list[float]:
+def times(rng: random.Random, profile: Sequence[tuple[float, float]], expected: float, start: float,
+          end: float) -> list[float]:
     """Event minutes of a Poisson process with `profile`'s shape, `expected` events in [start, end)."""
     pieces = []
     for i, (m, w) in enumerate(profile):
@@ -71,7 +73,7 @@ def day_arrivals(rng: random.Random, policy: Policy, day: date, zone: ZoneInfo, 
     """
     midnight = datetime.combine(day, time(0), tzinfo=zone)
     until = _minutes(policy.issuing_until)
-    online_start = _minutes(policy.online_from) - 24 * 60
+    online_start: float = _minutes(policy.online_from) - 24 * 60
     if not_before is not None:
         online_start = max(online_start, (not_before - midnight).total_seconds() / 60)
     drawn = [(m, "kiosk") for m in times(rng, kiosk_profile(morning_peak), kiosk, _minutes(policy.opens), until)]

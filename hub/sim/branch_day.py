@@ -20,7 +20,9 @@ import heapq
 import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.auth import Tokens
@@ -34,7 +36,7 @@ from hub.phones import normalize_phone
 from hub.sim import holders
 from hub.sim.people import fake_citizen, field_weights
 from hub.sim.scenarios import Scenario
-from hub.sim.staff import Desk
+from hub.sim.staff import Break, Desk
 
 # Spread of service times (sd of the log): land, construction and investment files vary most.
 FIELD_SIGMA = {"dat-dai": 0.6, "xay-dung": 0.6, "dau-tu": 0.65, "dang-ky-kinh-doanh": 0.55,
@@ -51,7 +53,7 @@ def _after(now: datetime, minutes: float) -> datetime:
 
 class BranchDay:
     def __init__(self, st: BranchState, day: date, zone: ZoneInfo, sc: Scenario, rng: random.Random,
-                 desks: list[Desk], service_drift: float, stats: Counter):
+                 desks: list[Desk], service_drift: float, stats: Counter[str]):
         self.st, self.day, self.sc, self.rng, self.stats = st, day, sc, rng, stats
         self.service_drift = service_drift
         p = st.config.policy
@@ -60,7 +62,7 @@ class BranchDay:
         self.desks = {d.id: d for d in desks}
         self.fields, self.weights = field_weights(st.config)
         self.holders: dict[str, holders.Holder] = {}
-        self.heap: list = []
+        self.heap: list[tuple[datetime, int, Callable[..., None], tuple[Any, ...]]] = []  # (when, seq, action, args)
         self.seq = 0
         self.now: datetime | None = None        # the time of the action being done
         self.out: list[Event] = []
@@ -88,7 +90,7 @@ class BranchDay:
             action(now, *args)
         return self.out
 
-    def at(self, when: datetime, action, *args) -> None:
+    def at(self, when: datetime, action: Callable[..., None], *args: Any) -> None:
         """Do `action` at `when`, or now if `when` has passed: the log never goes back in time."""
         when = max(when, self.now) if self.now is not None else when
         heapq.heappush(self.heap, (when, self.seq, action, args))
@@ -124,7 +126,7 @@ class BranchDay:
         if t is not None:
             self._hold(t, holders.online(self.rng, self.sc, now, citizen, self._expected_call(t, now), self.opens))
 
-    def _issue(self, now: datetime, field: str, channel: str, **kw) -> Ticket | None:
+    def _issue(self, now: datetime, field: str, channel: str, **kw: Any) -> Ticket | None:
         st = self.st
         try:
             if kw.get("citizen") is not None:
@@ -254,7 +256,7 @@ class BranchDay:
         if current is not None:
             self._emit(commands.complete(self.st, now, self.st.tickets[current]))
 
-    def _close(self, now: datetime, d: Desk, due) -> None:
+    def _close(self, now: datetime, d: Desk, due: Break | None) -> None:
         self._emit(commands.close_counter(self.st, now, d.id))
         d.state = "closed"
         self.stats[f"closures {due.kind if due else 'end of day'}"] += 1

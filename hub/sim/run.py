@@ -39,7 +39,7 @@ def first_day(branch: Branch, start: date) -> date:
 
 
 def simulate(branch: Branch, zone: ZoneInfo, *, days: int = 3, start: date = DEFAULT_START, seed: int = 0,
-             scenario: str = "normal", stats: Counter | None = None) -> Iterator[Event]:
+             scenario: str = "normal", stats: Counter[str] | None = None) -> Iterator[Event]:
     """The events of `days` working days from `start`, in time order, as the hub would log them.
 
     Only (seed, scenario, branch) seed the generator: the same arguments give the same events.

@@ -62,7 +62,10 @@ class Staff:
     def plan(self, rng: random.Random, sc: Scenario, day: date, zone: ZoneInfo) -> list[Desk]:
         for c in self.speed:
             self.speed[c] = min(1.5, max(0.7, self.speed[c] * math.exp(rng.gauss(0, 0.03))))
-        at = lambda t, minutes=0.0: datetime.combine(day, t, tzinfo=zone) + timedelta(seconds=int(minutes * 60))  # noqa: E731
+
+        def at(t: time, minutes: float = 0.0) -> datetime:
+            return datetime.combine(day, t, tzinfo=zone) + timedelta(seconds=int(minutes * 60))
+
         plans = list(self.branch.counters.values())
         n_off = round(sc.counters_off * len(plans))
         off = set(rng.sample([p.id for p in plans], n_off)) if n_off else set()

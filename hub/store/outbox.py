@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from hub.domain.notifications.message import Message
 
@@ -55,7 +55,7 @@ class OutboxItem:
     detail: str = ""                             # the gateway's words, or why it was dropped
     updated: float = 0.0                         # unix seconds of the last change
 
-    def with_(self, **changes) -> OutboxItem:
+    def with_(self, **changes: Any) -> OutboxItem:
         return replace(self, **changes)
 
     @classmethod

@@ -11,17 +11,17 @@ export of day D includes those numbers (`queuecast export-trace --date D --predi
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 FIELDS = ("t", "ticket", "p10", "p50", "p90")
 
 
 class Predictions(Protocol):
-    async def add(self, branch: str, day: date, lines: list[dict]) -> None:
+    async def add(self, branch: str, day: date, lines: list[dict[str, Any]]) -> None:
         """Keep `lines` (replay format) of the branch's service `day`, each unless its point
         (t, ticket) is kept already; all of them in one write."""
 
-    async def of_day(self, branch: str, day: date) -> list[dict]:
+    async def of_day(self, branch: str, day: date) -> list[dict[str, Any]]:
         """The lines kept for that branch and day, ordered by `t`, then by when they were added."""
 
     async def prune(self, branch: str, before: date) -> int:
@@ -29,7 +29,7 @@ class Predictions(Protocol):
         A busy branch records some 20,000 lines a day: they are kept to be scored, not forever."""
 
 
-def instant(line: dict) -> float:
+def instant(line: dict[str, Any]) -> float:
     """The line's `t` as unix seconds, after checking the line: two spellings of one instant
     (another UTC offset) are one point, and the order of lines is the order of instants."""
     missing = [f for f in FIELDS if f not in line]
@@ -43,6 +43,6 @@ def instant(line: dict) -> float:
     return t.timestamp()
 
 
-def point_key(line: dict) -> str:
+def point_key(line: dict[str, Any]) -> str:
     """The point of a line as one string (the Redis store's set member)."""
     return f"{instant(line)!r} {line['ticket']}"

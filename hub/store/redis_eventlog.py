@@ -18,7 +18,7 @@ from hub.domain.events import Event
 from hub.store.errors import SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.outbox import OutboxItem, check_keys
-from hub.store.redis_keys import Keys, dumps, reachable
+from hub.store.redis_keys import Keys, dumps, reachable, text
 from hub.store.redis_outbox_scripts import OUTBOX_LUA, encode_item
 
 # KEYS: head, log, idem, one day-list key per event, then the ten outbox keys. ARGV: expected seq,
@@ -101,7 +101,8 @@ class RedisEventLog:
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
         entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{after_seq + 1}-0", max="+",
                                        count=limit)
-        return [json.loads(fields["e"]) for _, fields in entries]
+        # redis-py types the reply and an entry's fields Optional (XCLAIM's deleted entries); XRANGE has both
+        return [json.loads(fields["e"]) for _, fields in entries or () if fields is not None]
 
     @reachable
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
@@ -109,7 +110,7 @@ class RedisEventLog:
         log = self._k.branch(branch, "log")
         async with self._r.pipeline(transaction=False) as pipe:
             for seq in seqs:
-                pipe.xrange(log, min=f"{seq}-1", max=f"{seq}-1")
+                pipe.xrange(log, min=f"{text(seq)}-1", max=f"{text(seq)}-1")
             found = await pipe.execute()
         return [json.loads(entries[0][1]["e"]) for entries in found if entries]
 

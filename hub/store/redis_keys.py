@@ -27,6 +27,12 @@ def reachable(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def text(reply: bytes | str) -> str:
+    """A reply as the str it is: the store's client decodes replies (decode_responses=True), which
+    redis-py's types cannot tell, so they say bytes | str."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

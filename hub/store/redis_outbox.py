@@ -20,8 +20,20 @@ from hub.store.outbox import (
     branch_of,
     check_keys,
 )
-from hub.store.redis_keys import Keys, reachable
-from hub.store.redis_outbox_scripts import ADD, CLAIM, MOVE, PRUNE, REDRIVE, decode_item, dumps, encode_item, num, state
+from hub.store.redis_keys import Keys, reachable, text
+from hub.store.redis_outbox_scripts import (
+    ADD,
+    CLAIM,
+    MOVE,
+    PRUNE,
+    REDRIVE,
+    Change,
+    decode_item,
+    dumps,
+    encode_item,
+    num,
+    state,
+)
 
 
 class RedisOutbox:
@@ -34,11 +46,11 @@ class RedisOutbox:
         self._prune = client.register_script(PRUNE)
 
     async def _branches(self) -> list[str]:
-        return sorted(await self._r.smembers(self._k.untagged("outbox:branches")))
+        return sorted(map(text, await self._r.smembers(self._k.untagged("outbox:branches"))))
 
-    async def _move(self, key: str, starts: Sequence[str], changes: list, provider_id: str = "") -> bool:
+    async def _move(self, key: str, starts: Sequence[str], changes: list[Change], provider_id: str = "") -> bool:
         """One guarded transition, in the item's branch (the script checks where it starts from)."""
-        moved = await self._move_script(keys=self._k.outbox(branch_of(key)),
+        moved: int = await self._move_script(keys=self._k.outbox(branch_of(key)),
                                         args=[key, ",".join(starts), dumps(changes), provider_id])
         return moved == 1
 
@@ -104,7 +116,7 @@ class RedisOutbox:
         key = await self._r.hget(self._k.untagged("outbox:pid"), provider_id)
         if key is None:
             return False
-        return await self._move(key, (SENT,), state(DELIVERED, updated=now), provider_id=provider_id)
+        return await self._move(text(key), (SENT,), state(DELIVERED, updated=now), provider_id=provider_id)
 
     @reachable
     async def redrive(self, now: float, key: str | None = None) -> int:

@@ -8,6 +8,7 @@ one branch, all passed in KEYS, so it runs on that branch's Redis Cluster shard.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hub.store.outbox import OutboxItem
 
@@ -130,9 +131,13 @@ return out
 """
 
 
-def dumps(value) -> str:
+def dumps(value: Any) -> str:
     # default=dict: a recipient or params given as another Mapping (say, a MappingProxyType)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=dict)
+
+
+# A state field as the scripts keep it: text, None for "unchanged", False for "set to None".
+Change = str | bool | None
 
 
 def num(x: float) -> str:
@@ -142,7 +147,7 @@ def num(x: float) -> str:
 def state(status: str, attempts: int | None = None, next_at: float | None = None,
            lease_until: float | None = None, provider_id: str | None | bool = None,
            error: str | None | bool = None, detail: str | None = None,
-           updated: float | None = None) -> list:
+           updated: float | None = None) -> list[Change]:
     """State fields as the scripts keep them. As changes: None leaves a field as it is (JSON null),
     False sets provider_id or error to None."""
     return [status, None if attempts is None else str(attempts),

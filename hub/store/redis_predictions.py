@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -25,7 +26,7 @@ class RedisPredictions:
         self._add = client.register_script(_PREDICTIONS_ADD)
 
     @reachable
-    async def add(self, branch: str, day: date, lines: list[dict]) -> None:
+    async def add(self, branch: str, day: date, lines: list[dict[str, Any]]) -> None:
         if not lines:
             return
         key = self._k.branch(branch, f"pred:{day.isoformat()}")
@@ -34,7 +35,7 @@ class RedisPredictions:
                               *(arg for line in lines for arg in (point_key(line), dumps(line)))])
 
     @reachable
-    async def of_day(self, branch: str, day: date) -> list[dict]:
+    async def of_day(self, branch: str, day: date) -> list[dict[str, Any]]:
         raw = await self._r.lrange(self._k.branch(branch, f"pred:{day.isoformat()}"), 0, -1)
         lines = [json.loads(line) for line in raw]
         # Stable: lines of one instant stay in the order they were added (processes may add out of order).

@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from hub.domain.events import Event
 from hub.store.errors import SeqConflict
@@ -29,8 +30,8 @@ class SQLiteEventLog:
         self._db = db
 
     async def _read_head(self, branch: str) -> LogHead | None:
-        rows = await self._db.conn.execute_fetchall(
-            "SELECT seq, epoch FROM branches WHERE branch = ?", (branch,))
+        rows = list(await self._db.conn.execute_fetchall(
+            "SELECT seq, epoch FROM branches WHERE branch = ?", (branch,)))
         return LogHead(rows[0][0], rows[0][1]) if rows else None
 
     async def _create_branch(self, branch: str) -> None:
@@ -83,7 +84,7 @@ class SQLiteEventLog:
 
         return await self._db.write(write)
 
-    async def _select_events(self, sql: str, params: tuple) -> list[Event]:
+    async def _select_events(self, sql: str, params: tuple[Any, ...]) -> list[Event]:
         return [json.loads(body) for (body,) in await self._db.select(sql, params)]
 
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from hub.store.outbox import (
     DEAD_LETTERS,
@@ -26,13 +27,13 @@ _OUTBOX_COLUMNS = ("key, branch, ticket, trigger, channel, recipient, params, la
                    " attempts, next_at, lease_until, provider_id, error, detail, updated")
 
 
-def _outbox_row(item: OutboxItem) -> tuple:
+def _outbox_row(item: OutboxItem) -> tuple[Any, ...]:
     return (item.key, item.branch, item.ticket, item.trigger, item.channel, dumps(item.recipient),
             dumps(item.params), item.lang, item.created, item.status, item.attempts, item.next_at,
             item.lease_until, item.provider_id, item.error, item.detail, item.updated)
 
 
-def _outbox_item(row: Sequence) -> OutboxItem:
+def _outbox_item(row: Sequence[Any]) -> OutboxItem:
     (key, branch, ticket, trigger, channel, recipient, params, lang, created, status, attempts,
      next_at, lease_until, provider_id, error, detail, updated) = row
     return OutboxItem(key=key, branch=branch, ticket=ticket, trigger=trigger, channel=channel,
@@ -58,14 +59,14 @@ class SQLiteOutbox:
     def __init__(self, db: Database):
         self._db = db
 
-    async def _transition(self, sql: str, params: tuple) -> bool:
+    async def _transition(self, sql: str, params: tuple[Any, ...]) -> bool:
         """One guarded UPDATE (its WHERE names the states it starts from): True if it moved a row."""
         async def write() -> bool:
             cursor = await self._db.conn.execute(sql, params)
             return cursor.rowcount > 0
         return await self._db.write(write)
 
-    async def _select_outbox(self, where: str, params: tuple, tail: str = "") -> list[OutboxItem]:
+    async def _select_outbox(self, where: str, params: tuple[Any, ...], tail: str = "") -> list[OutboxItem]:
         rows = await self._db.select(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE {where} {tail}", params)
         return [_outbox_item(row) for row in rows]
 
@@ -85,7 +86,7 @@ class SQLiteOutbox:
             expired = await self._db.conn.execute_fetchall(
                 "SELECT lease_until, key FROM outbox WHERE status = ? AND lease_until <= ?"
                 " ORDER BY lease_until, key LIMIT ?", (SENDING, now, limit))
-            due = sorted(queued + expired)[:limit]
+            due = sorted([*queued, *expired])[:limit]
             if not due:
                 return []
             keys = [key for _, key in due]

@@ -1,6 +1,8 @@
 """HTTP API handlers (README "HTTP API", /openapi.json): decode, call the service, encode."""
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -9,7 +11,7 @@ from hub.domain.errors import DomainError, invalid
 from hub.web import decode
 
 
-def _answer(body: dict, status: int = 200) -> JSONResponse:
+def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 

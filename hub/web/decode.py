@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from starlette.requests import Request
 
@@ -13,6 +13,7 @@ from hub.domain.errors import DomainError, forbidden, invalid
 from hub.service.pipeline import IdemRequest
 
 MAX_IDEMPOTENCY_KEY = 200
+T = TypeVar("T")
 
 
 def _err(kind: str, code: str, en: str, vi: str) -> DomainError:
@@ -54,7 +55,26 @@ def _too_large(limit: int) -> DomainError:
                 f"Nội dung yêu cầu vượt quá {limit} byte.")
 
 
-def field(data: dict, name: str, kind: type | tuple[type, ...], *, required: bool = True, default=None):
+# A field of one type is of that type; optional, it may be None unless a default is given.
+@overload
+def field(data: dict[str, Any], name: str, kind: type[T], *, required: Literal[True] = True) -> T: ...
+
+
+@overload
+def field(data: dict[str, Any], name: str, kind: type[T], *, required: bool, default: T) -> T: ...
+
+
+@overload
+def field(data: dict[str, Any], name: str, kind: type[T], *, required: bool) -> T | None: ...
+
+
+@overload
+def field(data: dict[str, Any], name: str, kind: tuple[type, ...], *, required: bool = True,
+          default: Any = None) -> Any: ...
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True,
+          default: Any = None) -> Any:
     if name not in data or data[name] is None:
         if required:
             raise invalid("missing_field", f"Field {name!r} is required.", f"Thiếu trường {name!r}.", field=name)
@@ -65,6 +85,14 @@ def field(data: dict, name: str, kind: type | tuple[type, ...], *, required: boo
         raise invalid("invalid_field", f"Field {name!r} must be a {want}.", f"Trường {name!r} không hợp lệ.",
                       field=name)
     return value
+
+
+@overload
+def bearer(request: Request, *, required: Literal[True]) -> Claims: ...
+
+
+@overload
+def bearer(request: Request, *, required: bool) -> Claims | None: ...
 
 
 def bearer(request: Request, *, required: bool) -> Claims | None:
@@ -78,7 +106,8 @@ def bearer(request: Request, *, required: bool) -> Claims | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise _err("unauthorized", "invalid_token", "Authorization must be 'Bearer <token>'.",
                    "Mã xác thực không hợp lệ.")
-    return request.app.state.tokens.verify(token.strip())
+    claims: Claims = request.app.state.tokens.verify(token.strip())
+    return claims
 
 
 def staff(request: Request, branch: str, counter: str | None = None) -> Claims:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -15,8 +16,8 @@ STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "
 log = logging.getLogger("queuecast.web")
 
 
-def error_response(status: int, code: str, message: str, message_vi: str = "", **details) -> JSONResponse:
-    body = {"code": code, "message": message}
+def error_response(status: int, code: str, message: str, message_vi: str = "", **details: Any) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
     if message_vi:
         body["message_vi"] = message_vi
     body.update(details)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.domain.errors import DomainError
 from hub.feeds.direct import EXTENSION
-from hub.feeds.frames import PING
+from hub.feeds.fanout import FeedHub
+from hub.feeds.frames import PING, Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
 
@@ -32,6 +34,10 @@ MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feed
 SSE_PING_SECONDS = 25.0
 CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
                TOO_BIG: (1009, "message too big"), SHUTDOWN: (1012, "restarting: resume with since")}
+
+
+# Opens one feed on the process's hub, from `since` of `epoch` if given: the frames to send first, and the live rest.
+OpenFeed = Callable[[FeedHub, int | None, str | None], Awaitable[tuple[list[Frame], Subscriber]]]
 
 
 class BadSince(ValueError):
@@ -58,7 +64,7 @@ async def ticket_socket(ws: WebSocket) -> None:
     await _socket(ws, lambda hub, since, epoch: hub.open_ticket(ws.path_params["token"], since, epoch))
 
 
-async def _socket(ws: WebSocket, open_feed) -> None:
+async def _socket(ws: WebSocket, open_feed: OpenFeed) -> None:
     await ws.accept()
     try:
         since = _since(ws.query_params.get("since"))
@@ -74,10 +80,12 @@ async def _socket(ws: WebSocket, open_feed) -> None:
         await ws.close(1013, "try again later")
         return
     reader = asyncio.create_task(_read_client(ws, sub))
+    frame: Frame | None = None
     try:
         for frame in frames:
             await ws.send_text(frame.text)
-        frames = frame = None                  # a snapshot is kilobytes: not kept for the connection's life
+        del frames                             # a snapshot is kilobytes: not kept for the connection's life
+        frame = None
         link = ws.scope.get("extensions", {}).get(EXTENSION)
         if link is not None:
             sub.go_direct(link)                # the fan-out writes to this connection itself
@@ -111,15 +119,15 @@ async def _read_client(ws: WebSocket, sub: Subscriber) -> None:
 
 # -- Server-Sent Events ---------------------------------------------------------------------------------
 
-async def board_events(request: Request):
+async def board_events(request: Request) -> Response:
     return await _events(request, lambda hub, since, epoch: hub.open_board(request.path_params["branch"], since, epoch))
 
 
-async def ticket_events(request: Request):
+async def ticket_events(request: Request) -> Response:
     return await _events(request, lambda hub, since, epoch: hub.open_ticket(request.path_params["token"], since, epoch))
 
 
-async def _events(request: Request, open_feed):
+async def _events(request: Request, open_feed: OpenFeed) -> Response:
     try:
         since = _since(request.query_params.get("since") or request.headers.get("last-event-id"))
     except BadSince as e:
@@ -133,7 +141,7 @@ async def _events(request: Request, open_feed):
         return error_response(503, "unavailable", "The feed cannot start now; retry shortly.",
                               "Chưa thể kết nối luồng dữ liệu; vui lòng thử lại.", retry_after=2)
 
-    async def stream():
+    async def stream() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 2000\n\n"
             while frames:                      # popped: the snapshot is not kept for the stream's life

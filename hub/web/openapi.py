@@ -1,15 +1,20 @@
 """The OpenAPI 3.1 document of the HTTP API, written out by hand so that it says what the contract says."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from hub import __version__
 
 _ERR = {"$ref": "#/components/responses/Error"}
-_STAFF = [{"staff": []}]
+Security = list[dict[str, list[str]]]       # OpenAPI security requirements: scheme → scopes
+_STAFF: Security = [{"staff": []}]
 
 
 def _op(summary: str, *, ok: int = 200, ok_schema: str | None = None, body: str | None = None,
-        security=None, idem: bool = False, errors=(401, 403, 404, 409, 422), params=(), desc: str = ""):
-    op = {"summary": summary, "responses": {str(ok): {"description": "OK", "content": {"application/json": {
+        security: Security | None = None, idem: bool = False, errors: Iterable[int] = (401, 403, 404, 409, 422),
+        params: Iterable[str] = (), desc: str = "") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {str(ok): {"description": "OK", "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{ok_schema}"} if ok_schema else {"type": "object"}}}}}}
     if desc:
         op["description"] = desc
@@ -28,7 +33,7 @@ def _op(summary: str, *, ok: int = 200, ok_schema: str | None = None, body: str 
     return op
 
 
-def document() -> dict:
+def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "queuecast hub API", "version": __version__,
@@ -135,7 +140,7 @@ def document() -> dict:
     }
 
 
-def _obj(props: dict, required=()) -> dict:
+def _obj(props: dict[str, Any], required: Iterable[str] = ()) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(required)}
 
 
@@ -146,7 +151,7 @@ _S = {"type": "string"}
 _LANG = {"enum": ["vi", "en"], "description": "the language of the number's messages (default vi)"}
 
 
-def _schemas() -> dict:
+def _schemas() -> dict[str, Any]:
     return {
         "Error": _obj({"error": _obj({"code": _S, "message": _S, "message_vi": _S}, ["code", "message"])}, ["error"]),
         "IssueRequest": _obj({"service": _S, "channel": {"enum": ["kiosk", "online"]}, "priority": {"type": "boolean"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -13,14 +14,14 @@ from notifier.senders.esms import PATH
 PHONE = re.compile(r"(?:0|84)[35789][0-9]{8}")
 
 
-def answer(code: str, **extra) -> web.Response:
+def answer(code: str, **extra: Any) -> web.Response:
     return web.json_response({"CodeResult": code, "CountRegenerate": 0, **extra})
 
 
 class FakeEsms(FakeGateway):
     modes = COMMON_MODES | {"invalid_number", "opted_out"}
 
-    def __init__(self, *, api_key: str = "esms-key", secret_key: str = "esms-secret", **kw):
+    def __init__(self, *, api_key: str = "esms-key", secret_key: str = "esms-secret", **kw: Any) -> None:
         super().__init__(**kw)
         self.api_key, self.secret_key = api_key, secret_key
         self.by_request_id: dict[str, Received] = {}

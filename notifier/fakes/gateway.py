@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +26,7 @@ COMMON_MODES = frozenset({"500", "429", "timeout"})
 class Received:
     request_id: str | None            # the sender's request id, where the API has one
     provider_id: str                  # the id the fake answered with
-    fields: dict                      # what it was asked to deliver, as the gateway read it
+    fields: dict[str, Any]            # what it was asked to deliver, as the gateway read it
 
 
 class FakeGateway:
@@ -65,7 +66,7 @@ class FakeGateway:
         self.url = f"http://{host}:{port}"
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         self._closing.set()                      # held answers return now, so the server stops at once
         if self._client is not None:
             await self._client.close()

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from typing import Any
 
 import http_ece
 from aiohttp import web
@@ -41,7 +42,7 @@ def refuse(status: int, message: str) -> web.Response:
 class FakePushService(FakeGateway):
     modes = COMMON_MODES | {"gone", "not_found"}
 
-    def __init__(self, **kw):
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._keys: dict[str, tuple[ec.EllipticCurvePrivateKey, bytes, str | None]] = {}
         self._dropped: set[str] = set()
@@ -49,7 +50,7 @@ class FakePushService(FakeGateway):
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/push/{sid}", self.push)]
 
-    def subscription(self, application_server_key: str | None = None) -> dict:
+    def subscription(self, application_server_key: str | None = None) -> dict[str, Any]:
         """A browser's PushSubscription.toJSON(); with `application_server_key`, only that VAPID key may push."""
         sid = uuid.uuid4().hex
         private = ec.generate_private_key(ec.SECP256R1())
@@ -60,7 +61,7 @@ class FakePushService(FakeGateway):
         return {"endpoint": f"{self.url}/push/{sid}", "expirationTime": None,
                 "keys": {"p256dh": b64url(public), "auth": b64url(auth)}}
 
-    def unsubscribe(self, subscription: dict) -> None:
+    def unsubscribe(self, subscription: dict[str, Any]) -> None:
         self._dropped.add(subscription["endpoint"].rsplit("/", 1)[1])
 
     async def push(self, request: web.Request) -> web.Response:
@@ -97,7 +98,7 @@ class FakePushService(FakeGateway):
         await self.hold(mode)
         return web.Response(status=201, headers={"Location": f"{self.url}/message/{received.provider_id}"})
 
-    def vapid(self, authorization: str) -> tuple[dict, str]:
+    def vapid(self, authorization: str) -> tuple[dict[str, Any], str]:
         """The verified claims and public key of `vapid t=JWT, k=KEY`; ValueError says what is wrong."""
         scheme, _, rest = authorization.partition(" ")
         if scheme.lower() != "vapid":
@@ -121,7 +122,7 @@ class FakePushService(FakeGateway):
         return claims, key
 
 
-def _json_or_none(data: bytes):
+def _json_or_none(data: bytes) -> Any:
     try:
         return json.loads(data)
     except ValueError:

@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ def error(status: int, code: int, message: str) -> web.Response:
 class FakeTwilio(FakeGateway):
     modes = COMMON_MODES | {"invalid_number", "opted_out"}
 
-    def __init__(self, *, account_sid: str = "AC" + "0" * 32, auth_token: str = "twilio-token", **kw):
+    def __init__(self, *, account_sid: str = "AC" + "0" * 32, auth_token: str = "twilio-token", **kw: Any) -> None:
         super().__init__(**kw)
         self.account_sid, self.auth_token = account_sid, auth_token
 
@@ -57,7 +58,7 @@ class FakeTwilio(FakeGateway):
         if refused is not None:
             return refused
         form = dict(await request.post())
-        to = form.get("To", "")
+        to = str(form.get("To", ""))       # a url-encoded form: every field is text
         if not to:
             return error(400, 21604, "A 'To' phone number is required.")
         if not form.get("Body"):

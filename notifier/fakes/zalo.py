@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Any
 
 from aiohttp import web
 
@@ -14,14 +15,14 @@ from notifier.senders.zalo import PATH
 PHONE = re.compile(r"84[35789][0-9]{8}")
 
 
-def answer(code: int, message: str, **data) -> web.Response:
+def answer(code: int, message: str, **data: Any) -> web.Response:
     return web.json_response({"error": code, "message": message, **({"data": data} if data else {})})
 
 
 class FakeZalo(FakeGateway):
     modes = COMMON_MODES | {"invalid_number", "no_zalo"}
 
-    def __init__(self, *, access_token: str = "zalo-token", template_id: str = "246810", **kw):
+    def __init__(self, *, access_token: str = "zalo-token", template_id: str = "246810", **kw: Any) -> None:
         super().__init__(**kw)
         self.access_token, self.template_id = access_token, template_id
         self.without_zalo: set[str] = set()      # phones (84...) that have no Zalo account

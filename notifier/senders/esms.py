@@ -6,6 +6,8 @@ Texts go without diacritics unless `unicode` is on (IsUnicode=1 bills a 70-chara
 """
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from hub.domain.notifications.message import Message
@@ -86,7 +88,7 @@ class EsmsSender:
         return classify(answer)
 
 
-def classify(answer: dict) -> Result:
+def classify(answer: dict[str, Any]) -> Result:
     code = str(answer["CodeResult"])
     detail = f"{code} {answer.get('ErrorMessage', '')}".strip()
     if code in (ACCEPTED, DUPLICATE_REQUEST):

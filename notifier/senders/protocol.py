@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -110,7 +110,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def parse_json(body: bytes) -> dict | None:
+def parse_json(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
     except ValueError:

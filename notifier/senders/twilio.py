@@ -82,4 +82,5 @@ class TwilioSender:
         code = answer.get("code")
         if resp.status == 401 and code is None:
             return Result.permanent(AUTH_FAILED, detail)
-        return Result.permanent(PERMANENT.get(code, REJECTED), f"{code} {detail}" if code else detail)
+        error = REJECTED if code is None else PERMANENT.get(code, REJECTED)
+        return Result.permanent(error, f"{code} {detail}" if code else detail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 
 import aiohttp
 from cryptography.hazmat.primitives import serialization
@@ -73,7 +74,7 @@ class WebPushSender:
         return Result.sent(resp.headers.get("Location"))
 
 
-def classify(status: int, headers, detail: str) -> Result:
+def classify(status: int, headers: Mapping[str, str], detail: str) -> Result:
     if status in (404, 410):
         return Result.permanent(SUBSCRIPTION_GONE, detail)
     failure = http_failure(status, headers, detail)

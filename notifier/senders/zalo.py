@@ -8,6 +8,8 @@ its callbacks but does not deduplicate on: like Twilio, this sender is not idemp
 """
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from hub.domain.notifications.message import Message
@@ -64,7 +66,7 @@ class ZaloSender:
         self.template_id = template_id
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    def body(self, msg: Message) -> dict:
+    def body(self, msg: Message) -> dict[str, Any]:
         return {
             "phone": msg.phone.removeprefix("+"),           # 84xxxxxxxxx, the form ZNS documents
             "template_id": self.template_id,
@@ -92,7 +94,7 @@ class ZaloSender:
         return classify(answer)
 
 
-def classify(answer: dict) -> Result:
+def classify(answer: dict[str, Any]) -> Result:
     code = answer["error"]
     if code == 0:
         return Result.sent((answer.get("data") or {}).get("msg_id"))

@@ -161,7 +161,7 @@ def expected_first_messages(n: int, ahead: int = 5) -> Counter:
     return Counter([(phone(i), "issued") for i in range(n)] + [(phone(i), "ahead") for i in range(min(n, ahead + 1))])
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def either(request, hub_factory, hub_env, tmp_path, esms):
     """The setup on the embedded SQLite file, or on the test Redis shared by hub and worker."""
     extra = {}

@@ -53,7 +53,7 @@ def hub_with(hub_factory, hub_env, database: str | None = None, **env: str):
     return hub_factory(full, port=port), full["QUEUECAST_DATABASE"], public
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def database(request, hub_env):
     if request.param == "redis":
         return request.getfixturevalue("redis_url")

@@ -77,9 +77,11 @@ def _tries(limit: float, interval: float) -> int:
 
 
 def wait_until(cond: Callable[[], Any], what: str | Callable[[], str], timeout: float = WAIT,
-               interval: float = POLL) -> Any:
+               interval: float = POLL, sleep: Callable[[float], Any] = time.sleep) -> Any:
     """Call `cond()` until it returns something true, and return that. After deadline(timeout)
-    seconds raise AssertionError naming `what` (a string, or a function giving one, called only then)."""
+    seconds raise AssertionError naming `what` (a string, or a function giving one, called only then).
+    `sleep` pauses between looks: with Playwright's sync API pass `page_sleep(page)`, so that the
+    browser's events keep being handled meanwhile."""
     limit = deadline(timeout)
     end = time.monotonic() + limit
     for _ in range(_tries(limit, interval)):
@@ -88,8 +90,13 @@ def wait_until(cond: Callable[[], Any], what: str | Callable[[], str], timeout: 
             return got
         if time.monotonic() >= end:
             break
-        time.sleep(interval)
+        sleep(interval)
     raise AssertionError(f"not within {limit:.0f} s: {_describe(what)}")
+
+
+def page_sleep(page) -> Callable[[float], None]:
+    """A pause for wait_until that lets Playwright's sync API deliver the page's events."""
+    return lambda seconds: page.wait_for_timeout(seconds * 1000)
 
 
 async def until(cond: Callable[[], Any], what: str | Callable[[], str], timeout: float = WAIT,

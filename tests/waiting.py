@@ -124,3 +124,34 @@ async def within(awaitable, what: str, timeout: float = WAIT):
         return await asyncio.wait_for(awaitable, limit)
     except asyncio.TimeoutError:
         raise AssertionError(f"not within {limit:.0f} s: {what}") from None
+
+
+class PageRequests:
+    """The requests a Playwright page makes that `pick` selects (say, its POSTs to the API), for
+    tests that assert what a page did NOT send: `settled()` proves the page has sent and finished
+    everything it was going to send so far, instead of pausing and hoping a late one would show.
+
+    It has the page fetch a marker URL and waits for that request to be reported: the page reports
+    its requests in the order it makes them, so every request started before the marker (by the
+    clicks and key presses before it) is known by then. It then waits until each of them is answered
+    (or failed), so the hub has done whatever they asked of it."""
+
+    def __init__(self, page, pick: Callable[[Any], bool]):
+        self.page, self.pick = page, pick
+        self.made: list = []
+        self._ended: set[int] = set()
+        page.on("request", lambda r: self.made.append(r) if pick(r) else None)
+        page.on("requestfinished", lambda r: self._ended.add(id(r)))
+        page.on("requestfailed", lambda r: self._ended.add(id(r)))
+        self._markers = 0
+
+    def settled(self) -> list:
+        """Every picked request the page has made up to now, once all of them are answered."""
+        self._markers += 1
+        marker = f"/healthz?settled={self._markers}"
+        with self.page.expect_request(lambda r: r.url.endswith(marker)):
+            self.page.evaluate("url => fetch(url, {cache: 'no-store'}).then(r => r.status)", marker)
+        wait_until(lambda: all(id(r) in self._ended for r in self.made),
+                   lambda: f"the page's requests answered: {[(r.method, r.url) for r in self.made]}",
+                   sleep=page_sleep(self.page))
+        return list(self.made)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 
 from hub.clock import ManualClock
 from hub.config import load_config
@@ -39,6 +40,12 @@ MARKED_BY_FIXTURE = {
     "browser": {"browser", "new_page"},                                  # Chromium through Playwright
     "redis": {"redis_server", "redis_url", "redis_factory"},             # the redis-server binary
 }
+
+
+# Hypothesis times its examples (a deadline) and its data generation (the too_slow health check):
+# neither may fail a test on a busy machine. A test's own @settings inherit these.
+hypothesis_settings.register_profile("queuecast", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("queuecast")
 
 
 def pytest_report_header(config):

@@ -18,8 +18,9 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, SECRET, TUESDAY_9AM, bearer, runni
 from displays.stats import day_stats
 from hub.clock import ManualClock
 from hub.settings import Settings
+from waiting import deadline
 
-TEST_SECONDS = 60
+TEST_SECONDS = deadline(60)      # one in-process test body, scaled
 
 
 
@@ -37,7 +38,7 @@ def inproc(tmp_path):
                 await asyncio.wait_for(body(client, clock), TEST_SECONDS)
 
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, main()).result(timeout=TEST_SECONDS + 10)
+            pool.submit(asyncio.run, main()).result(timeout=TEST_SECONDS + deadline(10))
     return run
 
 COMMENT = "Cán bộ hướng dẫn nhiệt tình"
@@ -259,7 +260,7 @@ def test_the_page_updates_itself_after_a_call_and_keeps_the_token(hub_factory, h
 
     token = Tokens(SECRET).staff("1")
     h = bearer(token)
-    with httpx.Client(base_url=hub.url, timeout=10) as api:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
         assert api.post("/api/branches/1/counters/1/open", json={"services": ["dat-dai"]}, headers=h).status_code == 200
         for _ in range(2):
             assert api.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"}).status_code == 201

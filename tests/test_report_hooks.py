@@ -18,6 +18,7 @@ from notifier.fakes.twilio import FakeTwilio
 from notifier.message import Message
 from notifier.reports import twilio_signature
 from notifier.twilio import TwilioSender
+from waiting import deadline
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +87,7 @@ async def test_esms_reports_that_match_nothing_change_nothing(hub_factory, hub_e
         sms_id = await owed_and_sent(store, sender, msg)
         before = await store.outbox_get(msg.key)
         delivered = {"SendStatus": "5", "SendSuccess": "1", "SendFailed": "0"}
-        with httpx.Client(base_url=hub.url, timeout=10) as api:
+        with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
             for query in ({**delivered, "SMSID": "unknown-id"},                          # not ours
                           {**delivered, "SMSID": "unknown-id", "RequestId": msg.key},    # our key, not its id
                           {**delivered, "SMSID": sms_id, "RequestId": "1/20260519-1002:called:sms"},
@@ -132,7 +133,7 @@ async def test_twilio_garbage_and_missing_signatures(hub_factory, hub_env):
     signed = {"X-Twilio-Signature": twilio_signature(url, form, AUTH)}
     async with open_store(db) as store:
         before = await store.outbox_counts()
-    with httpx.Client(base_url=hub.url, timeout=10) as api:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
         r = api.post("/hooks/twilio", data=form, headers=signed)
         assert r.status_code == 200 and r.json() == {"ok": True, "recorded": False}    # unknown id: harmless
         r = api.post("/hooks/twilio", data=form)
@@ -157,5 +158,5 @@ async def test_twilio_reports_are_refused_when_the_hub_cannot_check_them(hub_fac
     hub, db, public = hub_with(hub_factory, hub_env, QUEUECAST_SMS_PROVIDER="esms", QUEUECAST_SMS_SECRET="esms-secret")
     form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
     sig = twilio_signature(callback_url(public, "twilio"), form, "esms-secret")
-    r = httpx.post(f"{hub.url}/hooks/twilio", data=form, headers={"X-Twilio-Signature": sig}, timeout=10)
+    r = httpx.post(f"{hub.url}/hooks/twilio", data=form, headers={"X-Twilio-Signature": sig}, timeout=deadline(30))
     assert r.status_code == 403 and r.json()["error"]["code"] == "bad_signature"

@@ -22,6 +22,7 @@ import pytest
 from hub import cli
 from hub.config import BUNDLED, load_config
 from trace_format import TRACE_FIELDS
+from waiting import deadline
 
 B = "1"
 HANOI = timezone(timedelta(hours=7))
@@ -167,7 +168,7 @@ def test_output_to_stdout_through_the_console_entry_point(tmp):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
     env["PYTHONHASHSEED"] = "12345"
     p = subprocess.run([sys.executable, "-m", "hub", "simulate", "--days", "1", "--seed", "5",
-                        "--scenario", "quiet", "-o", "-"], env=env, capture_output=True, timeout=60)
+                        "--scenario", "quiet", "-o", "-"], env=env, capture_output=True, timeout=deadline(60))
     assert p.returncode == 0 and p.stderr == b""
     code, path = simulate(tmp, "--days", "1", "--seed", "5", "--scenario", "quiet", name="quiet-1.jsonl")
     assert code == 0 and p.stdout == path.read_bytes() and p.stdout

@@ -1,14 +1,16 @@
 """Shared fixtures: real SQLite files, the real app in-process (lifespan and all), and real hub
-processes over real sockets on 127.0.0.1. Nothing here is mocked."""
+processes over real sockets on 127.0.0.1. Nothing here is mocked.
+
+Markers (pyproject.toml, --strict-markers) are put on by what a test uses, in
+pytest_collection_modifyitems below: `browser` for the Chromium fixtures, `redis` for the Redis ones;
+`slow` is put on by hand. Every wait scales with the machine (tests/waiting.py)."""
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,15 +19,53 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
+from hub.app import create_app
 from hub.clock import ManualClock
 from hub.config import load_config
 from hub.settings import Settings
-from hub.app import create_app
+
+from waiting import SLOW, SLOW_SOURCE, deadline, ms, wait_until
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 TUESDAY_9AM = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)      # a working day, issuing open
 SECRET = "test-secret-not-for-production"
+
+
+# -- markers, and the session's deadlines ----------------------------------------------------------
+
+# A test that uses any of these fixtures (directly or through another fixture) gets the marker.
+MARKED_BY_FIXTURE = {
+    "browser": {"browser", "new_page"},                                  # Chromium through Playwright
+    "redis": {"redis_server", "redis_url", "redis_factory"},             # the redis-server binary
+}
+
+
+# Hypothesis times its examples (a deadline) and its data generation (the too_slow health check):
+# neither may fail a test on a busy machine. A test's own @settings inherit these.
+hypothesis_settings.register_profile("queuecast", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("queuecast")
+
+
+def pytest_report_header(config):
+    return f"queuecast: deadlines x{SLOW} ({SLOW_SOURCE}; QUEUECAST_TEST_SLOWNESS sets it)"
+
+
+@pytest.hookimpl(tryfirst=True)       # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    # The whole test's hang guard (pytest-timeout's ini `timeout`) scales like every deadline,
+    # unless --timeout was given or the test has a timeout marker of its own.
+    base = float(config.getini("timeout") or 0) if config.pluginmanager.hasplugin("timeout") else 0.0
+    scale = base and SLOW > 1 and config.getoption("timeout", None) is None
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in MARKED_BY_FIXTURE.items():
+            if used & fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(getattr(pytest.mark, marker))
+        if scale and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(base * SLOW))
 
 
 @pytest.fixture
@@ -97,37 +137,41 @@ class HubProcess:
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=deadline(30))
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()          # only the process we started, by its pid
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=deadline(30))
             except subprocess.TimeoutExpired:
                 self.kill9()
 
 
-def start_hub(env: dict[str, str], log: Path, timeout: float = 20.0, port: int | None = None) -> HubProcess:
-    """`python -m hub serve` on 127.0.0.1 (a free port unless given), returned once /readyz answers."""
+def start_hub(env: dict[str, str], log: Path, timeout: float = 60.0, port: int | None = None) -> HubProcess:
+    """`python -m hub serve` on 127.0.0.1 (a free port unless given), returned once /readyz answers
+    (within deadline(timeout) s); a hub that exits meanwhile fails at once, with its log."""
     port = port or free_port()
     full_env = {**os.environ, **env}
     with open(log, "ab") as out:           # the child keeps its own descriptor
         proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)],
                                 env=full_env, stdout=out, stderr=subprocess.STDOUT)
     hub = HubProcess(proc, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"hub exited with {proc.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{hub.url}/readyz", timeout=1.0).status_code == 200:
-                return hub
+            return httpx.get(f"{hub.url}/readyz", timeout=deadline(5)).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    hub.stop()
-    raise RuntimeError(f"hub did not become ready in {timeout} s:\n{log.read_text()}")
+            return False
+
+    try:
+        wait_until(ready, lambda: f"hub on port {port} ready (/readyz 200):\n{log.read_text()}", timeout)
+    except BaseException:
+        hub.stop()
+        raise
+    return hub
 
 
 @pytest.fixture
@@ -165,27 +209,32 @@ class RedisServer:
 
 
 def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False) -> RedisServer:
-    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait)."""
+    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait). Tests use
+    the fixtures below, which also give them the `redis` marker."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
             "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"redis-server exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=deadline(2)) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return RedisServer(proc, port)
+                return s.recv(16).startswith(b"+PONG")
         except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not answer PING within 10 s")
+            return False
+
+    try:
+        wait_until(answers, f"redis-server on port {port} answering PING")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return RedisServer(proc, port)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -193,10 +242,10 @@ def stop_process(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=deadline(30))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
+            proc.wait(timeout=deadline(30))
 
 
 @pytest.fixture(scope="session")
@@ -204,6 +253,22 @@ def redis_server(tmp_path_factory) -> RedisServer:
     server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     stop_process(server.proc)
+
+
+@pytest.fixture
+def redis_factory(tmp_path):
+    """redis_factory(workdir, port=..., appendonly=...) → a Redis server of this test's own, to stop
+    (stop_process(server.proc)) and start again on the same port; whatever still runs is stopped at the end."""
+    started: list[RedisServer] = []
+
+    def start(workdir: Path, **kw) -> RedisServer:
+        server = start_redis(workdir, **kw)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_process(server.proc)
 
 
 @pytest.fixture
@@ -240,8 +305,9 @@ PHONE = {"width": 375, "height": 740}
 def browser():
     """Per module: Playwright's sync API keeps an event loop marked running in this thread while
     it lives, which anyio tests in later modules would trip over."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=ms(30))             # expect() has a default of its own (5 s)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
@@ -255,7 +321,8 @@ def new_page(browser):
 
     def make(viewport=PHONE, **kw):
         ctx = browser.new_context(viewport=viewport, locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", **kw)
-        ctx.set_default_timeout(10_000)
+        ctx.set_default_timeout(ms(30))            # expect(), clicks, waits, navigation: all scaled
+        ctx.set_default_navigation_timeout(ms(30))
         contexts.append(ctx)
         return ctx.new_page()
 
@@ -273,5 +340,5 @@ def hub(hub_factory, hub_env) -> HubProcess:
 @pytest.fixture
 def api(hub):
     """A synchronous HTTP client of `hub` (the page tests drive Playwright's sync API)."""
-    with httpx.Client(base_url=hub.url, timeout=10) as client:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as client:
         yield client

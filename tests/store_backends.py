@@ -10,15 +10,22 @@ persistence after a close and conflicts between instances, as between two hub pr
 """
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from hub.store import open_store
+from hub.store.redis_eventlog import IdempotencyKeyExists
 from hub.store.storage import Storage
 
 BACKENDS = ["sqlite", "redis"]
+# What each backend raises for an append whose Idempotency-Key already holds an answer: its own
+# error, never the service's (the service looks the key up first and answers the kept response).
+USED_KEY_ERRORS: dict[str, type[Exception]] = {"sqlite": sqlite3.IntegrityError, "redis": IdempotencyKeyExists}
+# A backend that needs a server the tests start carries its marker (`-m "not redis"` leaves it out).
+_NEEDS = {"redis": pytest.mark.redis}
 
 
 @pytest.fixture
@@ -26,7 +33,7 @@ def anyio_backend() -> str:
     return "asyncio"  # aiosqlite runs on asyncio
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[pytest.param(b, marks=_NEEDS.get(b, ())) for b in BACKENDS])
 def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'queuecast.db'}"  # 'data/' also tests mkdir
@@ -34,6 +41,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         yield request.getfixturevalue("redis_url")  # a real server, a key prefix of this test's own
     else:
         raise ValueError(f"no storage set up for backend {request.param!r}")
+
+
+@pytest.fixture
+def used_key_error(store_url: str, request: pytest.FixtureRequest) -> type[Exception]:
+    """The exception this backend raises for an append under an Idempotency-Key already used."""
+    return USED_KEY_ERRORS[request.node.callspec.params["store_url"]]
 
 
 @pytest.fixture

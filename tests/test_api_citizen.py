@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import bearer
 from hub.domain import events
+
+from conftest import bearer
 
 pytestmark = pytest.mark.anyio
 

@@ -8,18 +8,25 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, SECRET, TV, bearer
 from hub.auth import Tokens
+
+from conftest import SECRET, TV, bearer
+from waiting import deadline, ms
 
 STAFF = bearer(Tokens(SECRET).staff("1"))
 
 
 
-# Listens before anything is called: every announcement the page starts and finishes.
+# Listens before anything is called: every announcement the page starts and finishes, and every
+# number the latest-call box flashes for (a live call; the flash itself lasts only a few seconds).
 RECORD = """() => {
-  window.__said = []; window.__done = [];
+  window.__said = []; window.__done = []; window.__flashed = [];
   document.addEventListener("qc-announce", e => window.__said.push(e.detail));
   document.addEventListener("qc-announced", e => window.__done.push(e.detail));
+  const box = document.getElementById("latest");
+  new MutationObserver(() => {
+    if (box.classList.contains("flash")) window.__flashed.push(document.getElementById("latest-number").textContent);
+  }).observe(box, {attributes: true, attributeFilter: ["class"]});
 }"""
 
 
@@ -27,7 +34,7 @@ class Desk:
     """Staff and kiosk of branch 1 over HTTP."""
 
     def __init__(self, url: str):
-        self.http = httpx.Client(base_url=url, timeout=10)
+        self.http = httpx.Client(base_url=url, timeout=deadline(30))
 
     def issue(self, service: str = "dat-dai", n: int = 1) -> list[str]:
         out = []
@@ -81,32 +88,47 @@ def said(page) -> list[dict]:
     return page.evaluate("window.__said")
 
 
-def wait_said(page, count: int, timeout: float = 20_000) -> list[dict]:
-    page.wait_for_function(f"window.__said.length >= {count}", timeout=timeout)
+# An announcement plays a chime and clips or a voice: it may take a while to end on a busy machine.
+SAYING = ms(90)
+
+
+def wait_said(page, count: int) -> list[dict]:
+    page.wait_for_function(f"window.__said.length >= {count}", timeout=SAYING)
     return said(page)
 
 
-def test_a_call_appears_within_a_second_and_is_announced(hub, desk, new_page):
+def wait_said_number(page, number: str) -> list[dict]:
+    page.wait_for_function(f"window.__said.some(d => d.number === '{number}')", timeout=SAYING)
+    return said(page)
+
+
+@pytest.mark.slow              # announcements are said at the pace of speech
+def test_a_call_appears_live_and_is_announced(hub, desk, new_page):
+    """Live: the call reaches the open page through its feed (it flashes, which the twin's periodic
+    refresh never does, and the document is the same); no time limit is asserted."""
     desk.issue(n=2)
     desk.open("1")
     page = open_board(new_page, f"{hub.url}/display/1")
     expect(page.locator("#latest-number")).to_have_text("—")
+    page.evaluate("window.__sameDocument = true")
 
     number = desk.call("1")
     assert number == "1001"
-    expect(page.locator("#latest-number")).to_have_text("1001", timeout=1000)
-    expect(page.locator("#latest-counter")).to_have_text("1", timeout=1000)
-    expect(page.locator("#subtitle")).to_have_text("Mời công dân có số 1001 đến quầy số 1", timeout=1000)
+    expect(page.locator("#latest-number")).to_have_text("1001")
+    expect(page.locator("#latest-counter")).to_have_text("1")
+    expect(page.locator("#subtitle")).to_have_text("Mời công dân có số 1001 đến quầy số 1")
     assert recent(page)[0] == ("1001", "1")
-    expect(page.locator("#latest")).to_have_class(re.compile(r"\bflash\b"))
+    page.wait_for_function("window.__flashed.includes('1001')")
+    assert page.evaluate("window.__sameDocument") is True
 
-    first = wait_said(page, 1, timeout=5000)[0]
+    first = wait_said(page, 1)[0]
     assert first["text"] == "Mời công dân có số một nghìn không trăm linh một đến quầy số một"
     assert first["subtitle"] == "Mời công dân có số 1001 đến quầy số 1"
     assert (first["number"], first["counter"]) == ("1001", "1") and first["via"] in ("voice", "clips")
-    page.wait_for_function("window.__done.length >= 1", timeout=20_000)   # it ends, too
+    page.wait_for_function("window.__done.length >= 1", timeout=SAYING)   # it ends, too
 
 
+@pytest.mark.slow              # announcements are said at the pace of speech
 def test_the_board_survives_a_hub_restart_and_misses_no_call(hub_factory, hub_env, hub, desk, new_page):
     desk.issue(n=6)
     desk.open("1", "2")
@@ -118,7 +140,7 @@ def test_the_board_survives_a_hub_restart_and_misses_no_call(hub_factory, hub_en
 
     port = int(hub.url.rsplit(":", 1)[1])
     hub.stop()
-    expect(banner).to_be_visible(timeout=5000)
+    expect(banner).to_be_visible()
     expect(banner).to_contain_text("Mất kết nối")
     expect(page.locator("#last-update")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d$"))
     expect(page.locator("body")).to_have_attribute("data-feed", "down")
@@ -127,26 +149,32 @@ def test_the_board_survives_a_hub_restart_and_misses_no_call(hub_factory, hub_en
     desk2 = Desk(hub2.url)
     try:
         missed = [desk2.call("2"), desk2.call("1")]
+
+        expect(banner).to_be_hidden(timeout=ms(60))   # after its reconnect backoff (at most 10 s)
+        for number in missed:
+            expect(page.locator(f'#recent li[data-number="{number}"]')).to_have_count(1)
+        assert [n for n, _ in recent(page)][:3] == [missed[1], missed[0], before]
+        expect(page.locator("#latest-number")).to_have_text(missed[1])
+        wait_said_number(page, missed[1])
+        # One more call, live: announcements are said in order, so once it is said every
+        # announcement the reconnection made (a duplicate included) has been said before it.
+        sentinel = desk2.call("2")
+        wait_said_number(page, sentinel)
     finally:
         desk2.close()
-
-    expect(banner).to_be_hidden(timeout=15_000)   # reconnect backoff is at most 10 s
-    for number in missed:
-        expect(page.locator(f'#recent li[data-number="{number}"]')).to_have_count(1, timeout=5000)
-    assert [n for n, _ in recent(page)][:3] == [missed[1], missed[0], before]
-    expect(page.locator("#latest-number")).to_have_text(missed[1])
     # Both missed calls were said (at most the latest two after a gap), none twice.
-    page.wait_for_function(f"window.__said.filter(d => d.number === '{missed[1]}').length >= 1", timeout=20_000)
     numbers = [d["number"] for d in said(page)]
     assert numbers.count(missed[1]) == 1 and numbers.count(missed[0]) <= 1 and numbers.count(before) == 1
+    assert numbers[-1] == sentinel and numbers.count(sentinel) == 1
 
 
+@pytest.mark.slow              # announcements are said at the pace of speech
 def test_a_recall_is_announced_again(hub, desk, new_page):
     desk.issue(n=2)
     desk.open("1")
     page = open_board(new_page, f"{hub.url}/display/1")
     number = desk.call("1")
-    wait_said(page, 1, timeout=5000)
+    wait_said(page, 1)
     desk.recall(number)
     again = wait_said(page, 2)              # waits for the first announcement to finish: never overlapping
     assert [d["number"] for d in again[:2]] == [number, number]
@@ -173,14 +201,14 @@ def test_a_zone_board_shows_only_its_fields(hub, desk, new_page):
     mine = desk.call("6")                     # civil status: this zone's
     expect(page.locator("#latest-number")).to_have_text(mine)
     assert [n for n, _ in recent(page)] == [mine]
-    wait_said(page, 1, timeout=5000)
-    assert other not in [d["number"] for d in said(page)]
+    # The other zone's call came first in the feed: had the board taken it, it would be said before mine.
+    assert other not in [d["number"] for d in wait_said_number(page, mine)]
 
-    twin = httpx.get(f"{hub.url}/display/1?fields=dat-dai,ho-tich&format=json").json()
+    twin = httpx.get(f"{hub.url}/display/1?fields=dat-dai,ho-tich&format=json", timeout=deadline(30)).json()
     assert [s["id"] for s in twin["services"]] == ["dat-dai", "ho-tich"]
     assert [c["number"] for c in twin["recent_calls"]] == [mine]
     assert twin["fields"] == ["dat-dai", "ho-tich"]
-    bad = httpx.get(f"{hub.url}/display/1?fields=dat-dai,nope&format=json")
+    bad = httpx.get(f"{hub.url}/display/1?fields=dat-dai,nope&format=json", timeout=deadline(30))
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_field"
 
 
@@ -192,7 +220,7 @@ def test_the_json_twin_has_the_calls_the_page_shows(hub, desk, new_page):
         desk.call(counter)
     desk.recall("1006")                      # at counter 2 since its third call
 
-    twin = httpx.get(f"{hub.url}/display/1?format=json").json()
+    twin = desk.http.get("/display/1?format=json").json()
     page = new_page(TV)
     page.goto(f"{hub.url}/display/1")
     shown = recent(page)
@@ -205,13 +233,12 @@ def test_the_json_twin_has_the_calls_the_page_shows(hub, desk, new_page):
     # Live, the page and a fresh twin still agree.
     expect(page.locator("body")).to_have_attribute("data-feed", "live")
     desk.call("2")
-    page.wait_for_function("document.querySelector('#recent li').dataset.number !== '1006'", timeout=2000)
-    twin = httpx.get(f"{hub.url}/display/1?format=json").json()
+    page.wait_for_function("document.querySelector('#recent li').dataset.number !== '1006'")
+    twin = desk.http.get("/display/1?format=json").json()
     assert recent(page) == [(c["number"], c["counter"]) for c in twin["recent_calls"]]
     waiting = {s["id"]: s["waiting"] for s in twin["services"]}
     page.wait_for_function(
-        f"document.querySelector('#fields tr[data-service=\"dat-dai\"] .f-waiting').textContent === '{waiting['dat-dai']}'",
-        timeout=3000)
+        f"document.querySelector('#fields tr[data-service=\"dat-dai\"] .f-waiting').textContent === '{waiting['dat-dai']}'")
 
 
 def test_an_unknown_branch_is_a_404_page(hub, new_page):
@@ -220,7 +247,7 @@ def test_an_unknown_branch_is_a_404_page(hub, new_page):
     assert response.status == 404
     expect(page.locator("h1")).to_have_text("Không có chi nhánh này")
     expect(page.locator("body")).to_contain_text("No branch '99'")
-    twin = httpx.get(f"{hub.url}/display/99?format=json")
+    twin = httpx.get(f"{hub.url}/display/99?format=json", timeout=deadline(30))
     assert twin.status_code == 404 and twin.json()["error"]["code"] == "branch_not_found"
 
 

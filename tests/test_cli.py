@@ -15,16 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SECRET, TUESDAY_9AM, bearer, running_app
 from hub.auth import Tokens
 
+from conftest import SECRET, bearer, running_app
 from trace_format import TRACE_FIELDS
+from waiting import deadline
 
 pytestmark = pytest.mark.anyio      # see tests/test_api.py: parametrized coroutines need the module mark
 
 B = "1"
 CCCD = "001090123456"
-CLI_TIMEOUT = 60
+CLI_TIMEOUT = deadline(60)       # a hang guard on each command run, scaled
 
 OPTIONAL = {"ticket.issued": {"priority"}}
 ISO_LOCAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?\+07:00")
@@ -70,7 +71,7 @@ async def test_staff_token_is_accepted_by_the_hub(tmp_path, client):
 
     r = await client.post(f"/api/branches/{B}/counters/1/open", json={}, headers=bearer(token))
     assert r.status_code == 200, r.text
-    r = await client.post(f"/api/branches/2/counters/1/open", json={}, headers=bearer(token))
+    r = await client.post("/api/branches/2/counters/1/open", json={}, headers=bearer(token))
     assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_branch"
     assert Tokens("another secret").staff(B) != token
 
@@ -180,7 +181,7 @@ def test_export_trace_of_a_day_run_through_a_real_hub(tmp_path, hub_factory, hub
     hub = hub_factory(hub_env)
     tk = Tokens(SECRET)
     staff = bearer(tk.staff(B))
-    with httpx.Client(base_url=hub.url, timeout=15.0) as c:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as c:
         def post(path, body=None, headers=staff, status=200):
             r = c.post(path, json=body if body is not None else {}, headers=headers)
             assert r.status_code == status, (path, r.text)

@@ -8,17 +8,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 
 import httpx
 import pytest
-from conftest import SECRET, TZ, free_port
 
 from hub.demo import demo_clock, demo_start, fake_citizen
-from hub.phones import normalize_phone
 from hub.domain import calendar, identity
+from hub.phones import normalize_phone
 from hub.settings import Settings
+
+from conftest import SECRET, TZ, free_port
+from waiting import deadline, wait_until
 
 
 def at(*args) -> datetime:
@@ -66,7 +67,7 @@ def test_made_up_citizens_are_valid():
 
 
 def test_demo_comes_alive_whatever_the_date(tmp_path, centre):
-    """The real command, real time (QUEUECAST_CLOCK unset): numbers issued and called within 30 s."""
+    """The real command, real time (QUEUECAST_CLOCK unset): numbers are issued and called."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
@@ -77,19 +78,18 @@ def test_demo_comes_alive_whatever_the_date(tmp_path, centre):
         proc = subprocess.Popen([sys.executable, "-m", "hub", "demo", "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        view, deadline = None, time.monotonic() + 30
-        while time.monotonic() < deadline:
+        last = [None]
+
+        def moving():
             assert proc.poll() is None, f"demo exited with {proc.returncode}:\n{log.read_text()}"
             try:
-                view = httpx.get(f"{url}/api/branches/1", timeout=2.0).json()
-                issued = sum(s["daily_cap"] - s["numbers_left"] for s in view["services"])
-                if issued > 0 and view["now_serving"]:
-                    break
+                last[0] = view = httpx.get(f"{url}/api/branches/1", timeout=deadline(5)).json()
             except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"branch 1 did not move within 30 s (last view {view}):\n{log.read_text()}")
+                return None
+            issued = sum(s["daily_cap"] - s["numbers_left"] for s in view["services"])
+            return view if issued > 0 and view["now_serving"] else None
+        view = wait_until(moving, lambda: f"branch 1 moving (last view {last[0]}):\n{log.read_text()}",
+                          timeout=60, interval=0.5)
         assert view["issuing"]["kiosk"], view          # the demo clock is within issuing hours
         assert sum(c["open"] for c in view["counters"]) > 0
 
@@ -101,15 +101,15 @@ def test_demo_comes_alive_whatever_the_date(tmp_path, centre):
             assert ("Demo clock: " in text) == shifted_after
         token = re.search(r"qc1\.[\w-]+\.[\w-]+", text).group(0)
         r = httpx.post(f"{url}/api/branches/1/counters/16/call-next",
-                       headers={"Authorization": f"Bearer {token}"}, timeout=5.0)
+                       headers={"Authorization": f"Bearer {token}"}, timeout=deadline(30))
         assert r.status_code in (200, 409), r.text   # the printed staff token is accepted
     finally:
         proc.terminate()                                # only the process this test started
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=deadline(30))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=5)
+            proc.wait(timeout=deadline(30))
     text = log.read_text()
     # uvicorn re-raises the SIGTERM it caught once shut down; what matters is a clean lifespan end
     assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in text, text

@@ -12,17 +12,18 @@ from collections import Counter as Tally
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.config import load_config
-from hub.phones import normalize_phone
 from hub.domain import calendar, commands, identity
-from hub.domain.limits import Citizen, history
 from hub.domain.config import CounterPlan
 from hub.domain.errors import DomainError
+from hub.domain.limits import Citizen, history
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import FINAL, State
+from hub.phones import normalize_phone
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 START = datetime(2026, 5, 19, 7, 45, tzinfo=TZ)          # a Tuesday, before the doors open
@@ -255,6 +256,7 @@ def run(branch_id: str, script) -> dict:
     return outcome
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(branch_id=st.sampled_from(sorted(BRANCHES)), script=steps)
 def test_random_days_keep_the_queue_invariants(branch_id, script):
@@ -274,6 +276,7 @@ busy_commands = st.one_of(
 OPEN_ALL = [(0, ("open", cid, None)) for cid in sorted(COUNTERS)]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(branch_id=st.sampled_from(sorted(BRANCHES)),
        script=st.lists(st.tuples(st.sampled_from((0, 1, 2, 4)), busy_commands), min_size=25, max_size=70))

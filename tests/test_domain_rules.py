@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.phones import normalize_phone
 from hub.domain import commands, events, identity
-from trace_format import TRACE_FIELDS
 from hub.domain.calendar import issuing_day
-from hub.domain.limits import Citizen, History, history, suspended_until
 from hub.domain.errors import DomainError
+from hub.domain.limits import Citizen, History, history, suspended_until
 from hub.domain.state import BranchState, apply
 from hub.domain.ticket import State
+from hub.phones import normalize_phone
+
+from trace_format import TRACE_FIELDS
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -117,7 +117,7 @@ class World:
         else:
             raise AssertionError("the day did not end")
         assert not waiting or until is not None, "a past day must serve every number it issued"
-        for t, cid, type_, kw in sorted(day_events, key=lambda e: (e[0], _RANK[e[2]], e[1])):
+        for t, _cid, type_, kw in sorted(day_events, key=lambda e: (e[0], _RANK[e[2]], e[1])):
             if until is None or t <= until:
                 self.add(t, type_, **kw)
         return called

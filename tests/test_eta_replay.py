@@ -25,8 +25,10 @@ from hub.domain.eta.plans import Setting
 from hub.domain.eta.replay import replay
 from hub.domain.trace import parse
 
+from waiting import deadline
+
 B = "12"                 # a branch of 8 counters: the smallest of the bundled configuration
-CLI_TIMEOUT = 120
+CLI_TIMEOUT = deadline(120)      # a hang guard on each command run, scaled
 QUICK = 20               # replications for the runs compared in-process (the schedule and the
                          # causality do not depend on how many futures are drawn)
 KEYS = {"t", "ticket", "p10", "p50", "p90"}

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from waiting import deadline
+
 B = "12"
-TIMEOUT = 120
+TIMEOUT = deadline(120)          # a hang guard on each command run, scaled
 
 
 def queuecast(tmp: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
@@ -143,6 +145,7 @@ def test_the_tables_name_every_predictor(tmp_path, small):
     assert f"{len(points)} points scored of {len(points)}" in out
 
 
+@pytest.mark.slow
 def test_replayed_simulated_days_beat_the_baselines_day_by_day(tmp_path):
     """The use the command is for, on days whose predictions the live estimator made: every
     point is matched, and the figures are those of docs/eta.md's kind, overall and per day."""

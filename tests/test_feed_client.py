@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
-from conftest import PHONE, SECRET, TV, bearer
 from hub.auth import Tokens
+
+from conftest import PHONE, SECRET, TV, bearer
 
 FEED_JS = Path(__file__).resolve().parent.parent / "static" / "feed.js"
 STAFF = bearer(Tokens(SECRET).staff("1"))
@@ -254,7 +254,7 @@ class SilentListener:
         while not self.done.is_set() and time.monotonic() < deadline:
             try:
                 conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             with self.lock:
                 i = len(self.requests)
@@ -270,7 +270,7 @@ class SilentListener:
             while not self.done.is_set() and time.monotonic() < deadline:
                 try:
                     data = conn.recv(4096)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     data = b""

@@ -18,10 +18,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from conftest import SECRET, bearer, free_port, start_redis, stop_process
 from hub.auth import Tokens
 from hub.domain.events import public
 from hub.store import open_store
+
+from conftest import SECRET, bearer, free_port, stop_process
+from waiting import deadline, until, within
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +31,7 @@ B = "1"                               # branch 1: counters 1-5 dat-dai, 6-7 ho-t
 LAND, CIVIL = "dat-dai", "ho-tich"
 TOKENS = Tokens(SECRET)
 STAFF = bearer(TOKENS.staff(B))
-WAIT = 10.0                           # seconds: the bound of any single wait for a message
+WAIT = deadline(30)                   # seconds: the bound of any single wait for a message
 ALL_FIELDS = ["dat-dai", "ho-tich", "dang-ky-kinh-doanh", "dau-tu", "xay-dung", "van-hoa-the-thao-du-lich",
               "giao-thong-van-tai", "cu-tru", "lao-dong-viec-lam", "giao-duc", "nong-nghiep-moi-truong",
               "y-te", "tu-phap-chung-thuc"]
@@ -37,8 +39,9 @@ ALL_FIELDS = ["dat-dai", "ho-tich", "dang-ky-kinh-doanh", "dau-tu", "xay-dung", 
 
 # -- helpers: HTTP ----------------------------------------------------------------------------------
 
-def http(hub, timeout: float = 15.0) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=hub.url, timeout=httpx.Timeout(timeout))
+def http(hub, timeout: float = 30.0) -> httpx.AsyncClient:
+    """A client of `hub` whose requests give up after deadline(timeout) s."""
+    return httpx.AsyncClient(base_url=hub.url, timeout=httpx.Timeout(deadline(timeout)))
 
 
 async def issue(c: httpx.AsyncClient, service: str = LAND, headers: dict | None = None, **body) -> dict:
@@ -94,7 +97,7 @@ def ws_url(hub, path: str) -> str:
 @asynccontextmanager
 async def feed(hub, path: str, **kw):
     kw.setdefault("ping_interval", None)
-    async with connect(ws_url(hub, path), open_timeout=WAIT, close_timeout=2, **kw) as ws:
+    async with connect(ws_url(hub, path), open_timeout=WAIT, close_timeout=deadline(2), **kw) as ws:
         yield ws
 
 
@@ -110,10 +113,11 @@ async def until_closed(ws, timeout: float = WAIT) -> tuple[list[dict], int | Non
     """Read until the server closes the connection: what was read, and the close code it sent."""
     got: list[dict] = []
     try:
-        while True:
+        for _ in range(100_000):             # more than any test here sends
             got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
     except ConnectionClosed as e:
         return got, (e.rcvd.code if e.rcvd is not None else None)
+    raise AssertionError(f"the server sent {len(got)} messages and did not close")
 
 
 async def close_code(hub, path: str) -> int | None:
@@ -449,7 +453,7 @@ async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_en
 
     async def collect(ws):
         try:
-            while True:
+            for _ in range(100_000):
                 board.append(await ws.recv())
         except ConnectionClosed:
             pass
@@ -466,7 +470,7 @@ async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_en
                 tokens.append(r.json()["token"])
         assert tokens, "no kiosk number with a phone was issued"
         kiosk_with_phone = len(tokens)
-        for i, (who, ph) in enumerate(citizens):
+        for who, ph in citizens:
             token = TOKENS.citizen(who, ph)
             for svc in (LAND, CIVIL):
                 t = await issue(c, svc, headers=bearer(token), channel="online")
@@ -481,14 +485,12 @@ async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_en
         async with feed(hub, f"/ws/branches/{B}?since=0") as again:
             extra.extend([await asyncio.wait_for(again.recv(), WAIT) for _ in range(head + 1)])
         sse_msgs = []
-        while len(sse_msgs) < head + 1:
+        for _ in range(head + 1):
             sid, m = await stream.next()
             sse_msgs.append(m)
-        deadline = time.monotonic() + WAIT
-        while len(board) < head + 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: len(board) >= head + 1, lambda: f"{head + 1} board messages, got {len(board)}")
         await ws.close()
-        await asyncio.wait_for(reader, WAIT)
+        await within(reader, "the board reader to end after the close")
 
     assert len(board) == head + 1
     # Not vacuous: the log itself does hold the phones and citizens the feed must leave out.
@@ -517,7 +519,7 @@ def slow_socket(port: int) -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     if hasattr(socket, "TCP_MAXSEG"):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
-    s.settimeout(5)
+    s.settimeout(deadline(10))
     s.connect(("127.0.0.1", port))
     s.setblocking(False)
     return s
@@ -538,6 +540,7 @@ async def slow_cuts(c: httpx.AsyncClient) -> float | None:
     return await metric(c, "queuecast_feed_slow_cuts")
 
 
+@pytest.mark.slow
 async def test_a_client_that_stops_reading_is_cut_and_resumes_without_loss(hub_factory, hub_env):
     hub = hub_factory(hub_env)
     db = hub_env["QUEUECAST_DATABASE"]
@@ -545,7 +548,7 @@ async def test_a_client_that_stops_reading_is_cut_and_resumes_without_loss(hub_f
     sock = slow_socket(port)
     # compression=None: with permessage-deflate these repetitive frames shrink to a few bytes each.
     slow = await connect(ws_url(hub, f"/ws/branches/{B}"), sock=sock, max_queue=1, compression=None,
-                         ping_interval=None, open_timeout=WAIT, close_timeout=2)
+                         ping_interval=None, open_timeout=WAIT, close_timeout=deadline(2))
     try:
         snap = json.loads(await asyncio.wait_for(slow.recv(), WAIT))
         assert snap["type"] == "snapshot" and snap["seq"] == 0
@@ -555,7 +558,8 @@ async def test_a_client_that_stops_reading_is_cut_and_resumes_without_loss(hub_f
         async with http(hub) as c, feed(hub, f"/ws/branches/{B}") as healthy:
             assert (await recv(healthy))["type"] == "snapshot"
             made = 0
-            deadline = time.monotonic() + 25
+            limit = deadline(60)
+            end = time.monotonic() + limit
             counters = [str(i) for i in range(1, 9)]
 
             async def toggle(cid: str, n: int):
@@ -567,23 +571,24 @@ async def test_a_client_that_stops_reading_is_cut_and_resumes_without_loss(hub_f
             healthy_got: list[dict] = []
 
             async def read_healthy():
-                while True:
-                    healthy_got.append(await recv(healthy, timeout=60))
+                for _ in range(100_000):
+                    healthy_got.append(await recv(healthy, timeout=deadline(60)))
             reader = asyncio.create_task(read_healthy())
-            while time.monotonic() < deadline:
+            for _ in range(100):                   # rounds of 400 events; the deadline comes first
                 await asyncio.gather(*(toggle(cid, 50) for cid in counters))
                 made += 50 * len(counters)
                 cuts = await slow_cuts(c)
                 if made >= 1200 and (cuts or 0) >= 1 or cuts is None and made >= 6000:
                     break
+                if time.monotonic() >= end:
+                    pytest.fail(f"{made} events in {limit:.0f} s did not fill the slow client's buffers")
             else:
-                pytest.fail(f"{made} events in 25 s did not fill the slow client's buffers")
+                pytest.fail(f"{made} events did not fill the slow client's buffers")
             head = (await branch_view(c))["seq"]
             assert head == made
             # The healthy client on the same branch was never held back and saw everything.
-            end = time.monotonic() + WAIT
-            while len(healthy_got) < head and time.monotonic() < end and not reader.done():
-                await asyncio.sleep(0.05)
+            await until(lambda: len(healthy_got) >= head or reader.done(),
+                        lambda: f"the healthy client to get {head} events, got {len(healthy_got)}")
             reader.cancel()
             assert len(healthy_got) == head
             assert_consecutive(healthy_got, 1)
@@ -644,6 +649,7 @@ async def test_two_processes_on_one_redis_show_the_same_feed(hub_factory, redis_
         assert_private(ea + eb, [t["token"] for t in issued], ["912345678"])
 
 
+@pytest.mark.slow
 async def test_concurrent_call_next_on_two_processes_never_calls_a_number_twice(hub_factory, redis_url):
     a, b = hub_factory(redis_env(redis_url)), hub_factory(redis_env(redis_url))
     counters = ["1", "2", "3", "4", "5", "6", "7"]
@@ -671,12 +677,14 @@ async def test_concurrent_call_next_on_two_processes_never_calls_a_number_twice(
         assert len(completed) == len(set(completed))
         assert set(called) <= numbers and set(completed) <= set(called)
         # Whatever a refusal left waiting is called now, once.
-        while True:
+        for _ in range(len(numbers) + 1):
             r = await cb.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF)
             if r.status_code != 200:
                 assert r.json()["error"]["code"] == "queue_empty", r.text
                 break
             called.append(r.json()["ticket"]["number"])
+        else:
+            pytest.fail("call-next went on calling past the numbers issued")
         assert sorted(called) == sorted(numbers)
         log = await log_events(redis_url)
         assert_consecutive(log, 1)
@@ -685,9 +693,12 @@ async def test_concurrent_call_next_on_two_processes_never_calls_a_number_twice(
             if ev["type"] == "ticket.called":
                 per_ticket[ev["number"]] = per_ticket.get(ev["number"], 0) + 1
         assert per_ticket == {n: 1 for n in numbers}
-        await asyncio.sleep(0.3)
-        va, vb = await branch_view(ca), await branch_view(cb)
-        assert va["seq"] == vb["seq"] == len(log) and state_of(va) == state_of(vb)
+
+        async def both_at_the_head():            # a follows b's last appends through Redis pub/sub
+            views = await branch_view(ca), await branch_view(cb)
+            return views if all(v["seq"] == len(log) for v in views) else None
+        va, vb = await until(both_at_the_head, f"both processes' views at seq {len(log)}")
+        assert state_of(va) == state_of(vb)
 
 
 class BoardClient:
@@ -704,10 +715,11 @@ class BoardClient:
         self.closes: list[int | None] = []
         self.connections = 0
         self.failures: list[str] = []        # connection attempts that did not get a feed
+        self.attempts = 0
         self.task: asyncio.Task | None = None
         self._ws = None
 
-    def start(self) -> "BoardClient":
+    def start(self) -> BoardClient:
         self.task = asyncio.create_task(self._run(), name=self.name)
         return self
 
@@ -723,12 +735,18 @@ class BoardClient:
         if self._ws is not None:
             self._ws.transport.abort()
 
+    @property
+    def answered(self) -> int:
+        """Connection attempts the hub answered: with a feed, or with a refusal."""
+        return self.connections + len(self.failures)
+
     async def _run(self) -> None:
-        while True:
+        for _ in range(10_000):              # reconnections; the test stops the client long before
+            self.attempts += 1
             query = "" if self.seq is None else f"?since={self.seq}&epoch={self.epoch}"
             try:
-                async with connect(ws_url(self.hub, f"/ws/branches/{B}{query}"), open_timeout=5,
-                                   close_timeout=1, ping_interval=5, ping_timeout=5) as ws:
+                async with connect(ws_url(self.hub, f"/ws/branches/{B}{query}"), open_timeout=deadline(5),
+                                   close_timeout=deadline(1), ping_interval=5, ping_timeout=deadline(5)) as ws:
                     self.connections += 1
                     self._ws = ws
                     async for raw in ws:
@@ -736,10 +754,11 @@ class BoardClient:
                     self.closes.append(ws.close_code)
             except ConnectionClosed as e:
                 self.closes.append(e.rcvd.code if e.rcvd is not None else None)
-            except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
+            except (TimeoutError, OSError, InvalidHandshake) as e:
                 self.failures.append(f"{type(e).__name__}: {e}")
             self._ws = None
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)         # a real board's reconnect delay, not a wait for anything
+        self.problems.append("gave up after 10 000 connections")
 
     def _take(self, m: dict) -> None:
         if m["type"] == "snapshot":
@@ -760,214 +779,208 @@ class BoardClient:
 
 async def readyz(c: httpx.AsyncClient) -> tuple[int, dict]:
     try:
-        r = await c.get("/readyz", timeout=8)
+        r = await c.get("/readyz", timeout=deadline(8))
         return r.status_code, r.json()
     except (httpx.HTTPError, ValueError) as e:
         return 0, {"error": repr(e)}
 
 
-async def wait_ready(c: httpx.AsyncClient, status: int, within: float) -> dict:
-    deadline = time.monotonic() + within
-    last = None
-    while time.monotonic() < deadline:
-        code, body = await readyz(c)
-        last = (code, body)
-        if code == status:
-            return body
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"/readyz did not turn {status} within {within} s; last answer {last}")
+async def wait_ready(c: httpx.AsyncClient, status: int, timeout: float = 60) -> dict:
+    """/readyz's body once it answers `status` (within deadline(timeout) s)."""
+    last = [None]
+
+    async def answers():
+        last[0] = code, body = await readyz(c)
+        return body if code == status else None
+    return await until(answers, lambda: f"/readyz answering {status}; last answer {last[0]}", timeout, interval=0.25)
 
 
-async def test_redis_restart_under_traffic_loses_no_event_for_any_client(hub_factory, tmp_path):
+@pytest.mark.slow
+async def test_redis_restart_under_traffic_loses_no_event_for_any_client(hub_factory, redis_factory, tmp_path):
     workdir, port = tmp_path / "redis", free_port()
-    server = start_redis(workdir, port=port, appendonly=True)
+    server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-restart:"
-    try:
-        a, b = hub_factory(redis_env(url)), hub_factory(redis_env(url))
-        async with http(a, 5) as ca, http(b, 5) as cb:
-            await open_counter(ca, "1", [LAND])
-            clients = [BoardClient(h, f"{n}{i}").start() for h, n in ((a, "A"), (b, "B")) for i in range(2)]
-            ok = {"before": 0, "down": 0, "after": 0}
-            failed = {"before": 0, "down": 0, "after": 0}
-            phase = {"now": "before"}
-            stop = asyncio.Event()
-            fields = [LAND, CIVIL, "cu-tru", "tu-phap-chung-thuc"]
+    a, b = hub_factory(redis_env(url)), hub_factory(redis_env(url))
+    async with http(a, 5) as ca, http(b, 5) as cb:
+        await open_counter(ca, "1", [LAND])
+        clients = [BoardClient(h, f"{n}{i}").start() for h, n in ((a, "A"), (b, "B")) for i in range(2)]
+        ok = {"before": 0, "down": 0, "after": 0}
+        failed = {"before": 0, "down": 0, "after": 0}
+        phase = {"now": "before"}
+        stop = asyncio.Event()
+        fields = [LAND, CIVIL, "cu-tru", "tu-phap-chung-thuc"]
 
-            async def traffic():
-                i = 0
-                while not stop.is_set():
-                    c = (ca, cb)[i % 2]
-                    try:
-                        if i % 5 == 4:
-                            r = await c.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF)
-                        else:
-                            r = await c.post(f"/api/branches/{B}/tickets",
-                                             json={"service": fields[i % 4], "channel": "kiosk"}, headers=STAFF)
-                        if r.status_code in (200, 201):
-                            ok[phase["now"]] += 1
-                        elif r.json()["error"]["code"] != "queue_empty":
-                            failed[phase["now"]] += 1
-                    except (httpx.HTTPError, ValueError, KeyError):
-                        failed[phase["now"]] += 1          # Redis is down: failures are expected
-                    i += 1
-                    await asyncio.sleep(0.03)
+        async def traffic():
+            for i in range(100_000):             # until stopped; bounded all the same
+                if stop.is_set():
+                    return
+                c = (ca, cb)[i % 2]
+                try:
+                    if i % 5 == 4:
+                        r = await c.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF)
+                    else:
+                        r = await c.post(f"/api/branches/{B}/tickets",
+                                         json={"service": fields[i % 4], "channel": "kiosk"}, headers=STAFF)
+                    if r.status_code in (200, 201):
+                        ok[phase["now"]] += 1
+                    elif r.json()["error"]["code"] != "queue_empty":
+                        failed[phase["now"]] += 1
+                except (httpx.HTTPError, ValueError, KeyError):
+                    failed[phase["now"]] += 1          # Redis is down: failures are expected
+                await asyncio.sleep(0.03)              # a kiosk's pace, not a wait for anything
 
-            mover = asyncio.create_task(traffic())
-            await asyncio.sleep(1.5)
+        mover = asyncio.create_task(traffic())
+        # Before: traffic flows and every board follows it live.
+        await until(lambda: ok["before"] >= 20 and all(cl.events for cl in clients),
+                    lambda: f"traffic and live boards before the stop: {ok}, {[len(cl.events) for cl in clients]}")
 
-            await asyncio.to_thread(stop_process, server.proc)
-            phase["now"] = "down"
-            down = await wait_ready(ca, 503, 15)
-            assert down["status"] == "not_ready"
-            assert down["store"].startswith("down") and down["broker"].startswith("down"), down
-            clients[0].drop()                    # two phones lose their link while Redis is down
-            clients[2].drop()
-            await asyncio.sleep(1.5)
+        await asyncio.to_thread(stop_process, server.proc)
+        phase["now"] = "down"
+        down = await wait_ready(ca, 503)
+        assert down["status"] == "not_ready"
+        assert down["store"].startswith("down") and down["broker"].startswith("down"), down
+        dropped = [clients[0], clients[2]]
+        answered = [cl.answered for cl in dropped]
+        for cl in dropped:                   # two phones lose their link while Redis is down
+            cl.drop()
+        # ... and try to come back while it is still down, each answered by its hub one way or another.
+        await until(lambda: failed["down"] >= 3 and all(cl.answered > n for cl, n in zip(dropped, answered)),
+                    lambda: f"reconnections while Redis is down: {[cl.answered for cl in dropped]} "
+                            f"after {answered}; failed {failed}")
 
-            server = await asyncio.to_thread(start_redis, workdir, port=port, appendonly=True)
-            await wait_ready(ca, 200, 60)
-            await wait_ready(cb, 200, 60)
-            phase["now"] = "after"
-            await asyncio.sleep(1.5)
-            stop.set()
-            await asyncio.wait_for(mover, 20)
-            assert ok["before"] > 0 and ok["after"] > 0 and failed["down"] > 0, (ok, failed)
-            assert a.proc.poll() is None and b.proc.poll() is None, "a hub process died with Redis"
+        server = await asyncio.to_thread(redis_factory, workdir, port=port, appendonly=True)
+        await wait_ready(ca, 200)
+        await wait_ready(cb, 200)
+        phase["now"] = "after"
+        await until(lambda: ok["after"] >= 20, lambda: f"traffic after the restart: {ok}, {failed}")
+        stop.set()
+        await within(mover, "the traffic to stop")
+        assert ok["before"] > 0 and ok["after"] > 0 and failed["down"] > 0, (ok, failed)
+        assert a.proc.poll() is None and b.proc.poll() is None, "a hub process died with Redis"
 
-            head = (await log_head(url)).seq
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and any(cl.seq != head for cl in clients):
-                await asyncio.sleep(0.1)
-            for cl in clients:
-                await cl.stop()
-            log = await log_events(url)
-            assert len(log) == head
-            for cl in clients:
-                assert cl.problems == [], (cl.name, cl.problems)
-                assert cl.seq == head, (cl.name, cl.seq, head, cl.closes)
-                mine = log[cl.base:]
-                assert [e["seq"] for e in cl.events] == [e["seq"] for e in mine], cl.name
-                assert [e.get("ticket") for e in cl.events] == [e.get("ticket") for e in mine], cl.name
-                assert cl.events == mine, cl.name
+        head = (await log_head(url)).seq
+        await until(lambda: all(cl.seq == head for cl in clients),
+                    lambda: f"every board at seq {head}: {[(cl.name, cl.seq, cl.closes) for cl in clients]}")
+        for cl in clients:
+            await cl.stop()
+        log = await log_events(url)
+        assert len(log) == head
+        for cl in clients:
+            assert cl.problems == [], (cl.name, cl.problems)
+            assert cl.seq == head, (cl.name, cl.seq, head, cl.closes)
+            mine = log[cl.base:]
+            assert [e["seq"] for e in cl.events] == [e["seq"] for e in mine], cl.name
+            assert [e.get("ticket") for e in cl.events] == [e.get("ticket") for e in mine], cl.name
+            assert cl.events == mine, cl.name
 
-            # Each process's state is still the fold of the log: a fresh process agrees with both.
-            fresh = hub_factory(redis_env(url))
-            async with http(fresh) as cf:
-                va, vb, vf = await branch_view(ca), await branch_view(cb), await branch_view(cf)
-            assert va["seq"] == vb["seq"] == vf["seq"] == head
-            assert state_of(va) == state_of(vf) and state_of(vb) == state_of(vf)
-    finally:
-        stop_process(server.proc)
+        # Each process's state is still the fold of the log: a fresh process agrees with both.
+        fresh = hub_factory(redis_env(url))
+        async with http(fresh) as cf:
+            va, vb, vf = await branch_view(ca), await branch_view(cb), await branch_view(cf)
+        assert va["seq"] == vb["seq"] == vf["seq"] == head
+        assert state_of(va) == state_of(vf) and state_of(vb) == state_of(vf)
 
 
 # == 8. /readyz names the part that is down ==========================================================
 
-async def test_readyz_names_the_broker_when_only_the_broker_is_down(hub_factory, hub_env, tmp_path):
+async def test_readyz_names_the_broker_when_only_the_broker_is_down(hub_factory, redis_factory, hub_env, tmp_path):
     workdir, port = tmp_path / "broker", free_port()
-    server = start_redis(workdir, port=port)
-    try:
-        hub = hub_factory({**hub_env, "QUEUECAST_BROKER": f"redis://127.0.0.1:{port}/0?prefix=qc-ready:"})
-        async with http(hub, 5) as c:
-            code, body = await readyz(c)
-            assert code == 200 and body["store"] == "ok" and body["broker"] == "ok", body
-            await asyncio.to_thread(stop_process, server.proc)
-            body = await wait_ready(c, 503, 15)
-            assert body["status"] == "not_ready" and body["store"] == "ok", body
-            assert body["broker"].startswith("down"), body
-            # The process keeps serving what it has: its own boards still get its events.
-            async with feed(hub, f"/ws/branches/{B}") as ws:
-                snap = await recv(ws)
-                t = await issue(c)
-                ev = await recv(ws)
-                assert (ev["type"], ev["number"], ev["seq"]) == ("ticket.issued", t["number"], snap["seq"] + 1)
-            server = await asyncio.to_thread(start_redis, workdir, port=port)
-            body = await wait_ready(c, 200, 60)
-            assert body["store"] == body["broker"] == "ok"
-    finally:
-        stop_process(server.proc)
+    server = redis_factory(workdir, port=port)
+    hub = hub_factory({**hub_env, "QUEUECAST_BROKER": f"redis://127.0.0.1:{port}/0?prefix=qc-ready:"})
+    async with http(hub, 5) as c:
+        code, body = await readyz(c)
+        assert code == 200 and body["store"] == "ok" and body["broker"] == "ok", body
+        await asyncio.to_thread(stop_process, server.proc)
+        body = await wait_ready(c, 503)
+        assert body["status"] == "not_ready" and body["store"] == "ok", body
+        assert body["broker"].startswith("down"), body
+        # The process keeps serving what it has: its own boards still get its events.
+        async with feed(hub, f"/ws/branches/{B}") as ws:
+            snap = await recv(ws)
+            t = await issue(c)
+            ev = await recv(ws)
+            assert (ev["type"], ev["number"], ev["seq"]) == ("ticket.issued", t["number"], snap["seq"] + 1)
+        server = await asyncio.to_thread(redis_factory, workdir, port=port)
+        body = await wait_ready(c, 200)
+        assert body["store"] == body["broker"] == "ok"
 
 
-async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behind(hub_factory, tmp_path):
+@pytest.mark.slow
+async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behind(hub_factory, redis_factory, tmp_path):
     """A phone that comes back while Redis is down asks for what it missed; the hub cannot read the
     log then. Whatever it answers, the attempt must not stay registered as a watcher of the branch
     (counted as a connection, fed every event, and finally counted as a 'too slow' cut)."""
     from hub.feeds.subscriber import MAX_QUEUE
 
     workdir, port = tmp_path / "redis", free_port()
-    server = start_redis(workdir, port=port, appendonly=True)
+    server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-leak:"
-    try:
-        hub = hub_factory(redis_env(url))
-        async with http(hub, 5) as c, feed(hub, f"/ws/branches/{B}") as witness:
-            snap = await recv(witness)
-            await issue(c)
-            assert (await recv(witness))["seq"] == snap["seq"] + 1
-            assert await metric(c, "queuecast_feed_connections", 'feed="board"') == 1
+    hub = hub_factory(redis_env(url))
+    async with http(hub, 5) as c, feed(hub, f"/ws/branches/{B}") as witness:
+        snap = await recv(witness)
+        await issue(c)
+        assert (await recv(witness))["seq"] == snap["seq"] + 1
+        assert await metric(c, "queuecast_feed_connections", 'feed="board"') == 1
 
-            await asyncio.to_thread(stop_process, server.proc)
-            await wait_ready(c, 503, 15)
-            for _ in range(3):
-                try:
-                    async with feed(hub, f"/ws/branches/{B}?since={snap['seq']}&epoch={snap['epoch']}") as ws:
-                        got, _code = await until_closed(ws)
-                    if got and got[0]["type"] == "resume":      # never a partial replay
-                        assert_consecutive(got[1:], snap["seq"] + 1)
-                except (InvalidHandshake, OSError):
-                    pass
+        await asyncio.to_thread(stop_process, server.proc)
+        await wait_ready(c, 503)
+        for _ in range(3):
             try:
-                async with c.stream("GET", f"/sse/branches/{B}", params={"since": str(snap["seq"])}) as r:
-                    await asyncio.wait_for(r.aread(), 3) if r.status_code != 200 else None
-            except (httpx.HTTPError, asyncio.TimeoutError):
+                async with feed(hub, f"/ws/branches/{B}?since={snap['seq']}&epoch={snap['epoch']}") as ws:
+                    got, _code = await until_closed(ws)
+                if got and got[0]["type"] == "resume":      # never a partial replay
+                    assert_consecutive(got[1:], snap["seq"] + 1)
+            except (InvalidHandshake, OSError):
                 pass
+        try:
+            async with c.stream("GET", f"/sse/branches/{B}", params={"since": str(snap["seq"])}) as r:
+                await asyncio.wait_for(r.aread(), deadline(10)) if r.status_code != 200 else None
+        except (TimeoutError, httpx.HTTPError):
+            pass
 
-            server = await asyncio.to_thread(start_redis, workdir, port=port, appendonly=True)
-            await wait_ready(c, 200, 60)
-            connections = await metric(c, "queuecast_feed_connections", 'feed="board"')
-            # More events than a connection's queue holds: a forgotten watcher would now be "too slow".
-            made = 0
+        server = await asyncio.to_thread(redis_factory, workdir, port=port, appendonly=True)
+        await wait_ready(c, 200)
+        connections = await metric(c, "queuecast_feed_connections", 'feed="board"')
+        # More events than a connection's queue holds: a forgotten watcher would now be "too slow".
+        made = 0
 
-            async def toggle(cid: str, n: int):
-                for k in range(n):
-                    await open_counter(c, cid, ALL_FIELDS if k % 2 == 0 else ALL_FIELDS[:-1])
-            await asyncio.gather(*(toggle(cid, MAX_QUEUE // 4 + 2) for cid in ("1", "2", "3", "4")))
-            made = 4 * (MAX_QUEUE // 4 + 2)
-            got = await take(witness, made)
-            assert_consecutive(got, snap["seq"] + 2)
-            cuts = await slow_cuts(c)
-            assert (connections, cuts) == (1, 0), (
-                f"after the failed starts: {connections} board connections counted (1 is open), "
-                f"{cuts} 'too slow' cuts after {made} events (no client was slow)")
-    finally:
-        stop_process(server.proc)
+        async def toggle(cid: str, n: int):
+            for k in range(n):
+                await open_counter(c, cid, ALL_FIELDS if k % 2 == 0 else ALL_FIELDS[:-1])
+        await asyncio.gather(*(toggle(cid, MAX_QUEUE // 4 + 2) for cid in ("1", "2", "3", "4")))
+        made = 4 * (MAX_QUEUE // 4 + 2)
+        got = await take(witness, made)
+        assert_consecutive(got, snap["seq"] + 2)
+        cuts = await slow_cuts(c)
+        assert (connections, cuts) == (1, 0), (
+            f"after the failed starts: {connections} board connections counted (1 is open), "
+            f"{cuts} 'too slow' cuts after {made} events (no client was slow)")
 
 
-async def test_readyz_names_the_store_when_only_the_store_is_down(hub_factory, tmp_path):
+async def test_readyz_names_the_store_when_only_the_store_is_down(hub_factory, redis_factory, tmp_path):
     workdir, port = tmp_path / "store", free_port()
-    server = start_redis(workdir, port=port, appendonly=True)
+    server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-store:"
-    try:
-        hub = hub_factory({**redis_env(url), "QUEUECAST_BROKER": "memory://"})
-        async with http(hub, 5) as c:
-            t = await issue(c)
-            await asyncio.to_thread(stop_process, server.proc)
-            body = await wait_ready(c, 503, 15)
-            assert body["status"] == "not_ready" and body["broker"] == "ok", body
-            assert body["store"].startswith("down"), body
-            # What the process holds it still serves: the board, and a new board's snapshot.
-            view = await branch_view(c)
-            assert view["seq"] == 1 and view["waiting"] == 1
-            async with feed(hub, f"/ws/branches/{B}") as ws:
-                snap = await recv(ws)
-                assert (snap["type"], snap["seq"], snap["waiting"]) == ("snapshot", 1, 1)
-            r = await c.get(f"/api/tickets/{t['token']}")
-            assert r.status_code == 200 and r.json()["position"] == 1
-            server = await asyncio.to_thread(start_redis, workdir, port=port, appendonly=True)
-            body = await wait_ready(c, 200, 60)
-            assert body["store"] == body["broker"] == "ok"
-            t2 = await issue(c)
-            assert t2["number"] != t["number"] and (await branch_view(c))["seq"] == 2
-    finally:
-        stop_process(server.proc)
+    hub = hub_factory({**redis_env(url), "QUEUECAST_BROKER": "memory://"})
+    async with http(hub, 5) as c:
+        t = await issue(c)
+        await asyncio.to_thread(stop_process, server.proc)
+        body = await wait_ready(c, 503)
+        assert body["status"] == "not_ready" and body["broker"] == "ok", body
+        assert body["store"].startswith("down"), body
+        # What the process holds it still serves: the board, and a new board's snapshot.
+        view = await branch_view(c)
+        assert view["seq"] == 1 and view["waiting"] == 1
+        async with feed(hub, f"/ws/branches/{B}") as ws:
+            snap = await recv(ws)
+            assert (snap["type"], snap["seq"], snap["waiting"]) == ("snapshot", 1, 1)
+        r = await c.get(f"/api/tickets/{t['token']}")
+        assert r.status_code == 200 and r.json()["position"] == 1
+        server = await asyncio.to_thread(redis_factory, workdir, port=port, appendonly=True)
+        body = await wait_ready(c, 200)
+        assert body["store"] == body["broker"] == "ok"
+        t2 = await issue(c)
+        assert t2["number"] != t["number"] and (await branch_view(c))["seq"] == 2
 
 
 # -- a reload leaves no gap -------------------------------------------------------------------------
@@ -992,7 +1005,7 @@ async def test_a_conflicting_append_passes_on_the_other_process_events_before_it
         await a.issue(B, service=LAND, channel="kiosk")
         await b.issue(B, service=CIVIL, channel="kiosk")
 
-        frames = [await sub.next(timeout=1) for _ in range(2)]
+        frames = [await sub.next(timeout=deadline(10)) for _ in range(2)]
         got = [json.loads(f.text) for f in frames]
         assert [(m["seq"], m["service"]) for m in got] == [(1, LAND), (2, CIVIL)]
         assert b.state(B).seq == 2

@@ -4,20 +4,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
-from conftest import SECRET, bearer
 from hub.auth import Tokens
+
+from conftest import SECRET, bearer
+from waiting import deadline, until, within
 
 pytestmark = pytest.mark.anyio      # see tests/test_api.py: parametrized coroutines need the module mark
 
 B, LAND = "1", "dat-dai"
 TOKENS = Tokens(SECRET)
 STAFF = bearer(TOKENS.staff(B))
-TIMEOUT = httpx.Timeout(15.0)
+TIMEOUT = httpx.Timeout(deadline(30))
 
 
 def http(hub) -> httpx.AsyncClient:
@@ -38,6 +40,20 @@ async def branch(c: httpx.AsyncClient) -> dict:
 
 def svc(view: dict, service: str = LAND) -> dict:
     return next(s for s in view["services"] if s["id"] == service)
+
+
+def command_lines(log) -> list[dict]:
+    """The hub's JSON command log lines, in the order they were written."""
+    out = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "cmd" in rec:
+                out.append(rec)
+    return out
 
 
 async def test_the_flow_over_uvicorn(hub_factory, hub_env):
@@ -109,7 +125,7 @@ async def test_concurrent_call_next_calls_every_number_once(hub_factory, hub_env
                                  headers=bearer(TOKENS.staff(B, cid)))
             return cid, r
 
-        answers = await asyncio.wait_for(asyncio.gather(*(press(i) for i in range(120))), timeout=90)
+        answers = await within(asyncio.gather(*(press(i) for i in range(120))), "120 presses answered", 120)
 
     ok = [(cid, r.json()) for cid, r in answers if r.status_code == 200]
     refused = [r for _, r in answers if r.status_code != 200]
@@ -174,13 +190,13 @@ async def test_acknowledged_commands_survive_kill_9(hub_factory, hub_env):
             if len(acked) >= 40:
                 enough.set()
 
-    async with httpx.AsyncClient(base_url=hub.url, timeout=httpx.Timeout(5.0)) as c:
+    async with httpx.AsyncClient(base_url=hub.url, timeout=TIMEOUT) as c:
         workers = [asyncio.create_task(kiosk(c)) for _ in range(4)]
         try:
-            await asyncio.wait_for(enough.wait(), timeout=60)
+            await within(enough.wait(), "40 numbers acknowledged before the kill", 60)
         finally:
             await asyncio.to_thread(hub.kill9)
-            await asyncio.wait_for(asyncio.gather(*workers, return_exceptions=True), timeout=30)
+            await within(asyncio.gather(*workers, return_exceptions=True), "the kiosks to stop after the kill")
     assert len(acked) >= 40
     assert hub.proc.returncode == -9
     for t in acked:
@@ -223,22 +239,9 @@ async def test_one_json_log_line_per_command_with_the_phone_masked(hub_factory, 
         assert r.status_code == 200
 
     def commands() -> list[dict]:
-        out = []
-        for line in hub.log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("{"):
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if "cmd" in rec:
-                    out.append(rec)
-        return out
+        return command_lines(hub.log)
 
-    deadline = time.monotonic() + 10
-    recs = commands()
-    while len(recs) < 3 and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        recs = commands()
+    await until(lambda: len(commands()) >= 3, lambda: f"3 command lines in the hub's log: {commands()}")
     hub.stop()
     text = hub.log.read_text(encoding="utf-8", errors="replace")
     recs = commands()
@@ -255,10 +258,15 @@ async def test_one_json_log_line_per_command_with_the_phone_masked(hub_factory, 
     assert "912345678" not in text
 
 
+@pytest.mark.slow             # the hub's SQLite busy_timeout (5 s) runs out once
 async def test_a_failed_write_leaves_no_phantom_for_the_next_command(hub_factory, hub_env):
     """The store fails one write (the database is locked by another writer past the hub's busy
     timeout). A call-next queued behind the failed one must be decided on the log as it is: the
-    failed call changed nothing, so the next call calls the same first number and completes none."""
+    failed call changed nothing, so the next call calls the same first number and completes none.
+
+    Two presses go at once while the lock is held; whichever the hub takes first is the one that
+    fails (no sleep orders them), and the lock goes as soon as its answer is back. The hub's log
+    then shows the other one had arrived while the first was still waiting: it was queued behind."""
     hub = hub_factory(hub_env)
     db = hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///")
     async with http(hub) as c:
@@ -267,18 +275,20 @@ async def test_a_failed_write_leaves_no_phantom_for_the_next_command(hub_factory
         a, b, _ = await issue(c), await issue(c), await issue(c)
         seq0 = (await branch(c))["seq"]
 
-        other = sqlite3.connect(db, timeout=10, isolation_level=None)     # another writer on the file
+        other = sqlite3.connect(db, timeout=deadline(30), isolation_level=None)     # another writer on the file
         try:
             other.execute("BEGIN IMMEDIATE")
-            first = asyncio.create_task(c.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF))
-            await asyncio.sleep(0.5)                        # the first call is waiting for the write lock
-            second = asyncio.create_task(c.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF))
-            await asyncio.sleep(0.5)                        # the second is queued behind it
-            r1 = await asyncio.wait_for(first, timeout=30)
+            presses = [asyncio.create_task(c.post(f"/api/branches/{B}/counters/1/call-next", headers=STAFF))
+                       for _ in range(2)]
+            done, pending = await within(asyncio.wait(presses, return_when=asyncio.FIRST_COMPLETED),
+                                         "the first press to be answered while the file is locked", 60)
         finally:
             other.rollback()
             other.close()
-        r2 = await asyncio.wait_for(second, timeout=30)
+        [first] = done
+        [second] = pending
+        r1 = first.result()
+        r2 = await within(second, "the second press to be answered once the lock is gone", 60)
 
         assert r1.status_code == 503 and r1.json()["error"]["code"] == "store_unavailable", r1.text
         assert r1.headers["retry-after"] == "2"
@@ -291,3 +301,13 @@ async def test_a_failed_write_leaves_no_phantom_for_the_next_command(hub_factory
         assert r.json()["state"] == "waiting" and r.json()["position"] == 1
         v = await branch(c)
         assert v["seq"] == seq0 + 1 and svc(v)["waiting"] == 2
+
+    calls = [rec for rec in command_lines(hub.log) if rec["cmd"] == "call-next"]
+    assert [rec["outcome"] for rec in calls] == ["store_unavailable", "ok"], calls
+    failed, ok = calls
+    failed_at = datetime.fromisoformat(failed["ts"])
+    ok_arrived = datetime.fromisoformat(ok["ts"]) - timedelta(milliseconds=ok["ms"])
+    # "ms" runs from the command's arrival (before the branch lock) to its log line; ts is kept to
+    # the millisecond, hence the one of slack.
+    assert ok_arrived <= failed_at + timedelta(milliseconds=1), (
+        "the second press was not queued behind the failing one", failed, ok)

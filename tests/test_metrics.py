@@ -9,8 +9,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import SECRET, bearer
-from hub.auth import Tokens
+from conftest import bearer
+from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
 
@@ -43,23 +43,25 @@ async def test_commands_are_counted_by_outcome(client):
 async def test_feed_connections_and_starts_over_a_real_socket(hub_factory, hub_env):
     hub = hub_factory(hub_env)
     ws_url = hub.url.replace("http", "ws") + "/ws/branches/1"
-    async with httpx.AsyncClient(base_url=hub.url, timeout=5) as c:
-        async with connect(ws_url) as ws:
-            snap = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            async with connect(f"{ws_url}?since={snap['seq']}&epoch={snap['epoch']}") as ws2:
-                assert json.loads(await asyncio.wait_for(ws2.recv(), 5))["type"] == "resume"
+    wait = deadline(30)
+    async with httpx.AsyncClient(base_url=hub.url, timeout=wait) as c:
+        async with connect(ws_url, open_timeout=wait) as ws:
+            snap = json.loads(await asyncio.wait_for(ws.recv(), wait))
+            async with connect(f"{ws_url}?since={snap['seq']}&epoch={snap['epoch']}", open_timeout=wait) as ws2:
+                assert json.loads(await asyncio.wait_for(ws2.recv(), wait))["type"] == "resume"
                 await c.post("/api/branches/1/tickets", json={"service": "ho-tich", "channel": "kiosk"})
-                await asyncio.wait_for(ws.recv(), 5)
-                await asyncio.wait_for(ws2.recv(), 5)
+                await asyncio.wait_for(ws.recv(), wait)
+                await asyncio.wait_for(ws2.recv(), wait)
                 text = (await c.get("/metrics")).text
                 assert value(text, "queuecast_feed_connections", feed="board") == 2
                 assert value(text, "queuecast_feed_starts_total", how="snapshot") == 1
                 assert value(text, "queuecast_feed_starts_total", how="resume") == 1
                 assert value(text, "queuecast_feed_deliveries_total") == 2
                 assert value(text, "queuecast_feed_direct_total") == 2     # uvicorn under `serve`
-        for _ in range(50):                      # the server notices the closes shortly after
-            text = (await c.get("/metrics")).text
-            if value(text, "queuecast_feed_connections", feed="board") == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert value(text, "queuecast_feed_connections", feed="board") == 0
+
+        async def connections() -> float:            # the server notices the closes shortly after
+            return value((await c.get("/metrics")).text, "queuecast_feed_connections", feed="board")
+
+        async def none_left() -> bool:
+            return await connections() == 0
+        await until(none_left, "no board connection counted once both are closed")

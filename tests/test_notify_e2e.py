@@ -10,7 +10,6 @@ counts every request besides, so a re-send after a crash shows in `attempts` but
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -24,10 +23,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import SECRET, TUESDAY_9AM
 from hub.auth import Tokens
 from hub.store import open_store
 from notifier.fakes.esms import FakeEsms
+
+import waiting
+from conftest import SECRET, TUESDAY_9AM
+from waiting import deadline
 
 pytestmark = pytest.mark.anyio
 
@@ -42,17 +44,17 @@ class WorkerProcess:
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)          # only the process this test started
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=deadline(30))
 
     async def stop(self) -> int:
-        """SIGTERM, then wait without blocking the loop the fake gateways answer on (≤ 20 s)."""
+        """SIGTERM, then wait without blocking the loop the fake gateways answer on (a scaled 30 s,
+        then SIGKILL)."""
         if self.proc.poll() is None:
             self.proc.terminate()
-            for _ in range(200):
-                if self.proc.poll() is not None:
-                    break
-                await asyncio.sleep(0.1)
-            else:
+            try:
+                await waiting.until(lambda: self.proc.poll() is not None, "the worker to exit after SIGTERM",
+                                    interval=0.1)
+            except AssertionError:
                 self.kill9()
         return self.proc.returncode
 
@@ -108,22 +110,18 @@ async def setup(hub_factory, hub_env, tmp_path, esms):
         await s.close()
 
 
-async def until(what: str, check, timeout: float = 30.0, worker: WorkerProcess | None = None) -> None:
-    """Poll `check()` (sync or async) every 0.1 s until true, at most `timeout` seconds; a worker
+async def until(what: str, check, timeout: float = 60.0, worker: WorkerProcess | None = None) -> None:
+    """Poll `check()` (sync or async) every 0.1 s until true, within deadline(timeout) s; a worker
     that exits meanwhile fails it at once, with its log."""
-    logs = [worker.log] if worker else []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def look():
         if worker is not None and worker.proc.poll() is not None:
             raise AssertionError(f"the worker exited ({worker.proc.returncode}) before: {what}\n{worker.log.read_text()[-3000:]}")
-        got = check()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return
-        await asyncio.sleep(0.1)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
-    raise AssertionError(f"not within {timeout} s: {what}\n{tails}")
+        return check()
+
+    def described() -> str:
+        tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in ([worker.log] if worker else []))
+        return f"{what}\n{tails}"
+    await waiting.until(look, described, timeout, interval=0.1)
 
 
 def phone(i: int) -> str:
@@ -138,7 +136,7 @@ def sent(fake: FakeEsms) -> list[tuple[str, str]]:
 async def issue_many(api: httpx.AsyncClient, n: int, first: int = 0) -> list[dict]:
     out = []
     for i in range(first, first + n):
-        r = await api.post(f"/api/branches/2/tickets", json={"service": FIELD, "channel": "kiosk", "phone": phone(i)})
+        r = await api.post("/api/branches/2/tickets", json={"service": FIELD, "channel": "kiosk", "phone": phone(i)})
         assert r.status_code == 201, r.text
         out.append(r.json())
     return out
@@ -161,7 +159,7 @@ def expected_first_messages(n: int, ahead: int = 5) -> Counter:
     return Counter([(phone(i), "issued") for i in range(n)] + [(phone(i), "ahead") for i in range(min(n, ahead + 1))])
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def either(request, hub_factory, hub_env, tmp_path, esms):
     """The setup on the embedded SQLite file, or on the test Redis shared by hub and worker."""
     extra = {}
@@ -174,11 +172,12 @@ async def either(request, hub_factory, hub_env, tmp_path, esms):
         await s.close()
 
 
+@pytest.mark.slow
 async def test_thirty_numbers_called_get_exactly_their_messages(either):
     setup = either
     fake = setup.fake
     worker = setup.worker()
-    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:
         await open_counter(api)
         tickets = await issue_many(api, 30)
         want = expected_first_messages(30)
@@ -194,6 +193,8 @@ async def test_thirty_numbers_called_get_exactly_their_messages(either):
         r = await api.post(f"/api/branches/2/tickets/{tickets[-1]['number']}/complete",
                            headers={"Authorization": f"Bearer {STAFF}"})
         assert r.status_code == 200, r.text
+    # Every message recorded as sent: nothing is left that could still go out a second time.
+    await until("all 90 recorded as sent", lambda: _all_sent(setup, 90), worker=worker)
 
     assert Counter(sent(fake)) == Counter({(phone(i), trig): 1 for i in range(30) for trig in ("issued", "ahead", "called")})
     assert len(fake.received) == 90 and fake.attempts == 90                # none twice, none retried
@@ -210,10 +211,11 @@ async def test_a_gateway_failing_twice_still_delivers_once(setup):
     fake = setup.fake
     fake.fail_next(2, "500")
     worker = setup.worker()
-    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:
         [mine] = await issue_many(api, 1)
     key = f"2/{mine['ticket']}:issued:sms"
     await until("both messages delivered", lambda: len(fake.received) == 2, worker=worker)
+    await until("both recorded as sent: nothing left to retry", lambda: _all_sent(setup, 2), worker=worker)
     assert Counter(sent(fake)) == Counter({(phone(0), "issued"): 1, (phone(0), "ahead"): 1})
     assert fake.attempts == 4                     # two refused with 500, then each taken once
     async with open_store(setup.db) as store:
@@ -228,7 +230,7 @@ async def test_a_worker_killed_mid_run_sends_everything_still_owed_and_nothing_t
     fake = setup.fake
     fake.slow = 0.5                               # answers come late: killed, the worker has sent but not recorded
     first = setup.worker(lease=2.0)
-    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:
         await issue_many(api, 30)
     await until("some messages taken", lambda: len(fake.received) >= 5, worker=first)
     first.kill9()
@@ -254,7 +256,7 @@ async def _all_sent(setup: Setup, n: int) -> bool:
 
 async def test_a_number_served_before_its_ahead_message_went_out_gets_none(setup):
     fake = setup.fake
-    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
+    async with httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:
         await open_counter(api)
         tickets = await issue_many(api, 3)                     # no worker yet: all owed, none sent
         await call_next(api)                                   # the first is called...
@@ -289,7 +291,7 @@ async def test_an_expired_push_subscription_is_removed(hub_factory, hub_env, tmp
     setup = Setup(hub_factory, hub_env, tmp_path, esms)
     try:
         async with push_service_over_tls(server_tls) as push, \
-                httpx.AsyncClient(base_url=setup.hub.url, timeout=10) as api:
+                httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:
             key = (await api.get("/api/push/key")).json()["key"]
             r = await api.post("/api/branches/2/tickets", json={"service": FIELD, "channel": "kiosk"})
             mine = r.json()

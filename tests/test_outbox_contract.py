@@ -13,13 +13,26 @@ from datetime import date
 
 import pytest
 
-from hub.store.errors import SeqConflict
-from hub.store.storage import Storage
-from hub.store.outbox import (DEAD, DEAD_LETTERS, DELIVERED, DONE, DROPPED, FAILED, FAILURES, QUEUED, SENDING,
-                              SENT, STATUSES, OutboxItem)
 from hub.domain.notifications.message import Message
+from hub.store.errors import SeqConflict
+from hub.store.outbox import (
+    DEAD,
+    DEAD_LETTERS,
+    DELIVERED,
+    DONE,
+    DROPPED,
+    FAILED,
+    FAILURES,
+    QUEUED,
+    SENDING,
+    SENT,
+    STATUSES,
+    OutboxItem,
+)
+from hub.store.storage import Storage
 from notifier.senders.protocol import INVALID_NUMBER, RATE_LIMITED, TIMEOUT
-from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
+
+from store_backends import anyio_backend, open_instance, store, store_url, used_key_error  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -78,11 +91,11 @@ async def test_conflicting_append_writes_neither(store):
     assert len(await store.log.events_since("1", 0)) == 1
 
 
-async def test_append_refused_for_a_used_idempotency_key_writes_no_outbox(store):
+async def test_append_refused_for_a_used_idempotency_key_writes_no_outbox(store, used_key_error):
     from hub.store.eventlog import Idempotency
     rec = Idempotency(key="k-1", fingerprint="sha256:00", status=201, body="{}")
     await store.log.append("1", 0, [issued(1)], rec, outbox=[item(1)])
-    with pytest.raises(Exception):  # the backend's own error, as in test_store_contract.py
+    with pytest.raises(used_key_error):  # the backend's own error, as in test_store_contract.py
         await store.log.append("1", 1, [issued(2)], rec, outbox=[item(2)])
     assert await store.outbox.get(item(2).key) is None
     assert await store.outbox.get(item(1).key) == item(1)

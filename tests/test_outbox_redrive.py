@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TUESDAY_9AM, bearer
 from hub.store.outbox import DEAD, DELIVERED, FAILED, QUEUED, SENT, OutboxItem
+
+from conftest import TUESDAY_9AM, bearer
 
 pytestmark = pytest.mark.anyio
 

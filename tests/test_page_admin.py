@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, SECRET, TUESDAY_9AM, bearer, running_app
 from displays.stats import day_stats
 from hub.clock import ManualClock
 from hub.settings import Settings
 
-TEST_SECONDS = 60
+from conftest import SECRET, TUESDAY_9AM, bearer, running_app
+from waiting import deadline
+
+TEST_SECONDS = deadline(60)      # one in-process test body, scaled
 
 
 
@@ -38,7 +40,7 @@ def inproc(tmp_path):
                 await asyncio.wait_for(body(client, clock), TEST_SECONDS)
 
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, main()).result(timeout=TEST_SECONDS + 10)
+            pool.submit(asyncio.run, main()).result(timeout=TEST_SECONDS + deadline(10))
     return run
 
 COMMENT = "Cán bộ hướng dẫn nhiệt tình"
@@ -256,11 +258,12 @@ def test_figures_follow_new_events_between_reads(inproc):
 def test_the_page_updates_itself_after_a_call_and_keeps_the_token(hub_factory, hub_env, new_page):
     hub = hub_factory(hub_env)
     from hub.auth import Tokens
+
     from conftest import SECRET
 
     token = Tokens(SECRET).staff("1")
     h = bearer(token)
-    with httpx.Client(base_url=hub.url, timeout=10) as api:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
         assert api.post("/api/branches/1/counters/1/open", json={"services": ["dat-dai"]}, headers=h).status_code == 200
         for _ in range(2):
             assert api.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"}).status_code == 201
@@ -293,6 +296,7 @@ def test_the_page_updates_itself_after_a_call_and_keeps_the_token(hub_factory, h
 def test_the_token_screen_takes_a_code_and_forgets_a_refused_one(hub_factory, hub_env, new_page):
     hub = hub_factory(hub_env)
     from hub.auth import Tokens
+
     from conftest import SECRET
 
     page = new_page(viewport={"width": 1280, "height": 800})

@@ -7,12 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 import httpx
-import pytest
 from playwright.sync_api import expect
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, SECRET, TV, running_app
 from hub.auth import Tokens
 from hub.domain import identity
+
+from conftest import PHONE, SECRET, TV, running_app
+from waiting import deadline
 
 TOKENS = Tokens(SECRET)
 CITIZEN = "001090123456"          # Hà Nội, male, born 1990
@@ -228,7 +229,7 @@ def test_demo_citizen_token_in_the_demo(settings, clock):
 
     # In a thread of its own: a Playwright test of this module may have its event loop open in this one.
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(anyio.run, main).result(timeout=60)
+        pool.submit(anyio.run, main).result(timeout=deadline(60))
 
 
 def test_english_labels(hub, new_page):

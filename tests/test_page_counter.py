@@ -6,16 +6,18 @@ import json
 import re
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 
-from conftest import SECRET
 from hub.auth import Tokens
+
+from conftest import SECRET
+from waiting import PageRequests, deadline
 
 DESK = {"width": 1280, "height": 800}
 TABLET = {"width": 800, "height": 1280}
 B = "1"
 TOKENS = Tokens(SECRET)
+HTTP = deadline(30)           # seconds an HTTP request of the test may take
 
 
 
@@ -25,13 +27,13 @@ def bearer(token: str) -> dict:
 
 
 def issue(hub, service: str = "dat-dai") -> dict:
-    r = httpx.post(f"{hub.url}/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk"}, timeout=5)
+    r = httpx.post(f"{hub.url}/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk"}, timeout=HTTP)
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def branch(hub) -> dict:
-    return httpx.get(f"{hub.url}/api/branches/{B}", timeout=5).json()
+    return httpx.get(f"{hub.url}/api/branches/{B}", timeout=HTTP).json()
 
 
 def counter_of(view: dict, counter: str) -> dict:
@@ -39,11 +41,11 @@ def counter_of(view: dict, counter: str) -> dict:
 
 
 def ticket(hub, token: str) -> dict:
-    return httpx.get(f"{hub.url}/api/tickets/{token}", timeout=5).json()
+    return httpx.get(f"{hub.url}/api/tickets/{token}", timeout=HTTP).json()
 
 
 def twin(hub, counter: str, token: str) -> dict:
-    r = httpx.get(f"{hub.url}/counter/{B}/{counter}", params={"format": "json"}, headers=bearer(token), timeout=5)
+    r = httpx.get(f"{hub.url}/counter/{B}/{counter}", params={"format": "json"}, headers=bearer(token), timeout=HTTP)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -52,7 +54,7 @@ def board_events(hub, since: int, epoch: str, upto: int) -> list[dict]:
     """The branch's events after `since` up to seq `upto`, read back from the SSE feed (bounded)."""
     out = []
     with httpx.stream("GET", f"{hub.url}/sse/branches/{B}", params={"since": since, "epoch": epoch},
-                      timeout=httpx.Timeout(5.0)) as r:
+                      timeout=HTTP) as r:
         for line in r.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -82,6 +84,11 @@ def ready(page):
     return page
 
 
+def calls_sent(page) -> PageRequests:
+    """The console's call-next requests, from now on."""
+    return PageRequests(page, lambda r: r.method == "POST" and r.url.endswith("/call-next"))
+
+
 # -- the token ---------------------------------------------------------------------------------------
 
 def test_without_a_token_the_console_asks_for_one_and_shows_nothing(hub, new_page):
@@ -94,20 +101,20 @@ def test_without_a_token_the_console_asks_for_one_and_shows_nothing(hub, new_pag
     assert "1001" not in html and "Đất đai" not in html             # neither numbers nor fields leak
 
     url = f"{hub.url}/counter/{B}/1"
-    r = httpx.get(url, params={"format": "json"}, timeout=5)
+    r = httpx.get(url, params={"format": "json"}, timeout=HTTP)
     assert r.status_code == 401 and r.json()["error"]["code"] == "token_required"
     assert "1001" not in r.text
-    r = httpx.get(url, headers={"Accept": "application/json"}, timeout=5)
+    r = httpx.get(url, headers={"Accept": "application/json"}, timeout=HTTP)
     assert r.status_code == 401
-    r = httpx.get(url, params={"format": "json"}, headers=bearer("qc1.forged.token"), timeout=5)
+    r = httpx.get(url, params={"format": "json"}, headers=bearer("qc1.forged.token"), timeout=HTTP)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
-    r = httpx.get(url, params={"format": "json"}, headers=bearer(TOKENS.citizen("001090123456")), timeout=5)
+    r = httpx.get(url, params={"format": "json"}, headers=bearer(TOKENS.citizen("001090123456")), timeout=HTTP)
     assert r.status_code == 403 and r.json()["error"]["code"] == "staff_only"
-    r = httpx.get(url, params={"format": "json"}, headers=bearer(TOKENS.staff("2")), timeout=5)
+    r = httpx.get(url, params={"format": "json"}, headers=bearer(TOKENS.staff("2")), timeout=HTTP)
     assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_branch"
-    r = httpx.get(url, params={"format": "json", "token": TOKENS.staff(B)}, timeout=5)     # ?token= works too
+    r = httpx.get(url, params={"format": "json", "token": TOKENS.staff(B)}, timeout=HTTP)     # ?token= works too
     assert r.status_code == 200 and r.json()["counter"]["id"] == "1"
-    assert httpx.get(f"{hub.url}/counter/{B}/99", timeout=5).status_code == 404
+    assert httpx.get(f"{hub.url}/counter/{B}/99", timeout=HTTP).status_code == 404
 
     # A token pasted at the gate is used and kept.
     page.locator("#gate-input").fill(TOKENS.staff(B))
@@ -122,7 +129,7 @@ def test_a_token_for_another_counter_is_refused_with_a_clear_message(hub, new_pa
     expect(page.locator("#gate-title")).to_have_text("Mã cán bộ không dùng được cho quầy này")
     expect(page.locator("#gate-detail")).to_have_text("Mã xác thực dành cho quầy 2, không phải 1.")
     expect(page.locator("#app")).to_be_hidden()
-    r = httpx.get(f"{hub.url}/counter/{B}/1", params={"format": "json"}, headers=bearer(TOKENS.staff(B, "2")), timeout=5)
+    r = httpx.get(f"{hub.url}/counter/{B}/1", params={"format": "json"}, headers=bearer(TOKENS.staff(B, "2")), timeout=HTTP)
     assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_counter"
     # the same token is good at its own counter
     page.goto(f"{hub.url}/counter/{B}/2")
@@ -138,7 +145,7 @@ def test_open_with_fields_and_call_next_and_a_double_click_calls_one_number(hub,
     assert "token=" not in page.url                                  # kept, not left in the address bar
     assert page.evaluate(f"localStorage.getItem('qc.staff.token.{B}')") == staff
     assert staff not in page.content()                               # nor in a link (the language switch)
-    assert staff not in httpx.get(f"{hub.url}/counter/{B}/3", params={"token": staff}, timeout=5).text
+    assert staff not in httpx.get(f"{hub.url}/counter/{B}/3", params={"token": staff}, timeout=HTTP).text
     expect(page.locator("#status-pill")).to_have_text("Đang đóng")
     expect(page.locator("#btn-call")).to_be_disabled()
 
@@ -159,9 +166,10 @@ def test_open_with_fields_and_call_next_and_a_double_click_calls_one_number(hub,
     assert counter_of(branch(hub), "3")["current"] == {"number": first["number"], "service": "dat-dai"}
 
     before = twin(hub, "3", staff)
+    sent = calls_sent(page)
     page.locator("#btn-call").dblclick()
     expect(page.locator("#cur-number")).to_have_text(second["number"])
-    page.wait_for_timeout(1500)                                      # a second call would have landed by now
+    assert len(sent.settled()) == 1                                  # one request, answered: nothing more to land
     after = branch(hub)
     assert after["seq"] == before["seq"] + 2                        # completed (first) + called (second)
     events = board_events(hub, before["seq"], before["epoch"], after["seq"])
@@ -175,7 +183,7 @@ def test_open_with_fields_and_call_next_and_a_double_click_calls_one_number(hub,
 def test_keyboard_shortcuts_call_next_and_a_held_key_calls_once(hub, new_page):
     staff = TOKENS.staff(B, "4")
     httpx.post(f"{hub.url}/api/branches/{B}/counters/4/open", json={"services": ["dat-dai"]}, headers=bearer(staff),
-               timeout=5).raise_for_status()
+               timeout=HTTP).raise_for_status()
     numbers = [issue(hub)["number"] for _ in range(4)]
     page = ready(console(new_page, hub, "4", staff))
     expect(page.locator("#btn-call kbd").first).to_have_text("N")    # the shortcut is on the button
@@ -186,26 +194,27 @@ def test_keyboard_shortcuts_call_next_and_a_held_key_calls_once(hub, new_page):
     expect(page.locator("#cur-number")).to_have_text(numbers[1])
 
     before = branch(hub)["seq"]
+    sent = calls_sent(page)
     page.keyboard.down("n")                                          # held down: auto-repeat is one press
     for _ in range(5):
         page.keyboard.down("n")
     page.keyboard.up("n")
     expect(page.locator("#cur-number")).to_have_text(numbers[2])
-    page.wait_for_timeout(1000)
+    assert len(sent.settled()) == 1
     assert branch(hub)["seq"] == before + 2
 
     page.locator("#btn-call").focus()                                # Space on a focused button is still one press
     before = branch(hub)["seq"]
     page.keyboard.press(" ")
     expect(page.locator("#cur-number")).to_have_text(numbers[3])
-    page.wait_for_timeout(1000)
+    assert len(sent.settled()) == 2
     assert branch(hub)["seq"] == before + 2
 
 
 def test_skip_recall_complete_transfer_cancel(hub, new_page):
     staff = TOKENS.staff(B)
     httpx.post(f"{hub.url}/api/branches/{B}/counters/5/open", json={"services": ["dat-dai"]}, headers=bearer(staff),
-               timeout=5).raise_for_status()
+               timeout=HTTP).raise_for_status()
     a, b, c = issue(hub), issue(hub), issue(hub)
     page = ready(console(new_page, hub, "5", staff))
     page.keyboard.press("n")
@@ -270,7 +279,7 @@ def test_skip_recall_complete_transfer_cancel(hub, new_page):
 
 def test_close_with_a_number_in_service_is_refused_in_vietnamese_then_closes(hub, new_page):
     staff = TOKENS.staff(B, "6")
-    httpx.post(f"{hub.url}/api/branches/{B}/counters/6/open", headers=bearer(staff), timeout=5).raise_for_status()
+    httpx.post(f"{hub.url}/api/branches/{B}/counters/6/open", headers=bearer(staff), timeout=HTTP).raise_for_status()
     t = issue(hub, "ho-tich")
     page = ready(console(new_page, hub, "6", staff, viewport=TABLET))
     page.keyboard.press("n")
@@ -288,14 +297,14 @@ def test_live_updates_from_the_board_feed(hub, new_page):
     staff = TOKENS.staff(B)
     for counter in ("1", "2"):
         httpx.post(f"{hub.url}/api/branches/{B}/counters/{counter}/open", headers=bearer(staff),
-                   timeout=5).raise_for_status()
+                   timeout=HTTP).raise_for_status()
     page = ready(console(new_page, hub, "1", staff))
     expect(page.locator("#live")).to_have_class("c-live on")
     expect(page.locator("#waiting-total")).to_have_text("0")
     t = issue(hub)
     expect(page.locator("#waiting-total")).to_have_text("1")
     expect(page.locator("#activity")).to_contain_text(f"Cấp số {t['number']} (Đất đai)")
-    httpx.post(f"{hub.url}/api/branches/{B}/counters/2/call-next", headers=bearer(staff), timeout=5).raise_for_status()
+    httpx.post(f"{hub.url}/api/branches/{B}/counters/2/call-next", headers=bearer(staff), timeout=HTTP).raise_for_status()
     expect(page.locator("#activity li").first).to_contain_text(f"Quầy 2 gọi số {t['number']}")
     expect(page.locator("#waiting-total")).to_have_text("0")
 

@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import expect
 
-from conftest import SECRET, TV, TUESDAY_9AM
 from hub.auth import Tokens
 from hub.store import open_store
 from hub.store.outbox import DEAD, DELIVERED, FAILED, QUEUED, SENT, OutboxItem
+
+from conftest import SECRET, TUESDAY_9AM, TV
+from waiting import deadline
 
 NOW = TUESDAY_9AM.timestamp()
 STAFF = Tokens(SECRET).staff("1")
@@ -44,7 +46,7 @@ def on_store(db: str, fn):
         async with open_store(db) as store:
             return await fn(store)
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, main()).result(timeout=30)
+        return pool.submit(asyncio.run, main()).result(timeout=deadline(30))
 
 
 @pytest.fixture

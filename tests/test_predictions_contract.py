@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from hub.store import open_store
+
 from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.anyio
@@ -41,7 +42,7 @@ async def test_a_point_is_kept_once_the_first_line_wins(store):
     got = await store.predictions.of_day("1", DAY)
     assert got == [line(5, 1, 10.0), line(5, 2, 20.0), line(5, 4, 40.0)]
     # the same instant written with another UTC offset is the same point
-    utc = {**line(5, 1, 55.0), "t": (T9 + timedelta(minutes=5)).astimezone(timezone.utc).isoformat()}
+    utc = {**line(5, 1, 55.0), "t": (T9 + timedelta(minutes=5)).astimezone(UTC).isoformat()}
     await store.predictions.add("1", DAY, [utc])
     assert await store.predictions.of_day("1", DAY) == got
     # the same ticket at another time, or another ticket at the same time, is another point
@@ -55,7 +56,7 @@ async def test_ordered_by_instant_then_by_insertion(store):
     got = [(x["t"][11:16], x["ticket"][-2:]) for x in await store.predictions.of_day("1", DAY)]
     assert got == [("09:00", "09"), ("09:05", "02"), ("09:10", "03"), ("09:10", "01"), ("09:10", "02")]
     # instants, not spellings: 02:07Z is 09:07+07:00, between the two
-    utc = {**line(7, 8), "t": (T9 + timedelta(minutes=7)).astimezone(timezone.utc).isoformat()}
+    utc = {**line(7, 8), "t": (T9 + timedelta(minutes=7)).astimezone(UTC).isoformat()}
     await store.predictions.add("1", DAY, [utc])
     got = await store.predictions.of_day("1", DAY)
     assert [x["ticket"][-2:] for x in got] == ["09", "02", "08", "03", "01", "02"]

@@ -15,16 +15,17 @@ import re
 import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from datetime import date, datetime
 
 import pytest
 
-from conftest import SECRET, TZ, bearer, running_app
 from hub.auth import Tokens
 from hub.domain.eta.calibration import MIN_SCORES
 from hub.settings import Settings
 from hub.store.sqlite_db import _SCHEMA
+
+from conftest import SECRET, TZ, bearer, running_app
+from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
 
@@ -34,7 +35,7 @@ DAY1, DAY2 = date(2026, 5, 19), date(2026, 5, 20)      # a Tuesday and a Wednesd
 STAFF = bearer(Tokens(SECRET).staff(B))
 FIELDS = ["t", "ticket", "p10", "p50", "p90"]
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00")
-CLI_TIMEOUT = 120
+CLI_TIMEOUT = deadline(120)      # a hang guard on each command run, scaled
 
 
 def at(clock, day: date, hh: int, mm: int, ss: int = 0) -> datetime:
@@ -209,6 +210,7 @@ async def busy_hours(c, clock, rng: random.Random, until: datetime, counters: li
             await pub.step()
 
 
+@pytest.mark.slow
 async def test_live_predictions_are_the_replays_of_the_exported_days(tmp_path, settings, clock):
     """Two service days driven through the API, with the evening's online numbers between them:
     the predictions the hub recorded are, line for line, what `queuecast eta replay` writes for
@@ -362,7 +364,6 @@ async def test_export_trace_writes_the_recorded_predictions_in_the_replay_format
 async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(redis_url, clock):
     """Two hubs on one Redis (in this process, each with its own store, broker and state): the one
     that learns the events from the other publishes the same points, and the store keeps one line each."""
-    import anyio
 
     settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker")
     async with running_app(settings, clock) as a, running_app(settings, clock) as b:
@@ -370,9 +371,8 @@ async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(r
         for s in (10, 25, 47, 58):
             at(clock, DAY1, 9, 3, s)
             await issue(a)
-            with anyio.fail_after(10):                  # b follows a through the Redis broker
-                while b.app.state.service.states[B].seq < a.app.state.service.states[B].seq:
-                    await anyio.sleep(0.01)
+            await until(lambda: b.app.state.service.states[B].seq >= a.app.state.service.states[B].seq,
+                        "b to follow a through the Redis broker", interval=0.01)
         at(clock, DAY1, 9, 5, 1)
         for hub in (a, b):
             await hub.app.state.predictions.step()

@@ -8,16 +8,18 @@ import aiohttp
 import httpx
 import pytest
 
-from conftest import TUESDAY_9AM, free_port
+from hub.domain.notifications.message import Message
 from hub.store import open_store
 from hub.store.outbox import DELIVERED, SENT, OutboxItem
-from notifier.hooks import callback_url
-from notifier.senders.esms import EsmsSender
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.twilio import FakeTwilio
-from hub.domain.notifications.message import Message
+from notifier.hooks import callback_url
 from notifier.reports import twilio_signature
+from notifier.senders.esms import EsmsSender
 from notifier.senders.twilio import TwilioSender
+
+from conftest import TUESDAY_9AM, free_port
+from waiting import deadline
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +55,7 @@ def hub_with(hub_factory, hub_env, database: str | None = None, **env: str):
     return hub_factory(full, port=port), full["QUEUECAST_DATABASE"], public
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def database(request, hub_env):
     if request.param == "redis":
         return request.getfixturevalue("redis_url")
@@ -86,7 +88,7 @@ async def test_esms_reports_that_match_nothing_change_nothing(hub_factory, hub_e
         sms_id = await owed_and_sent(store, sender, msg)
         before = await store.outbox.get(msg.key)
         delivered = {"SendStatus": "5", "SendSuccess": "1", "SendFailed": "0"}
-        with httpx.Client(base_url=hub.url, timeout=10) as api:
+        with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
             for query in ({**delivered, "SMSID": "unknown-id"},                          # not ours
                           {**delivered, "SMSID": "unknown-id", "RequestId": msg.key},    # our key, not its id
                           {**delivered, "SMSID": sms_id, "RequestId": "1/20260519-1002:called:sms"},
@@ -132,7 +134,7 @@ async def test_twilio_garbage_and_missing_signatures(hub_factory, hub_env):
     signed = {"X-Twilio-Signature": twilio_signature(url, form, AUTH)}
     async with open_store(db) as store:
         before = await store.outbox.counts()
-    with httpx.Client(base_url=hub.url, timeout=10) as api:
+    with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
         r = api.post("/hooks/twilio", data=form, headers=signed)
         assert r.status_code == 200 and r.json() == {"ok": True, "recorded": False}    # unknown id: harmless
         r = api.post("/hooks/twilio", data=form)
@@ -157,5 +159,5 @@ async def test_twilio_reports_are_refused_when_the_hub_cannot_check_them(hub_fac
     hub, db, public = hub_with(hub_factory, hub_env, QUEUECAST_SMS_PROVIDER="esms", QUEUECAST_SMS_SECRET="esms-secret")
     form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
     sig = twilio_signature(callback_url(public, "twilio"), form, "esms-secret")
-    r = httpx.post(f"{hub.url}/hooks/twilio", data=form, headers={"X-Twilio-Signature": sig}, timeout=10)
+    r = httpx.post(f"{hub.url}/hooks/twilio", data=form, headers={"X-Twilio-Signature": sig}, timeout=deadline(30))
     assert r.status_code == 403 and r.json()["error"]["code"] == "bad_signature"

@@ -12,12 +12,11 @@ import pytest
 
 from hub.domain import commands
 from hub.domain.calendar import issuing_day
-from hub.domain.limits import Citizen, history
 from hub.domain.errors import DomainError
 from hub.domain.eta.estimator import Forecast, Quantiles
-from hub.domain.state import BranchState, apply
-from hub.store.outbox import OutboxItem
+from hub.domain.limits import Citizen, history
 from hub.domain.notifications.rules import Rules, sms_fallback
+from hub.domain.state import BranchState, apply
 from hub.store.outbox import OutboxItem
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -8,23 +8,26 @@ import logging
 import aiohttp
 import pytest
 
-from conftest import SECRET, free_port
 from hub.auth import Tokens
 from hub.domain.identity import mask_recipient, mask_text
+from hub.domain.notifications.message import Message
 from hub.logs import JsonFormatter
-from notifier.senders import protocol as errors
 from notifier import templates
-from notifier.senders.esms import EsmsSender
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.push import FakePushService
 from notifier.fakes.twilio import FakeTwilio
 from notifier.fakes.zalo import FakeZalo
+from notifier.senders import protocol as errors
+from notifier.senders.esms import EsmsSender
 from notifier.senders.log import LogSender
-from hub.domain.notifications.message import Message
 from notifier.senders.protocol import Outcome, Result
 from notifier.senders.twilio import TwilioSender
 from notifier.senders.webpush import WebPushSender, vapid_public_key
 from notifier.senders.zalo import ZaloSender
+
+from conftest import SECRET, free_port
+from tls import push_service_over_tls, self_signed
+from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +36,9 @@ VAPID_KEY = "fqixSeLZA6J7LS-o5u1R-6HcMNzuBbu6kx7xZM_AUEM"
 PHONE = "+84912345678"
 PARAMS = {"number": "2001", "service": "Hộ tịch", "branch": "Chi nhánh số 1", "counter": "5", "ahead": 5,
           "leave_at": "09:40", "call_at": "10:05", "minutes": 15, "url": "http://127.0.0.1:8000/t/abc"}
-TIMEOUT = 0.5          # the fakes' "timeout" mode holds its answer far longer
+TIMEOUT = deadline(30)     # a sender's timeout where the fake answers: never reached, however busy the machine
+HELD = deadline(1)         # where the fake holds its answer back ("timeout" mode): this timeout is the point
+HOLD = deadline(600)       # how long the fakes hold such an answer (cut short when they close)
 
 
 def message(trigger="called", channel="sms", recipient=PHONE, lang="vi", ticket="20260519-2001") -> Message:
@@ -53,46 +58,46 @@ async def session():
 
 @pytest.fixture
 async def esms():
-    async with FakeEsms() as fake:
+    async with FakeEsms(hold_for=HOLD) as fake:
         yield fake
 
 
 @pytest.fixture
 async def twilio():
-    async with FakeTwilio() as fake:
+    async with FakeTwilio(hold_for=HOLD) as fake:
         yield fake
 
 
 @pytest.fixture
 async def zalo():
-    async with FakeZalo() as fake:
+    async with FakeZalo(hold_for=HOLD) as fake:
         yield fake
 
 
 @pytest.fixture
 async def push():
-    async with FakePushService() as fake:
+    async with FakePushService(hold_for=HOLD) as fake:
         yield fake
 
 
-def esms_sender(session, fake, **kw) -> EsmsSender:
+def esms_sender(session, fake, timeout=TIMEOUT, **kw) -> EsmsSender:
     return EsmsSender(session, base_url=fake.url, api_key=fake.api_key, secret_key=fake.secret_key,
-                      brandname="HANOI-HCC", timeout=TIMEOUT, **kw)
+                      brandname="HANOI-HCC", timeout=timeout, **kw)
 
 
-def twilio_sender(session, fake, **kw) -> TwilioSender:
+def twilio_sender(session, fake, timeout=TIMEOUT, **kw) -> TwilioSender:
     kw.setdefault("auth_token", fake.auth_token)
     return TwilioSender(session, base_url=fake.url, account_sid=fake.account_sid, sender="+15005550006",
-                        timeout=TIMEOUT, **kw)
+                        timeout=timeout, **kw)
 
 
-def zalo_sender(session, fake, **kw) -> ZaloSender:
+def zalo_sender(session, fake, timeout=TIMEOUT, **kw) -> ZaloSender:
     kw.setdefault("access_token", fake.access_token)
-    return ZaloSender(session, base_url=fake.url, template_id=fake.template_id, timeout=TIMEOUT, **kw)
+    return ZaloSender(session, base_url=fake.url, template_id=fake.template_id, timeout=timeout, **kw)
 
 
-def push_sender(session, key=VAPID_KEY) -> WebPushSender:
-    return WebPushSender(session, vapid_private_key=key, subject="mailto:hotro@hanoi.gov.vn", timeout=TIMEOUT)
+def push_sender(session, key=VAPID_KEY, timeout=TIMEOUT) -> WebPushSender:
+    return WebPushSender(session, vapid_private_key=key, subject="mailto:hotro@hanoi.gov.vn", timeout=timeout)
 
 
 # -- eSMS -------------------------------------------------------------------------------------------
@@ -117,10 +122,11 @@ async def test_esms_retry_after_a_timeout_is_not_a_second_sms(session, esms):
     """eSMS took the message but answered too late; the retry carries the same RequestId, eSMS answers
     124 (already taken), and that is a success: one SMS, never two."""
     esms.fail_next(1, "timeout")
-    sender = esms_sender(session, esms)
+    sender = esms_sender(session, esms, timeout=HELD)
     assert sender.idempotent
     assert outcome(await sender.send(message())) == (Outcome.RETRY, errors.TIMEOUT)
-    assert (await sender.send(message())).outcome is Outcome.SENT
+    await until(lambda: esms.received, "eSMS to have taken the message it holds the answer to")
+    assert (await esms_sender(session, esms).send(message())).outcome is Outcome.SENT     # the retry
     assert len(esms.received) == 1 and esms.attempts == 2
 
 
@@ -188,11 +194,12 @@ async def test_twilio_retry_after_a_timeout_can_send_a_second_sms(session, twili
     too late; the sender cannot know, says so (not idempotent, error `timeout`), and a retry makes a
     second message. The outbox chooses whether to retry such an unclear failure."""
     twilio.fail_next(1, "timeout")
-    sender = twilio_sender(session, twilio)
+    sender = twilio_sender(session, twilio, timeout=HELD)
     assert not sender.idempotent
     result = await sender.send(message())
     assert outcome(result) == (Outcome.RETRY, errors.TIMEOUT) and result.error in errors.UNCLEAR
-    assert (await sender.send(message())).outcome is Outcome.SENT
+    await until(lambda: twilio.received, "Twilio to have taken the message it holds the answer to")
+    assert (await twilio_sender(session, twilio).send(message())).outcome is Outcome.SENT     # the retry
     assert [r.fields["Body"] for r in twilio.received] == ["Mời công dân có số 2001 đến quầy số 5."] * 2
 
 
@@ -221,7 +228,8 @@ async def test_zalo_phone_without_zalo_is_permanent_so_sms_can_take_over(session
 ])
 async def test_zalo_failures(session, zalo, mode, expected):
     zalo.fail_next(1, mode)
-    assert outcome(await zalo_sender(session, zalo).send(message(channel="zalo"))) == expected
+    sender = zalo_sender(session, zalo, timeout=HELD if mode == "timeout" else TIMEOUT)
+    assert outcome(await sender.send(message(channel="zalo"))) == expected
 
 
 async def test_zalo_expired_access_token_is_permanent(session, zalo):
@@ -266,7 +274,8 @@ async def test_push_ttl_and_urgency_follow_the_trigger(session, push):
 async def test_push_failures(session, push, mode, expected):
     subscription = push.subscription()
     push.fail_next(1, mode)
-    result = await push_sender(session).send(message(channel="push", recipient=subscription))
+    sender = push_sender(session, timeout=HELD if mode == "timeout" else TIMEOUT)
+    result = await sender.send(message(channel="push", recipient=subscription))
     assert outcome(result) == expected
     assert result.retry_after == (1.0 if mode == "429" else None)
 
@@ -293,6 +302,17 @@ async def test_push_with_unusable_keys_is_gone(session, push):
     broken = {**subscription, "keys": {"p256dh": "AAAA", "auth": subscription["keys"]["auth"]}}
     result = await push_sender(session).send(message(channel="push", recipient=broken))
     assert outcome(result) == (Outcome.PERMANENT, errors.SUBSCRIPTION_GONE)
+
+
+async def test_a_push_service_whose_certificate_is_not_trusted_is_a_retry_not_a_gone_subscription(session, tmp_path):
+    """aiohttp's certificate errors are ValueErrors too: read as unusable keys, they made the worker
+    delete the holder's subscription (the test_page_push.py flake)."""
+    server_tls, _ = self_signed(tmp_path)
+    async with push_service_over_tls(server_tls) as service:        # this session does not trust it
+        subscription = service.subscription()
+        result = await push_sender(session).send(message(channel="push", recipient=subscription))
+        assert service.received == []
+    assert outcome(result) == (Outcome.RETRY, errors.UNREACHABLE), result
 
 
 # -- every sender alike -----------------------------------------------------------------------------
@@ -349,4 +369,4 @@ def test_a_message_knows_its_key_and_refuses_unknown_kinds():
     with pytest.raises(ValueError):
         message(channel="fax")
     with pytest.raises(TypeError):
-        message(channel="push", recipient={"endpoint": "https://x"}).phone
+        _ = message(channel="push", recipient={"endpoint": "https://x"}).phone

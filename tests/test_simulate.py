@@ -21,7 +21,9 @@ import pytest
 
 from hub import cli
 from hub.config import BUNDLED, load_config
+
 from trace_format import TRACE_FIELDS
+from waiting import deadline
 
 B = "1"
 HANOI = timezone(timedelta(hours=7))
@@ -63,7 +65,7 @@ class Trace:
     tickets: dict[str, Ticket]
 
     @classmethod
-    def read(cls, path: Path) -> "Trace":
+    def read(cls, path: Path) -> Trace:
         lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         tickets: dict[str, Ticket] = {}
         for ev in lines:
@@ -167,7 +169,7 @@ def test_output_to_stdout_through_the_console_entry_point(tmp):
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
     env["PYTHONHASHSEED"] = "12345"
     p = subprocess.run([sys.executable, "-m", "hub", "simulate", "--days", "1", "--seed", "5",
-                        "--scenario", "quiet", "-o", "-"], env=env, capture_output=True, timeout=60)
+                        "--scenario", "quiet", "-o", "-"], env=env, capture_output=True, timeout=deadline(60))
     assert p.returncode == 0 and p.stderr == b""
     code, path = simulate(tmp, "--days", "1", "--seed", "5", "--scenario", "quiet", name="quiet-1.jsonl")
     assert code == 0 and p.stdout == path.read_bytes() and p.stdout
@@ -306,7 +308,7 @@ def test_fields_have_their_own_service_times_and_queues_form(normal):
     assert max(waits) > 60 and 15 < statistics.mean(waits) < 120
     # at 11:45, tens of people waiting; over lunch the queue grows
     for d in trace.days():
-        def waiting_at(hh: int, mm: int) -> int:
+        def waiting_at(hh: int, mm: int, d: date = d) -> int:
             at = datetime.combine(d, time(hh, mm), tzinfo=HANOI)
             return sum(1 for t in trace.tickets.values() if t.day == d and t.issued <= at
                        and not any(_t(e) <= at and e["type"] in ("ticket.called", "ticket.cancelled") for e in t.events))

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from conftest import TZ
 from displays.stats import day_stats, summary
 from hub.domain import commands, events
-from hub.domain.limits import Citizen, History
 from hub.domain.errors import DomainError
+from hub.domain.limits import Citizen, History
 from hub.domain.state import BranchState, apply, fold
 from hub.domain.ticket import State
+
+from conftest import TZ
 
 DAY = datetime(2026, 5, 19, tzinfo=TZ).date()          # a Tuesday
 
@@ -28,23 +29,23 @@ class Day:
     def __init__(self):
         self.evs: list[dict] = []
 
-    def add(self, type_: str, t: datetime, **fields) -> "Day":
+    def add(self, type_: str, t: datetime, **fields) -> Day:
         ev = events.make(type_, t, "1", DAY, **fields)
         ev["seq"] = len(self.evs) + 1
         self.evs.append(ev)
         return self
 
-    def issue(self, number: int, service: str, channel: str, t: datetime) -> "Day":
+    def issue(self, number: int, service: str, channel: str, t: datetime) -> Day:
         return self.add("ticket.issued", t, ticket=f"20260519-{number}", number=str(number), service=service,
                         channel=channel, priority=False, order=len(self.evs) + 1)
 
-    def ticket(self, type_: str, number: int, t: datetime, service: str = "dat-dai", **fields) -> "Day":
+    def ticket(self, type_: str, number: int, t: datetime, service: str = "dat-dai", **fields) -> Day:
         return self.add(type_, t, ticket=f"20260519-{number}", number=str(number), service=service, **fields)
 
-    def opened(self, counter: str, t: datetime, *services: str) -> "Day":
+    def opened(self, counter: str, t: datetime, *services: str) -> Day:
         return self.add("counter.opened", t, counter=counter, services=list(services or ["dat-dai"]))
 
-    def closed(self, counter: str, t: datetime) -> "Day":
+    def closed(self, counter: str, t: datetime) -> Day:
         return self.add("counter.closed", t, counter=counter)
 
 

@@ -16,7 +16,9 @@ import pytest
 from hub.store.errors import SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.storage import Storage
-from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
+
+from store_backends import anyio_backend, open_instance, store, store_url, used_key_error  # noqa: F401 (fixtures)
+from waiting import deadline
 
 DAY = date(2026, 5, 19)
 
@@ -131,10 +133,10 @@ async def test_empty_append_stores_only_the_record(store):
     assert await store.log.idempotency("1", rec.key) == rec
 
 
-async def test_used_key_is_never_overwritten_and_failed_append_writes_nothing(store):
+async def test_used_key_is_never_overwritten_and_failed_append_writes_nothing(store, used_key_error):
     rec = record("kiosk-7:0001", status=201)
     first = await store.log.append("1", 0, [issued(1)], rec)
-    with pytest.raises(Exception):  # the backend's own error; the first answer must stay
+    with pytest.raises(used_key_error):  # the backend's own error; the first answer must stay
         await store.log.append("1", 1, [issued(2), issued(3)], record("kiosk-7:0001", status=500))
     assert await store.log.idempotency("1", rec.key) == rec
     assert await store.log.events_since("1", 0) == first
@@ -142,13 +144,15 @@ async def test_used_key_is_never_overwritten_and_failed_append_writes_nothing(st
     assert await store.log.append("1", 1, [issued(2)]) == with_seqs([issued(2)], 2)  # still usable
 
 
-async def append_retrying(store: Storage, branch: str, events: list[dict]) -> list[dict]:
-    """What the hub does: read the head, append at it, on SeqConflict read again."""
-    while True:
+async def append_retrying(store: Storage, branch: str, events: list[dict], attempts: int = 1000) -> list[dict]:
+    """What the hub does: read the head, append at it, on SeqConflict read again (a bounded number
+    of times: each conflict means another writer made progress, so the racers here finish first)."""
+    for _ in range(attempts):
         try:
             return await store.log.append(branch, (await store.log.head(branch)).seq, events)
         except SeqConflict:
             await anyio.sleep(0.001)
+    raise AssertionError(f"{attempts} appends in a row conflicted on branch {branch}")
 
 
 async def test_cancelled_append_leaves_storage_usable(store, open_instance):
@@ -160,7 +164,9 @@ async def test_cancelled_append_leaves_storage_usable(store, open_instance):
             batch = [issued(100 + i, note=f"cancelled-{i}"), called(100 + i)]
             with anyio.move_on_after(delay):
                 await store.log.append("1", (await store.log.head("1")).seq, batch)
-            with anyio.fail_after(3):  # a leaked write lock would hold these for busy_timeout
+            # A leaked write lock fails these with StoreUnavailable after SQLite's busy_timeout;
+            # the deadline only bounds a hang.
+            with anyio.fail_after(deadline(30)):
                 await append_retrying(other, "1", [called(1, counter="4")])
                 await append_retrying(store, "1", [called(2, counter="5")])
         log = await store.log.events_since("1", 0)

@@ -6,11 +6,12 @@ import unicodedata
 
 import pytest
 
-from conftest import SECRET
 from hub.auth import Tokens
 from hub.config import load_config
-from notifier import segments, templates
 from hub.domain.notifications.message import LANGS, TRIGGERS
+from notifier import segments, templates
+
+from conftest import SECRET
 
 PARAMS = {"number": "2001", "service": "Hộ tịch", "branch": "Chi nhánh số 1", "ahead": 5, "leave_at": "09:40",
           "call_at": "10:05", "counter": "5", "minutes": 15, "url": "http://127.0.0.1:8000/t/abc"}

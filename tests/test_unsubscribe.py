@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import running_app
 from hub.domain import commands, events
 from hub.domain.errors import DomainError
 from hub.domain.state import BranchState, apply, fold
+
+from conftest import running_app
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T9 = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)

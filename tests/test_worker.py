@@ -10,30 +10,59 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from conftest import bearer, running_app
 from hub.domain.eta.estimator import Forecast, Quantiles
+from hub.ratelimit import RateLimiter
 from hub.store.outbox import DEAD, DROPPED, FAILED, QUEUED, SENT
 from notifier import backoff
+from notifier.channels import open_senders
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.zalo import FakeZalo
-from notifier.channels import open_senders
 from notifier.worker import Worker
+
+from conftest import bearer, running_app
+from waiting import until, within
 
 pytestmark = pytest.mark.anyio
 
 PHONE = "0912345678"
 
 
+class TimedEsms(FakeEsms):
+    """The fake eSMS, noting when (time.monotonic) each request reached it."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.arrivals: list[float] = []
+
+    def take_failure(self):                   # called first thing for every request the fake gets
+        self.arrivals.append(time.monotonic())
+        return super().take_failure()
+
+
+class Gate:
+    """A clock for the worker's rate limiter that stands still until the test opens the gate, then
+    leaps an hour at every reading: a message waits for its turn exactly until then."""
+
+    def __init__(self):
+        self.now, self.opened = 0.0, False
+
+    def __call__(self) -> float:
+        if self.opened:
+            self.now += 3600.0
+        return self.now
+
+
 @asynccontextmanager
-async def stack(settings, clock, **worker):
+async def stack(settings, clock, *, gateway=FakeEsms, **worker):
     """The app (its service and store), a fake eSMS and Zalo, and a worker sending to them."""
-    async with FakeEsms() as esms, FakeZalo() as zalo:
+    async with gateway() as esms, FakeZalo() as zalo:
         settings = replace(settings, sms_provider="esms", sms_url=esms.url, sms_key="esms-key", sms_secret="esms-secret",
                            sms_sender="QUEUECAST", zalo_url=zalo.url, zalo_token="zalo-token", zalo_template="246810")
         async with running_app(settings, clock) as client, open_senders(settings) as senders:
@@ -128,30 +157,45 @@ async def test_no_zalo_account_falls_back_to_one_sms(settings, clock):
 
 
 async def test_the_gateway_rate_limit_holds(settings, clock):
-    async with stack(settings, clock, rate=5) as (client, service, worker, esms, _):
+    """What the gateway sees: at 5 a second (bursts of one second) the k-th message (from 0) reaches
+    it no sooner than (k - 4) / 5 s after the step began. A lower bound only: a busy machine makes
+    messages later, never earlier, so it holds however loaded the machine is."""
+    async with stack(settings, clock, rate=5, gateway=TimedEsms) as (client, service, worker, esms, _):
+        assert (worker.limits.capacity, worker.limits.rate) == (5, 5)      # a second's worth at once
         for i in range(6):
             await issue(client, f"09120000{i:02d}")
-        waits: list[float] = []
-        reserve = worker.limits.reserve
-        worker.limits.reserve = lambda key: waits.append(reserve(key)) or waits[-1]   # what the bucket answered
+        began = time.monotonic()
         assert await worker.step() == 12          # 6 issued + 6 ahead
-        # A bucket of 5 a second, full at the start: 5 go at once, each of the other 7 waited its turn.
-        assert sum(1 for w in waits if w == 0) == 12
-        assert sum(1 for w in waits[:5] if w == 0) == 5 and any(w > 0 for w in waits)
-        assert len(esms.received) == 12
+        assert len(esms.received) == 12 and esms.attempts == len(esms.arrivals) == 12
+        late = [(k, round(at - began, 3)) for k, at in enumerate(sorted(esms.arrivals)) if at - began < (k - 4) / 5 - 1e-3]
+        assert late == [], f"messages at the gateway before their turn (k, seconds after the start): {late}"
+        assert [s for s, _ in (await statuses(service)).values()] == [SENT] * 12
+
+
+def test_the_bucket_lets_a_seconds_worth_through_at_once_then_one_per_token():
+    """The limiter the worker waits on (its own clock, by hand): full at the start, per gateway."""
+    now = [100.0]
+    limits = RateLimiter(5, 1.0, clock=lambda: now[0])
+    assert [limits.reserve("sms") for _ in range(5)] == [0.0] * 5          # a burst of one second
+    assert limits.reserve("sms") == pytest.approx(0.2)                      # then the next token's wait
+    assert limits.reserve("sms") == pytest.approx(0.2)                      # asking took nothing
+    now[0] += 0.2
+    assert limits.reserve("sms") == 0.0
+    assert limits.reserve("sms") == pytest.approx(0.2)
+    assert limits.reserve("zalo") == 0.0                                    # another gateway, its own bucket
 
 
 async def test_the_last_look_is_after_the_wait_for_the_gateway(settings, clock):
-    """At 1 message a second the sixth item waits ~5 s for its turn: numbers called and served
-    meanwhile must not be told "people ahead" or be sent their tracking link."""
+    """At 1 message a second the items queue for their turn: numbers called and served meanwhile
+    must not be told "people ahead" or be sent their tracking link. The limiter's clock is the
+    test's Gate: the turns come when the test is done changing the queue, however slow it is."""
     async with stack(settings, clock, rate=1) as (client, service, worker, esms, _):
+        gate = Gate()
+        worker.limits.clock = gate
         staff = bearer(client.app.state.tokens.staff("2"))
         mine = [await issue(client, f"09120000{i:02d}") for i in range(3)]
         step = asyncio.create_task(worker.step())
-        for _ in range(100):                          # the first message goes at once; the rest queue
-            if esms.received:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: esms.received, "the first message at the gateway")   # it goes at once; the rest queue
         assert len(esms.received) == 1
         assert (await client.post("/api/branches/2/counters/1/open", json={"services": ["ho-tich"]},
                                   headers=staff)).status_code == 200
@@ -160,7 +204,9 @@ async def test_the_last_look_is_after_the_wait_for_the_gateway(settings, clock):
             if n is not mine[-1]:
                 r = await client.post(f"/api/branches/2/tickets/{n['number']}/complete", headers=staff)
                 assert r.status_code == 200, r.text
-        assert await asyncio.wait_for(step, 30) == 6
+        assert len(esms.received) == 1 and not step.done()          # the others still wait for their turn
+        gate.opened = True
+        assert await within(step, "the step to send or drop the queued items") == 6
         sent = {f.fields["RequestId"] for f in esms.received}
         last = mine[-1]["ticket"]
         # The first went before anything happened; of the rest, only the last number's link is still

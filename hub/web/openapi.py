@@ -107,6 +107,15 @@ def document() -> dict[str, Any]:
             "/api/tickets/{token}/rating": {"post": _op(
                 "Rate the service (1–5, optional comment), once, after it is completed",
                 ok_schema="Ticket", body="Rating", params=["token"], errors=(400, 404, 409, 422))},
+            "/api/announcement": {"get": _op(
+                "What the lobby says when a number is called: spoken text, subtitles (vi, en), chime and clips",
+                ok_schema="Announcement", params=["announce_number", "announce_counter"], errors=(422,),
+                desc="422 invalid_announcement unless number and counter are whole numbers in range. "
+                     "Cacheable for a day: the same call always reads the same.")},
+            "/demo/citizen-token": {"post": _op(
+                "A citizen token for a made-up valid CCCD, to try online numbers (under `queuecast demo` only)",
+                ok=201, ok_schema="CitizenToken", errors=(404,),
+                desc="404 not_found on any hub not started by `queuecast demo`.")},
             "/healthz": {"get": _op("Liveness", errors=())},
             "/readyz": {"get": _op("Readiness: store and broker reachable", errors=(503,))},
         },
@@ -123,6 +132,10 @@ def document() -> dict[str, Any]:
                     "enum": ["recall", "complete", "skip", "transfer", "cancel", "check-in"]}},
                 "token": {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
                 "channel": {"name": "channel", "in": "path", "required": True, "schema": {"enum": ["sms", "push", "zalo"]}},
+                "announce_number": {"name": "number", "in": "query", "required": True, "schema": {"type": "string"},
+                                    "description": "The called number, a whole number from 0 to 9999."},
+                "announce_counter": {"name": "counter", "in": "query", "required": True, "schema": {"type": "string"},
+                                     "description": "The counter, a whole number from 0 to 9999."},
                 "travel": {"name": "travel_minutes", "in": "query", "required": False,
                            "schema": {"type": "number", "minimum": 0, "maximum": 600}},
                 "since": {"name": "since", "in": "query", "required": False, "schema": {"type": "integer"},
@@ -167,6 +180,10 @@ def _schemas() -> dict[str, Any]:
                        "travel_minutes": {"type": "number", "minimum": 0, "maximum": 600}, "lang": _LANG},
                       ["channel"]),
         "Rating": _obj({"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": _S}, ["score"]),
+        "Announcement": _obj({"number": _S, "counter": _S, "text": _S, "subtitle": _S, "subtitle_en": _S,
+                              "chime": _S, "clips": {"type": "array", "items": _S}},
+                             ["number", "counter", "text", "subtitle", "subtitle_en", "chime", "clips"]),
+        "CitizenToken": _obj({"token": _S, "expires_in": {"type": "integer"}}, ["token", "expires_in"]),
         "Ticket": _obj({"number": _S, "service": _S, "state": {"enum": ["waiting", "called", "held", "completed",
                                                                         "skipped", "cancelled", "expired"]},
                         "position": {"type": ["integer", "null"]}, "people_ahead": {"type": ["integer", "null"]},

@@ -67,10 +67,12 @@ class WebPushSender:
             if exc.response is None:                  # refused before sending: the keys are unusable
                 return Result.permanent(SUBSCRIPTION_GONE, exc.message)
             return classify(exc.response.status, exc.response.headers, exc.message)
+        except NETWORK_ERRORS as exc:
+            # First: aiohttp's certificate errors are ssl.CertificateErrors, so ValueErrors too, and a
+            # push service we cannot verify (yet) is no reason to delete the holder's subscription.
+            return network_failure(exc)
         except ValueError as exc:                     # a p256dh that is not a P-256 point
             return Result.permanent(SUBSCRIPTION_GONE, f"unusable subscription keys: {exc}")
-        except NETWORK_ERRORS as exc:
-            return network_failure(exc)
         return Result.sent(resp.headers.get("Location"))
 
 

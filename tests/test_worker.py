@@ -169,7 +169,7 @@ async def test_the_gateway_rate_limit_holds(settings, clock):
         assert len(esms.received) == 12 and esms.attempts == len(esms.arrivals) == 12
         late = [(k, round(at - began, 3)) for k, at in enumerate(sorted(esms.arrivals)) if at - began < (k - 4) / 5 - 1e-3]
         assert late == [], f"messages at the gateway before their turn (k, seconds after the start): {late}"
-        assert [s for s, _ in (await statuses(service)).values()] == [SENT] * 12
+        assert [s for s, _ in (await statuses(worker)).values()] == [SENT] * 12
 
 
 def test_the_bucket_lets_a_seconds_worth_through_at_once_then_one_per_token():

@@ -159,7 +159,7 @@ async def open_loop(count: int, rate: float, fire, on_index: dict | None = None)
 
 # -- the bare baseline ----------------------------------------------------------------------------
 
-BARE_SCHEMA = (   # the store's two write-path tables, as in hub/store/sqlite.py
+BARE_SCHEMA = (   # the store's two write-path tables, as in hub/store/sqlite_db.py
     "CREATE TABLE IF NOT EXISTS branches(branch TEXT PRIMARY KEY, seq INTEGER NOT NULL, epoch TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS events(branch TEXT, seq INTEGER, day TEXT, body TEXT,"
     " PRIMARY KEY(branch, seq)) WITHOUT ROWID",

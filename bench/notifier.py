@@ -21,7 +21,7 @@ the event loop, the store's thread for SQLite, the JSON log lines each send writ
 gateway's, which runs on its own event loop in a thread so that it is counted apart. For Redis,
 the server's own CPU is shown beside it.
 
-Columns: messages = SMS the outbox owed (counted with outbox_counts); msg/s = sent / wall; CPU s/1k
+Columns: messages = SMS the outbox owed (counted with Outbox.counts); msg/s = sent / wall; CPU s/1k
 = worker CPU seconds per 1000 sent, gw and redis the same for the fake gateway and redis-server;
 attempts = requests the gateway got, received = messages it took (equal: nothing sent twice); left
 = still queued or sending; other = failed, dead or dropped; steps = Worker.step calls, all workers.
@@ -57,7 +57,7 @@ from hub.app import open_service  # noqa: E402
 from hub.clock import ManualClock  # noqa: E402
 from hub.domain import commands  # noqa: E402
 from hub.phones import normalize_phone  # noqa: E402
-from hub.service.commands import QueueService  # noqa: E402
+from hub.service.queue import QueueService  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from hub.store.outbox import DEAD, DROPPED, FAILED, QUEUED, SENDING, SENT  # noqa: E402
 from notifier.channels import open_senders  # noqa: E402

@@ -23,7 +23,7 @@ from hub.auth import Claims
 from hub.domain.errors import DomainError, forbidden, not_found
 from hub.domain.state import BranchState
 from hub.domain.ticket import State
-from hub.service.commands import QueueService
+from hub.service.queue import QueueService
 
 WORDS: dict[str, tuple[str, str]] = {
     "console": ("Bảng điều khiển quầy", "Counter console"),

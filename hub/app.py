@@ -36,16 +36,14 @@ from hub.metrics import Metrics
 from hub.predictions import STEP_SECONDS as PREDICTION_SECONDS
 from hub.predictions import Publisher
 from hub.ratelimit import RateLimiter
-from hub.service.commands import QueueService
+from hub.service.queue import QueueService
 from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, redrive
 from notifier import hooks, push_key
-from notifier.channels import open_senders
-from notifier.worker import LEASE, Worker
 
-log = logging.getLogger("queuecast.notifier")
+notifier_log = logging.getLogger("queuecast.notifier")
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
 CATCH_UP_SECONDS = 1.0
@@ -118,6 +116,9 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
 
 async def _inline_notifier(settings: Settings, service: QueueService, storage: Storage) -> None:
     """The worker in the hub's process, on the hub's own service (QUEUECAST_NOTIFIER=inline)."""
+    from notifier.channels import open_senders  # the gateways' libraries, only where they are used
+    from notifier.worker import Worker
+
     async with open_senders(settings) as senders:
         await Worker(service, storage.outbox, senders, rate=settings.notify_rate,
                      sms_diacritics=settings.sms_diacritics).run(asyncio.Event())
@@ -135,9 +136,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_hub(settings, clock=clock, centre=centre, tokens=tokens, tasks=tasks) as hub:
             hub.service.on_command.append(app.state.metrics.observe_command)
-            app.state.hub = hub
             app.state.service, app.state.feeds, app.state.predictions = hub.service, hub.feeds, hub.predictions
-            app.state.outbox, app.state.storage = hub.storage.outbox, hub.storage
+            app.state.outbox = hub.storage.outbox        # the redrive API, the hooks, the admin page
+            app.state.storage = hub.storage              # for the tests, which read what was stored
             app.state.probes = {"store": hub.storage.ping, "broker": hub.broker.ping}
             yield
 
@@ -164,12 +165,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     return app
 
 
-async def run_notifier(settings: Settings, *, lease: float = LEASE) -> None:
+async def run_notifier(settings: Settings, *, lease: float | None = None) -> None:
     """`queuecast notifier`: the worker as its own process, on its own service over the same store
     (the state the rules judge by, and the way a gone push subscription is removed: an event in the
     log, like any other). SIGTERM or SIGINT stops claiming; the sends under way finish (at most
     NOTIFIER_SHUTDOWN seconds), and anything cut short stays `sending` until its lease runs out,
-    for the next worker to take."""
+    for the next worker to take. `lease`: seconds a claim holds a message (default notifier.worker.LEASE)."""
+    from notifier.channels import open_senders
+    from notifier.worker import LEASE, Worker
+
+    lease = LEASE if lease is None else lease
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -177,7 +182,7 @@ async def run_notifier(settings: Settings, *, lease: float = LEASE) -> None:
     async with open_service(settings) as (service, storage, _), open_senders(settings) as senders:
         worker = Worker(service, storage.outbox, senders, rate=settings.notify_rate, lease=lease,
                         sms_diacritics=settings.sms_diacritics)
-        log.info("notifier started", extra={"fields": {"channels": sorted(senders), "lease_s": lease,
+        notifier_log.info("notifier started", extra={"fields": {"channels": sorted(senders), "lease_s": lease,
                                                        "rate_per_s": settings.notify_rate}})
         running = asyncio.create_task(worker.run(stop))
         await stop.wait()
@@ -185,4 +190,4 @@ async def run_notifier(settings: Settings, *, lease: float = LEASE) -> None:
         if not done:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
-        log.info("notifier stopped", extra={"fields": worker.counts})
+        notifier_log.info("notifier stopped", extra={"fields": worker.counts})

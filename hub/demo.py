@@ -24,7 +24,7 @@ from hub.domain import calendar
 from hub.domain.config import Branch, Centre
 from hub.domain.errors import DomainError
 from hub.domain.ticket import State
-from hub.service.commands import Answer, QueueService
+from hub.service.queue import Answer, QueueService
 from hub.settings import Settings
 from hub.sim.people import FIELD_WEIGHTS, fake_citizen
 from hub.store import open_store

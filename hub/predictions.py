@@ -28,7 +28,7 @@ from hub.domain.eta.estimator import Quantiles
 from hub.domain.eta.replay import STEP, boundary_after, line
 from hub.domain.events import Event
 from hub.domain.state import BranchState
-from hub.service.commands import QueueService
+from hub.service.queue import QueueService
 from hub.store.predictions import Predictions
 
 log = logging.getLogger("queuecast.predictions")

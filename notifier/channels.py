@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from hub.settings import Settings, SettingsError
-from notifier.hooks import callback_url
+from notifier.reports import callback_url
 from notifier.senders.esms import EsmsSender
 from notifier.senders.log import LogSender
 from notifier.senders.protocol import Sender

@@ -30,15 +30,6 @@ from notifier import reports
 
 log = logging.getLogger("queuecast.hooks")
 
-PATHS = {"esms": "/hooks/esms", "twilio": "/hooks/twilio"}
-
-
-def callback_url(public_url: str, provider: str) -> str:
-    """The delivery-report URL a sender hands its gateway (eSMS CallbackUrl, Twilio StatusCallback).
-    Twilio signs exactly this URL, which is why the Twilio hook checks against it first."""
-    return public_url.rstrip("/") + PATHS[provider]
-
-
 def _bad(message: str) -> DomainError:
     return DomainError("bad_request", "bad_report", message, "Báo cáo trạng thái tin nhắn không hợp lệ.")
 
@@ -96,7 +87,7 @@ async def twilio(request: Request) -> JSONResponse:
                         "Không kiểm tra được chữ ký của báo cáo.")
     # Twilio signs the URL it was given (our public one); behind no proxy that is also the one it reached.
     query = f"?{request.url.query}" if request.url.query else ""
-    urls = dict.fromkeys([callback_url(settings.public_url, "twilio") + query, str(request.url)])
+    urls = dict.fromkeys([reports.callback_url(settings.public_url, "twilio") + query, str(request.url)])
     signature = request.headers.get("x-twilio-signature")
     for url in urls:
         try:
@@ -111,5 +102,5 @@ async def twilio(request: Request) -> JSONResponse:
                     "Chữ ký của báo cáo không hợp lệ.")
 
 
-routes = [Route(PATHS["esms"], esms, methods=["GET"]),
-          Route(PATHS["twilio"], twilio, methods=["POST"])]
+routes = [Route(reports.PATHS["esms"], esms, methods=["GET"]),
+          Route(reports.PATHS["twilio"], twilio, methods=["POST"])]

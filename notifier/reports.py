@@ -10,6 +10,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 DELIVERED, FAILED, PENDING = "delivered", "failed", "pending"   # PENDING: not final yet, nothing to record
+PATHS = {"esms": "/hooks/esms", "twilio": "/hooks/twilio"}     # where the hub takes them (notifier.hooks)
+
+
+def callback_url(public_url: str, provider: str) -> str:
+    """The delivery-report URL a sender hands its gateway (eSMS CallbackUrl, Twilio StatusCallback).
+    Twilio signs exactly this URL, which is why the Twilio hook checks against it first."""
+    return public_url.rstrip("/") + PATHS[provider]
 
 
 class BadReport(ValueError):

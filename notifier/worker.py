@@ -28,7 +28,7 @@ from hub import views
 from hub.domain.identity import mask_recipient, mask_text
 from hub.domain.notifications.rules import sms_fallback
 from hub.ratelimit import RateLimiter
-from hub.service.commands import QueueService
+from hub.service.queue import QueueService
 from hub.store.outbox import DEAD, DROPPED, FAILED, Outbox, OutboxItem
 from notifier import backoff, segments, templates
 from notifier.senders.protocol import NO_ZALO, SUBSCRIPTION_GONE, Outcome, Result, Sender
@@ -185,9 +185,10 @@ class Worker:
 
     async def _unsubscribe(self, item: OutboxItem) -> None:
         endpoint = item.recipient.get("endpoint") if isinstance(item.recipient, Mapping) else None
-        try:        # a str: subscribe checks it (hub.domain.commands.subscribe)
-            await self.service.unsubscribe(item.branch, item.ticket, "push",
-                                           endpoint=endpoint if isinstance(endpoint, str) else None)
+        if not isinstance(endpoint, str):   # an opt-in always has one (hub.domain.commands.opt_in); without
+            return                          # it, "unsubscribe" would remove every subscription of the ticket
+        try:
+            await self.service.unsubscribe(item.branch, item.ticket, "push", endpoint=endpoint)
         except Exception:       # the item is already failed; the next message to it fails the same way
             log.warning("subscription not removed", exc_info=True, extra={"fields": {"key": item.key}})
 

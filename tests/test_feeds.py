@@ -991,7 +991,7 @@ async def test_a_conflicting_append_passes_on_the_other_process_events_before_it
     event before B's own, not a jump from seq 0 to seq 2 (a lobby board would miss a number)."""
     from hub.broker.memory import MemoryBroker
     from hub.feeds.fanout import FeedHub
-    from hub.service.commands import QueueService
+    from hub.service.queue import QueueService
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     async with open_store(url) as store_a, open_store(url) as store_b:

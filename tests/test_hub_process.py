@@ -311,3 +311,26 @@ async def test_a_failed_write_leaves_no_phantom_for_the_next_command(hub_factory
     # the millisecond, hence the one of slack.
     assert ok_arrived <= failed_at + timedelta(milliseconds=1), (
         "the second press was not queued behind the failing one", failed, ok)
+
+
+async def test_one_idempotency_key_sent_to_two_processes_at_once_is_one_number(hub_factory, hub_env):
+    """Two hub processes on one SQLite file, the same kiosk request (same Idempotency-Key) sent to
+    both at the same instant, 30 times: whichever appends second meets a conflict, and must find the
+    first one's answer under the key, not decide again and trip over the key (that was a 500)."""
+    a, b = hub_factory(hub_env), hub_factory(hub_env)
+    body = {"service": LAND, "channel": "kiosk"}
+    async with http(a) as ca, http(b) as cb:
+        for i in range(30):
+            headers = {"Idempotency-Key": f"race-{i}"}
+            ra, rb = await asyncio.gather(ca.post(f"/api/branches/{B}/tickets", json=body, headers=headers),
+                                          cb.post(f"/api/branches/{B}/tickets", json=body, headers=headers))
+            assert (ra.status_code, rb.status_code) == (201, 201), (ra.text, rb.text)
+            assert ra.json()["number"] == rb.json()["number"], i
+        numbers = {s["id"]: s for s in (await branch(ca))["services"]}[LAND]
+    db = sqlite3.connect(hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///"))
+    try:
+        issued = db.execute("SELECT COUNT(*) FROM events WHERE branch = ? AND body LIKE '%ticket.issued%'",
+                            (B,)).fetchone()[0]
+    finally:
+        db.close()
+    assert issued == 30, numbers

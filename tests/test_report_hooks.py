@@ -13,8 +13,7 @@ from hub.store import open_store
 from hub.store.outbox import DELIVERED, SENT, OutboxItem
 from notifier.fakes.esms import FakeEsms
 from notifier.fakes.twilio import FakeTwilio
-from notifier.hooks import callback_url
-from notifier.reports import twilio_signature
+from notifier.reports import callback_url, twilio_signature
 from notifier.senders.esms import EsmsSender
 from notifier.senders.twilio import TwilioSender
 

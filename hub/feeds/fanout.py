@@ -17,7 +17,7 @@ from hub.domain.errors import not_found
 from hub.domain.events import Event, public
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
-from hub.service.commands import QueueService
+from hub.service.queue import QueueService
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
 

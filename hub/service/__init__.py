@@ -3,5 +3,5 @@
 - `branches`: every branch's state, folded from its log in this process, and how it keeps up;
 - `follow`: the events other hub processes publish, folded in as they come;
 - `pipeline`: one command: decided by the domain, folded, appended with what it makes owed, published;
-- `commands`: `QueueService`, the commands and reads the web layer, the pages and the notifier call.
+- `queue`: `QueueService`, the commands and reads the web layer, the pages and the notifier call.
 """

@@ -29,7 +29,7 @@ def dumps(ev: Event) -> bytes:
 
 class Branches:
     def __init__(self, centre: Centre, events: EventLog):
-        self.centre, self.log = centre, events
+        self.centre, self.eventlog = centre, events
         self.states: dict[str, BranchState] = {}
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
@@ -47,8 +47,8 @@ class Branches:
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
         for b in self.centre.branches.values():
-            self.epochs[b.id] = (await self.log.head(b.id)).epoch
-            self.states[b.id] = fold(b, await self.log.events_since(b.id, 0))
+            self.epochs[b.id] = (await self.eventlog.head(b.id)).epoch
+            self.states[b.id] = fold(b, await self.eventlog.events_since(b.id, 0))
 
     def state(self, branch: str) -> BranchState:
         st = self.states.get(branch)
@@ -64,13 +64,13 @@ class Branches:
     # -- reading the log (resumes, day statistics) ----------------------------------------------------
 
     async def head(self, branch: str) -> LogHead:
-        return await self.log.head(branch)
+        return await self.eventlog.head(branch)
 
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
-        return await self.log.events_since(branch, after_seq, limit)
+        return await self.eventlog.events_since(branch, after_seq, limit)
 
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
-        return await self.log.events_of_day(branch, day)
+        return await self.eventlog.events_of_day(branch, day)
 
     # -- moving a state -----------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class Branches:
         given the events they have not had yet (another process appended them while our append
         conflicted, or while the store could not be read): a reload must not leave a gap in a feed."""
         seen = self.states[branch].seq
-        evs = await self.log.events_since(branch, 0)
+        evs = await self.eventlog.events_since(branch, 0)
         st = fold(self.centre.branches[branch], evs)
         self.states[branch] = st
         self.stale.discard(branch)
@@ -109,7 +109,7 @@ class Branches:
         with the branch lock held). The epoch is checked first, so that the events of a replaced
         history are never passed on as if they followed the ones the watchers have."""
         st = self.states[branch]
-        head = await self.log.head(branch)
+        head = await self.eventlog.head(branch)
         if head.epoch != self.epochs[branch] or head.seq < st.seq:
             # The log is not the one we folded (a wiped or replaced Redis): start again from it.
             log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
@@ -124,7 +124,7 @@ class Branches:
             return
         if head.seq == st.seq:
             return
-        evs = await self.log.events_since(branch, st.seq)
+        evs = await self.eventlog.events_since(branch, st.seq)
         for ev in evs:
             apply(st, ev)
         self.deliver(branch, evs)

@@ -50,7 +50,7 @@ class IdemRequest:
 
 class Pipeline:
     def __init__(self, branches: Branches, events: EventLog, broker: Broker, clock: Clock, rules: Rules):
-        self.branches, self.log, self.broker, self.clock, self.rules = branches, events, broker, clock, rules
+        self.branches, self.eventlog, self.broker, self.clock, self.rules = branches, events, broker, clock, rules
         # A log other processes append to (redis://): catch up before deciding, to avoid conflicts.
         self.shared = events.shared
         # Told of every command: (name, outcome, seconds). /metrics listens.
@@ -68,17 +68,14 @@ class Pipeline:
                     await branches.catch_up_locked(branch)
                 # Read under the lock: a failed command before us may have replaced the state.
                 st = branches.states[branch]
-                if idem is not None:
-                    kept = await self.log.idempotency(branch, idem.key)
-                    if kept is not None:
-                        if kept.fingerprint != idem.fingerprint:
-                            raise conflict("idempotency_key_reused",
-                                           "This Idempotency-Key was used for a different request.",
-                                           "Khóa Idempotency-Key đã được dùng cho một yêu cầu khác.")
-                        outcome = "replayed"
-                        answer: dict[str, Any] = json.loads(kept.body)
-                        return answer
                 for _ in range(ATTEMPTS):
+                    if idem is not None:
+                        # Again after a conflict: the process that appended first may have been
+                        # answering this very key (a client retrying against another hub).
+                        kept = await self._kept(branch, idem)
+                        if kept is not None:
+                            outcome = "replayed"
+                            return kept
                     try:
                         answer = await self._attempt(st, decide, respond, idem)
                         outcome = "ok"
@@ -106,6 +103,17 @@ class Pipeline:
             for fn in self.on_command:
                 fn(name, outcome, seconds)
 
+    async def _kept(self, branch: str, idem: IdemRequest) -> dict[str, Any] | None:
+        """The answer kept under the request's key, if any; the key with another request is refused."""
+        kept = await self.eventlog.idempotency(branch, idem.key)
+        if kept is None:
+            return None
+        if kept.fingerprint != idem.fingerprint:
+            raise conflict("idempotency_key_reused", "This Idempotency-Key was used for a different request.",
+                           "Khóa Idempotency-Key đã được dùng cho một yêu cầu khác.")
+        answer: dict[str, Any] = json.loads(kept.body)
+        return answer
+
     async def _attempt(self, st: BranchState, decide: Decide, respond: Respond,
                        idem: IdemRequest | None) -> dict[str, Any]:
         now = self.clock.now()
@@ -121,7 +129,7 @@ class Pipeline:
             if idem is not None:
                 record = Idempotency(idem.key, idem.fingerprint, idem.status,
                                      json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-            stored = await self.log.append(st.id, head, evs, record, outbox=self._owed(st, evs, now))
+            stored = await self.eventlog.append(st.id, head, evs, record, outbox=self._owed(st, evs, now))
         except BaseException:
             # Not in the log, so not in the state: rebuild it from the log (rare: a conflict or I/O
             # fault). If the log cannot be read either, the state is marked stale and rebuilt

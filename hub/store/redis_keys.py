@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -13,18 +13,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from hub.store.errors import StoreUnavailable
 from hub.store.outbox import STATUSES
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def reachable(method: F) -> F:
+def reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Connection trouble is StoreUnavailable, whatever the client library calls it."""
     @functools.wraps(method)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def text(reply: bytes | str) -> str:

@@ -10,6 +10,8 @@ from starlette.routing import Route
 from hub.domain.errors import DomainError, invalid
 from hub.web import decode
 
+CREATED = 201       # a new number; a replay of the same request (Idempotency-Key) is answered alike
+
 
 def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
@@ -38,8 +40,8 @@ async def issue_ticket(request: Request) -> JSONResponse:
         app.citizen_limit.take(claims.cccd)
     return _answer(await service.issue(branch, service=svc, channel=channel, priority=priority, phone=phone,
                                        claims=claims if claims and claims.kind == "citizen" else None,
-                                       idem=decode.idempotency(request, claims, 201),
-                                       lang=decode.field(data, "lang", str, required=False)), 201)
+                                       idem=decode.idempotency(request, claims, CREATED),
+                                       lang=decode.field(data, "lang", str, required=False)), CREATED)
 
 
 async def open_counter(request: Request) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""When a holder is told what: the triggers of a number's life, turned into outbox items.
+"""When a holder is told what: the triggers of a number's life, turned into the messages they make owed.
 
 Pure: everything comes from a branch's state, the events just folded into it and the time, so the
 same rules run in the hub (event-driven messages, written with their events in one transaction) and

@@ -16,7 +16,7 @@ from hub.broker.base import Broker
 from hub.clock import Clock
 from hub.domain import commands, identity
 from hub.domain.config import Centre
-from hub.domain.errors import conflict, forbidden, invalid, not_found
+from hub.domain.errors import conflict, forbidden, invalid, not_found, unauthorized
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, history
 from hub.domain.notifications.rules import Rules
@@ -102,7 +102,9 @@ class QueueService:
         self.state(branch)                     # 404 for an unknown branch, before anything else
         citizen = None
         if claims is not None and claims.kind == "citizen":
-            assert claims.cccd is not None, "citizen tokens are signed with a CCCD (Tokens.citizen)"
+            if claims.cccd is None:         # Tokens.citizen always signs one; a token without it is not one of ours
+                raise unauthorized("invalid_token", "This citizen token names no citizen.",
+                                   "Mã xác thực công dân không hợp lệ.")
             citizen = Citizen(self.tokens.pseudonym(claims.cccd), identity.birth_year(claims.cccd))
             phone = phone or claims.phone
         if phone is not None:

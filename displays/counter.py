@@ -20,7 +20,7 @@ from starlette.routing import Route
 from displays.kiosk import switch_without_token
 from displays.render import page, wants_json
 from hub.auth import Claims
-from hub.domain.errors import DomainError, forbidden, not_found
+from hub.domain.errors import DomainError, excerpt, forbidden, not_found
 from hub.domain.state import BranchState
 from hub.domain.ticket import State
 from hub.service.queue import QueueService
@@ -198,8 +198,8 @@ async def console(request: Request) -> Response:
     try:
         st = service.state(branch)
         if counter not in st.counters:
-            raise not_found("counter_not_found", f"This branch has no counter {counter!r}.",
-                            f"Chi nhánh không có quầy {counter!r}.")
+            raise not_found("counter_not_found", f"This branch has no counter {excerpt(counter)}.",
+                            f"Chi nhánh không có quầy {excerpt(counter)}.")
     except DomainError as e:
         if wants_json(request):
             raise

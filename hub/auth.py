@@ -76,6 +76,10 @@ class Tokens:
         return self.issue(claims, ttl)
 
     def verify(self, token: str) -> Claims:
+        # Tokens are ASCII; anything else (a header's latin-1, a URL's UTF-8) is no token of ours,
+        # and must not reach compare_digest, which refuses non-ASCII str with a TypeError.
+        if not token.isascii():
+            raise _bad_token("malformed")
         try:
             version, body, mac = token.split(".")
         except ValueError:
@@ -101,6 +105,8 @@ class Tokens:
     def read_ticket(self, token: str) -> tuple[str, str]:
         """(branch, ticket id) named by a ticket token; any forgery is simply 'not found'."""
         missing = not_found("ticket_not_found", "No ticket for this link.", "Không tìm thấy số thứ tự.")
+        if not token.isascii():                     # as in verify: no token of ours, and no TypeError
+            raise missing
         ref, _, mac = token.partition(".")
         if not mac or not hmac.compare_digest(_b64(self._mac("ticket", ref.encode(), 16)), mac):
             raise missing

@@ -351,10 +351,25 @@ async def test_counter_bound_token_acts_only_on_its_own_tickets(client, tokens):
     await call_next(client, tokens, "1")
     before = await view(client)
     r = await act(client, tokens, a["number"], "complete", token=tokens.staff(B, "2"))
-    assert_error(r, 403, "other_counter")
+    assert_error(r, 403, "out_of_scope")
     assert await view(client) == before
     r = await act(client, tokens, a["number"], "complete", token=tokens.staff(B, "1"))
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize("action, body", [("cancel", None), ("transfer", {"service": "ho-tich"}),
+                                          ("skip", None), ("complete", None), ("recall", None)])
+async def test_a_counter_bound_token_cannot_touch_a_number_its_counter_did_not_call(client, tokens, action, body):
+    """Measured before: counter 2's token cancelled a waiting number of another field and transferred
+    one it had not called (docs/rules.md says it acts only on its counter's numbers)."""
+    waiting = await issue(client, LAND)
+    before, log = await view(client), await client.app.state.storage.log.events_since(B, 0)
+    r = await act(client, tokens, waiting["number"], action, body, token=tokens.staff(B, "2"))
+    assert_error(r, 403, "out_of_scope")
+    assert await view(client) == before
+    assert await client.app.state.storage.log.events_since(B, 0) == log
+    r = await act(client, tokens, waiting["number"], "check-in", token=tokens.staff(B, "2"))
+    assert r.status_code != 403                # checking a holder in is anyone's at the branch
 
 
 # -- reads -----------------------------------------------------------------------------------------

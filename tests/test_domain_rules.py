@@ -421,10 +421,20 @@ def test_staff_priority_flag_is_kept_for_the_young(b2):
 
 @pytest.mark.parametrize("cccd, year", [
     ("001045012345", 1945), ("001145012345", 1945), ("001203012345", 2003), ("079303000001", 2003),
-    ("001099012345", 1999), ("001200012345", 2000), ("036951000001", 1851),
+    ("001099012345", 1999), ("001200012345", 2000), ("036451000001", 2151), ("036751000001", 2251),
+    ("036951000001", 2351), ("036851000001", 2351),
 ])
 def test_birth_year_from_cccd_century_digit(cccd, year):
     assert identity.birth_year(identity.validate_cccd(cccd)) == year
+
+
+@pytest.mark.parametrize("cccd", ["036951000001", "036851000001", "001227012345", "001450000000"])
+def test_a_cccd_born_in_years_to_come_is_refused(cccd):
+    """Century codes 8/9 were once read as the 1800s: a 200-year-old with priority."""
+    with pytest.raises(DomainError) as info:
+        identity.check_born(cccd, 2026)
+    assert (info.value.kind, info.value.code) == ("invalid", "invalid_citizen_id")
+    assert identity.check_born("001226012345", 2026) == 2026
 
 
 # -- call next -------------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ async def test_refusals_change_nothing(seeded, body, who, status, code):
 
 async def test_garbage_body_is_a_400(seeded):
     before = await statuses(seeded)
-    r = await seeded.post("/api/outbox/redrive", content=b"{not json", headers=staff(seeded))
+    r = await seeded.post("/api/outbox/redrive", content=b"{not json",
+                          headers={**staff(seeded), "Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
     assert await statuses(seeded) == before
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from hub.domain import calendar, events, limits
 from hub.domain.config import Service
-from hub.domain.errors import conflict, invalid, not_found, unauthorized
+from hub.domain.errors import conflict, excerpt, invalid, not_found, unauthorized
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, History
 from hub.domain.state import BranchState, Counter
@@ -296,16 +296,16 @@ def _require(t: Ticket, action: str, now: datetime) -> State:
 def _service(st: BranchState, service: object) -> Service:
     svc = st.config.services.get(service) if isinstance(service, str) else None
     if svc is None:
-        raise invalid("unknown_service", f"This branch has no field {service!r}.",
-                      f"Chi nhánh không có lĩnh vực {service!r}.")
+        raise invalid("unknown_service", f"This branch has no field {excerpt(service)}.",
+                      f"Chi nhánh không có lĩnh vực {excerpt(service)}.")
     return svc
 
 
 def _counter(st: BranchState, counter: object) -> Counter:
     c = st.counters.get(counter) if isinstance(counter, str) else None
     if c is None:
-        raise not_found("counter_not_found", f"This branch has no counter {counter!r}.",
-                        f"Chi nhánh không có quầy {counter!r}.")
+        raise not_found("counter_not_found", f"This branch has no counter {excerpt(counter)}.",
+                        f"Chi nhánh không có quầy {excerpt(counter)}.")
     return c
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 # kind → meaning; hub.web.errors maps these to 4xx statuses
 KINDS = ("bad_request", "invalid", "not_found", "conflict", "forbidden", "unauthorized", "rate_limited", "too_large",
-         "unavailable")
+         "unsupported_media", "unavailable")
 
 
 class DomainError(Exception):
@@ -38,3 +38,10 @@ def forbidden(code: str, message: str, message_vi: str = "", **details: Any) -> 
 
 def unauthorized(code: str, message: str, message_vi: str = "", **details: Any) -> DomainError:
     return DomainError("unauthorized", code, message, message_vi, **details)
+
+
+def excerpt(value: object, limit: int = 40) -> str:
+    """What an error may quote of the input: its repr, cut short. Echoing whole inputs made one
+    answer 70 KB long, and an error message is no place to reflect what an attacker wrote."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

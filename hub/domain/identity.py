@@ -8,9 +8,11 @@ from urllib.parse import urlsplit
 
 from hub.domain.errors import invalid
 
-# 4th digit of a CCCD: sex and century of birth (even = male, odd = female), per Circular 07/2016/TT-BCA.
+# 4th digit of a CCCD: sex and century of birth (even = male, odd = female), per Circular 07/2016/TT-BCA:
+# 0/1 the 20th century, 2/3 the 21st, 4/5 the 22nd, 6/7 the 23rd, 8/9 the 24th. Nobody alive was born
+# in the 1800s under this scheme: a code read so would make anyone 200 years old, and a priority case.
 _CENTURY = {"0": 1900, "1": 1900, "2": 2000, "3": 2000, "4": 2100, "5": 2100, "6": 2200, "7": 2200,
-            "8": 1800, "9": 1800}
+            "8": 2300, "9": 2300}
 
 
 def validate_cccd(value: object) -> str:
@@ -22,6 +24,16 @@ def validate_cccd(value: object) -> str:
 
 def birth_year(cccd: str) -> int:
     return _CENTURY[cccd[3]] + int(cccd[4:6])
+
+
+def check_born(cccd: str, year: int) -> int:
+    """The birth year of a citizen who exists in `year`: a CCCD saying they are born later is
+    refused (it cannot be genuine), so it can neither take a number nor claim an age."""
+    born = birth_year(cccd)
+    if born > year:
+        raise invalid("invalid_citizen_id", f"This citizen id (CCCD) gives a birth year, {born}, still to come.",
+                      f"Số định danh cá nhân (CCCD) có năm sinh {born} chưa tới.")
+    return born
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 from hub.domain.config import Centre
-from hub.domain.errors import not_found
+from hub.domain.errors import excerpt, not_found
 from hub.domain.events import Event, public
 from hub.domain.state import BranchState, apply, fold
 from hub.store.eventlog import EventLog, LogHead
@@ -53,7 +53,8 @@ class Branches:
     def state(self, branch: str) -> BranchState:
         st = self.states.get(branch)
         if st is None:
-            raise not_found("branch_not_found", f"No branch {branch!r}.", f"Không có chi nhánh {branch!r}.")
+            raise not_found("branch_not_found", f"No branch {excerpt(branch)}.",
+                            f"Không có chi nhánh {excerpt(branch)}.")
         return st
 
     def lock(self, branch: str) -> asyncio.Lock:

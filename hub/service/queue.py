@@ -16,7 +16,7 @@ from hub.broker.base import Broker
 from hub.clock import Clock
 from hub.domain import commands, identity
 from hub.domain.config import Centre
-from hub.domain.errors import conflict, forbidden, invalid, not_found, unauthorized
+from hub.domain.errors import conflict, excerpt, forbidden, invalid, not_found, unauthorized
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, history
 from hub.domain.notifications.rules import Rules
@@ -105,7 +105,8 @@ class QueueService:
             if claims.cccd is None:         # Tokens.citizen always signs one; a token without it is not one of ours
                 raise unauthorized("invalid_token", "This citizen token names no citizen.",
                                    "Mã xác thực công dân không hợp lệ.")
-            citizen = Citizen(self.tokens.pseudonym(claims.cccd), identity.birth_year(claims.cccd))
+            born = identity.check_born(claims.cccd, self.now().year)
+            citizen = Citizen(self.tokens.pseudonym(claims.cccd), born)
             phone = phone or claims.phone
         if phone is not None:
             phone = normalize_phone(phone)
@@ -160,17 +161,22 @@ class QueueService:
     async def act(self, branch: str, number: str, action: str, *, staff: Claims,
                   service: str | None = None, counter: str | None = None,
                   idem: IdemRequest | None = None) -> Answer:
-        """A staff action on one ticket. A counter-bound token acts only on its own counter's tickets."""
+        """A staff action on one ticket. A counter-bound token acts only on the numbers its counter
+        called (docs/rules.md): not on a waiting number, nor on another counter's. Checking a holder
+        in is the exception: whoever meets a citizen at the branch may record that they came."""
         if action not in self.ACTIONS:
-            raise not_found("unknown_action", f"No action {action!r}; one of {', '.join(self.ACTIONS)}.",
-                            f"Không có thao tác {action!r}.")
+            raise not_found("unknown_action", f"No action {excerpt(action)}; one of {', '.join(self.ACTIONS)}.",
+                            f"Không có thao tác {excerpt(action)}.")
         counter = staff.counter or counter
 
         def decide(st: BranchState, now: datetime) -> list[Event]:
             t = commands.find_ticket(st, now, number)
-            if staff.counter and t.counter not in (None, staff.counter) and action != "check-in":
-                raise forbidden("other_counter", f"Number {number} belongs to counter {t.counter}.",
-                                f"Số {number} thuộc quầy {t.counter}.")
+            if staff.counter and action != "check-in" and t.counter != staff.counter:
+                raise forbidden("out_of_scope",
+                                f"Counter {staff.counter}'s token acts only on the numbers counter {staff.counter} "
+                                f"called; {number} is not one of them.",
+                                f"Mã của quầy {staff.counter} chỉ thao tác trên số do quầy này gọi; "
+                                f"số {number} không thuộc quầy.")
             if action == "recall":
                 return commands.recall(st, now, t, counter)
             if action == "complete":

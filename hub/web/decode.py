@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal, TypeVar, overload
 
 from starlette.requests import Request
 
 from hub.auth import Claims
-from hub.domain.errors import DomainError, forbidden, invalid
+from hub.domain.errors import DomainError, excerpt, forbidden, invalid
 from hub.service.pipeline import IdemRequest
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -34,6 +35,12 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
         chunks.append(chunk)
     raw = b"".join(chunks)
     request.state.raw_body = raw
+    if (raw.strip() or required) and not _is_json(request.headers.get("content-type", "")):
+        # A cross-site page can POST text/plain or a form without asking (no CORS preflight); it
+        # cannot send application/json. So a body of any other type is refused before it is read.
+        raise _err("unsupported_media", "unsupported_media_type",
+                   "The request body must be sent as application/json.",
+                   "Nội dung yêu cầu phải có kiểu application/json.")
     if not raw.strip():
         if required:
             raise _err("bad_request", "malformed_json", "The request body must be a JSON object.",
@@ -47,7 +54,35 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
     if not isinstance(data, dict):
         raise _err("bad_request", "malformed_json", "The request body must be a JSON object.",
                    "Nội dung yêu cầu phải là một đối tượng JSON.")
+    _check_text(data)
     return data
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+# JSON may spell a lone UTF-16 surrogate (\ud800), which no UTF-8 store can keep, and control
+# characters, which no field of ours means; both are refused where they come in, not when saved.
+_BAD_CHAR = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_text(data: Any) -> None:
+    """Every key and string of the body, without recursion (JSON nests as deep as the parser allows)."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _BAD_CHAR.search(value):
+                raise _err("invalid", "invalid_text",
+                           "Text in the request holds a control character or an unpaired surrogate.",
+                           "Nội dung yêu cầu chứa ký tự điều khiển hoặc ký tự không hợp lệ.")
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _too_large(limit: int) -> DomainError:
@@ -77,12 +112,12 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, req
           default: Any = None) -> Any:
     if name not in data or data[name] is None:
         if required:
-            raise invalid("missing_field", f"Field {name!r} is required.", f"Thiếu trường {name!r}.", field=name)
+            raise invalid("missing_field", f"Field {excerpt(name)} is required.", f"Thiếu trường {excerpt(name)}.", field=name)
         return default
     value = data[name]
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise invalid("invalid_field", f"Field {name!r} must be a {want}.", f"Trường {name!r} không hợp lệ.",
+        raise invalid("invalid_field", f"Field {excerpt(name)} must be a {want}.", f"Trường {excerpt(name)} không hợp lệ.",
                       field=name)
     return value
 

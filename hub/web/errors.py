@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 from hub.domain.errors import DomainError
 
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
-          "rate_limited": 429, "too_large": 413, "bad_request": 400, "unavailable": 503}
+          "rate_limited": 429, "too_large": 413, "unsupported_media": 415, "bad_request": 400,
+          "unavailable": 503}
 
 log = logging.getLogger("queuecast.web")
 

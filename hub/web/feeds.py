@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from hub.domain.errors import DomainError
+from hub.domain.errors import DomainError, excerpt
 from hub.feeds.direct import EXTENSION
 from hub.feeds.fanout import FeedHub
 from hub.feeds.frames import PING, Frame
@@ -50,7 +50,7 @@ def _since(value: str | None) -> int | None:
     try:
         n = int(value)
     except ValueError:
-        raise BadSince(f"since must be a whole number, got {value!r}") from None
+        raise BadSince(f"since must be a whole number, got {excerpt(value)}") from None
     return n
 
 

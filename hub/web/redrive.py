@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.domain.errors import conflict, forbidden, invalid, not_found
+from hub.domain.errors import conflict, excerpt, forbidden, invalid, not_found
 from hub.store.outbox import DEAD_LETTERS
 from hub.web import decode
 
@@ -34,8 +34,8 @@ async def redrive(request: Request) -> JSONResponse:
     data = await decode.json_body(request, required=False)
     unknown = sorted(set(data) - {"key"})
     if unknown:     # a misspelt "key" must not re-drive every dead letter of the branch
-        raise invalid("unknown_field", f"Unknown field {unknown[0]!r}: the body is {{}} or {{\"key\": ...}}.",
-                      f"Trường {unknown[0]!r} không hợp lệ.", field=unknown[0])
+        raise invalid("unknown_field", f"Unknown field {excerpt(unknown[0])}: the body is {{}} or {{\"key\": ...}}.",
+                      f"Trường {excerpt(unknown[0])} không hợp lệ.", field=unknown[0][:40])
     key = decode.field(data, "key", str, required=False)
     outbox, now = request.app.state.outbox, request.app.state.service.now().timestamp()
     if key is not None:

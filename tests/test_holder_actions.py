@@ -138,11 +138,13 @@ async def test_opt_ins_opt_outs_and_ratings_reach_the_ticket_feed_never_the_boar
         assert (await c.post("/api/branches/1/counters/1/open", json={"services": ["dat-dai"]},
                              headers=STAFF)).status_code == 200
         mine = (await c.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"})).json()
+        neighbour = (await c.post("/api/branches/1/tickets", json={"service": "dat-dai", "channel": "kiosk"})).json()
         token = mine["token"]
-        async with feed(hub, "/ws/branches/1") as board, feed(hub, f"/ws/tickets/{token}") as own:
+        async with feed(hub, "/ws/branches/1") as board, feed(hub, f"/ws/tickets/{token}") as own, \
+                feed(hub, f"/ws/tickets/{neighbour['token']}") as theirs:
             snap = await recv(board)
             head, epoch = snap["seq"], snap["epoch"]
-            assert (await recv(own))["type"] == "snapshot"
+            assert (await recv(own))["type"] == "snapshot" and (await recv(theirs))["type"] == "snapshot"
             holder = [("POST", "notifications", {"channel": "sms", "phone": PHONE}),
                       ("POST", "notifications", {"channel": "sms", "phone": PHONE, "ahead": 3}),
                       ("DELETE", "notifications/sms", None)]
@@ -161,6 +163,14 @@ async def test_opt_ins_opt_outs_and_ratings_reach_the_ticket_feed_never_the_boar
             assert [e["type"] for e in own_events] == ["ticket.notify", "ticket.notify", "ticket.unsubscribed",
                                                        "ticket.called", "ticket.completed", "ticket.rated",
                                                        "ticket.issued"]
+            # Another holder's feed counts them (seq by seq) but is not told who asked for what.
+            their_events = [await recv(theirs) for _ in range(7)]
+            assert [e["seq"] for e in their_events] == [e["seq"] for e in own_events]
+            for e in their_events:
+                if e["type"] in CITIZEN_TYPES:
+                    assert set(e) == {"type", "seq", "t", "branch", "day", "ticket"}, e
+                    assert e["ticket"]["number"] == neighbour["number"]          # their own ticket's view
+            assert their_events[3]["number"] == mine["number"]                    # the queue's doings in full
             # The board: only what the queue did; `prev` says what it left out, where it did.
             board_events = [await recv(board) for _ in range(3)]
             assert [(e["type"], e["seq"], e.get("prev")) for e in board_events] == [

@@ -31,6 +31,15 @@ def _after(text: str, seq: int, prev: int) -> str:
     return text if prev == seq - 1 else f'{{"prev":{prev},{text[1:]}'
 
 
+def _for_ticket(pub: Event, tid: str) -> Event:
+    """What ticket `tid`'s feed is told of an event: all of it, but of another holder's opt-in,
+    opt-out or rating only that it happened (its seq keeps the feed's count): what someone else
+    asked for, or how they rated, is theirs."""
+    if on_board(pub) or pub.get("ticket") == tid:
+        return pub
+    return {k: pub[k] for k in ("type", "seq", "t", "branch", "day") if k in pub}
+
+
 @dataclass
 class Stats:
     """Read by /metrics."""
@@ -98,7 +107,8 @@ class FeedHub:
                     return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
                                             "resumed": False, "ticket": view})], sub
             # Replayed events carry the ticket as it is now: what the phone must show.
-            return await self._resume(branch, since, head, current, lambda ev: {**public(ev), "ticket": view}), sub
+            return await self._resume(branch, since, head, current,
+                                      lambda ev: {**_for_ticket(public(ev), tid), "ticket": view}), sub
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()
@@ -153,7 +163,7 @@ class FeedHub:
                 if t is None or not subs:
                     watched.pop(tid, None)                         # nobody left, or a forgotten day
                     continue
-                frame = Frame.of(ev["seq"], {**pub, "ticket": views.ticket_view(st, t, now)})
+                frame = Frame.of(ev["seq"], {**_for_ticket(pub, tid), "ticket": views.ticket_view(st, t, now)})
                 for sub in list(subs):
                     sub.push(frame)
                 self.stats.deliveries += len(subs)

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.clock import parse_start
+from hub.domain.push import DEFAULT_PUSH_HOSTS, PushDestinations, ip_literal, parse_hosts
 
 
 class SettingsError(ValueError):
@@ -48,6 +49,10 @@ class Settings:
     zalo_template: str = ""              # the approved ZNS template's id
     vapid_private_key: str = ""          # "" → generated once and kept beside the sqlite file
     vapid_subject: str = "mailto:queuecast@localhost"
+    # Where web push may go: the push services' host suffixes (or IP addresses), comma-separated;
+    # and whether they may be private, loopback or link-local addresses (a lab's or the tests' own).
+    push_hosts: str = ",".join(DEFAULT_PUSH_HOSTS)
+    push_allow_private: str = "off"
     notifier: str = "inline"
     notify_ahead: int = 5
     notify_rate: int = 20                # messages a second per gateway, from each notifier process
@@ -93,6 +98,7 @@ class Settings:
             raise SettingsError(f"QUEUECAST_SMS_PROVIDER: expected log, esms or twilio, got {self.sms_provider!r}")
         if self.sms_unicode.lower() not in ("", *_BOOLEANS):
             raise SettingsError(f"QUEUECAST_SMS_UNICODE: expected on or off, got {self.sms_unicode!r}")
+        _ = self.push_destinations        # a bad value fails at start, naming the variable
         for var, url in (("QUEUECAST_SMS_URL", self.sms_url), ("QUEUECAST_ZALO_URL", self.zalo_url)):
             if url and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
                 raise SettingsError(f"{var}: expected an http(s):// base URL, got {url!r}")
@@ -134,6 +140,23 @@ class Settings:
             return out
         except ValueError:
             raise SettingsError(f"QUEUECAST_ISSUE_RATE: expected COUNT/SECONDS like 30/60, got {self.issue_rate!r}") from None
+
+    @property
+    def push_destinations(self) -> PushDestinations:
+        """QUEUECAST_PUSH_HOSTS and QUEUECAST_PUSH_ALLOW_PRIVATE, as the domain and the notifier read them."""
+        if self.push_allow_private.lower() not in _BOOLEANS:
+            raise SettingsError(f"QUEUECAST_PUSH_ALLOW_PRIVATE: expected on or off, got {self.push_allow_private!r}")
+        try:
+            hosts = parse_hosts(self.push_hosts)
+        except ValueError as e:
+            raise SettingsError(f"QUEUECAST_PUSH_HOSTS: {e}") from None
+        rule = PushDestinations(hosts, _BOOLEANS[self.push_allow_private.lower()])
+        # An address that could never be reached is a mistake to say now, not a dead letter later.
+        for host in hosts:
+            if ip_literal(host) is not None and not rule.address_allowed(host):
+                raise SettingsError(f"QUEUECAST_PUSH_HOSTS: {host} is not a public address; "
+                                    "set QUEUECAST_PUSH_ALLOW_PRIVATE=on to push to it (tests, a lab), never in production")
+        return rule
 
     @property
     def sms_base_url(self) -> str:

@@ -1,4 +1,5 @@
-"""The senders of one notifier process, built from the settings, sharing one aiohttp session.
+"""The senders of one notifier process, built from the settings: the gateways share one aiohttp
+session; web push has a guarded one of its own (it goes where holders say, within QUEUECAST_PUSH_HOSTS).
 
 Channels and what carries them:
 - sms: the gateway of QUEUECAST_SMS_PROVIDER (eSMS, Twilio, or the log when none is set);
@@ -17,6 +18,7 @@ import aiohttp
 
 from hub.settings import Settings, SettingsError
 from notifier.reports import callback_url
+from notifier.senders.destinations import push_session
 from notifier.senders.esms import EsmsSender
 from notifier.senders.log import LogSender
 from notifier.senders.protocol import Sender
@@ -46,10 +48,13 @@ def sms_sender(settings: Settings, session: aiohttp.ClientSession) -> Sender:
 @asynccontextmanager
 async def open_senders(settings: Settings) -> AsyncIterator[dict[str, Sender]]:
     connector = aiohttp.TCPConnector(limit_per_host=CONNECTIONS_PER_HOST)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # Web push has a session of its own, guarded: its destinations come from holders, the gateways'
+    # from the operator (notifier/senders/destinations.py).
+    async with aiohttp.ClientSession(connector=connector) as session, \
+            push_session(settings.push_destinations) as pushing:
         senders: dict[str, Sender] = {"sms": sms_sender(settings, session)}
         try:
-            senders["push"] = WebPushSender(session, vapid_private_key=settings.resolve_vapid_key(),
+            senders["push"] = WebPushSender(pushing, vapid_private_key=settings.resolve_vapid_key(),
                                             subject=settings.vapid_subject)
         except SettingsError as e:
             log.warning("no web push", extra={"fields": {"why": str(e)}})

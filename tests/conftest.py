@@ -342,3 +342,22 @@ def api(hub):
     """A synchronous HTTP client of `hub` (the page tests drive Playwright's sync API)."""
     with httpx.Client(base_url=hub.url, timeout=deadline(30)) as client:
         yield client
+
+
+# -- web push subscriptions ------------------------------------------------------------------------
+
+def push_subscription(endpoint: str = "https://fcm.googleapis.com/fcm/send/c9Xq-test") -> dict:
+    """A browser's PushSubscription.toJSON() on a real push service's host, with real keys: the hub
+    keeps only subscriptions whose keys are a P-256 point and a 16-byte secret (hub.domain.push)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return {"endpoint": endpoint, "expirationTime": None, "keys": {"p256dh": b64(point), "auth": b64(os.urandom(16))}}

@@ -5,11 +5,11 @@ import pytest
 
 from hub.domain import events
 
-from conftest import bearer
+from conftest import bearer, push_subscription
 
 pytestmark = pytest.mark.anyio
 
-PUSH = {"endpoint": "https://push.example.test/send/abc", "keys": {"p256dh": "BNcR-key", "auth": "tBHI-auth"}}
+PUSH = push_subscription()
 
 
 async def issue(client, **body) -> str:

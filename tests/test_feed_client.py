@@ -335,9 +335,10 @@ def resume(seq: int, epoch: str) -> dict:
     return {"type": "resume", "seq": seq, "epoch": epoch, "resumed": True}
 
 
-def event(seq: int) -> dict:
-    return {"type": "ticket.issued", "seq": seq, "t": "2026-05-19T09:00:00+07:00", "branch": "1",
-            "number": str(1000 + seq), "service": "dat-dai"}
+def event(seq: int, prev: int | None = None) -> dict:
+    """A board event; `prev` as the hub sends it after events the board feed leaves out."""
+    return {**({"prev": prev} if prev is not None else {}), "type": "ticket.issued", "seq": seq,
+            "t": "2026-05-19T09:00:00+07:00", "branch": "1", "number": str(1000 + seq), "service": "dat-dai"}
 
 
 class ScriptedFeed:
@@ -416,5 +417,26 @@ def test_gaps_duplicates_epochs_and_close_codes_lead_to_an_exact_resume(new_page
         page.evaluate("window.__feed.stop()")
         wait_until(lambda: 4 in feed.client_closed, what="the client to close the last connection")
         assert feed.client_closed[4] == 1000 and len(feed.paths) == 5    # stopped means stopped
+    finally:
+        feed.close()
+
+
+def test_a_board_event_after_left_out_ones_follows_what_its_prev_names(new_page):
+    """The board feed leaves out holders' opt-ins and ratings (seqs 6, 9 here): an event whose `prev`
+    is at or before the last one seen follows it; one whose `prev` is beyond it is a gap."""
+    feed = ScriptedFeed([
+        [snapshot(5, "e1"), event(7, prev=5), event(10, prev=8)],       # 8 was a board event never seen
+        [resume(7, "e1"), event(8), event(10, prev=8)],                   # then it stays open
+    ])
+    try:
+        page = blank_page_with_client(new_page)
+        page.evaluate(CLIENT, {"url": f"ws://127.0.0.1:{feed.port}/feed", "retryBase": 50, "retryCap": 200})
+        page.wait_for_function("window.__applied.length && window.__applied.at(-1).seq === 10")   # the scaled default
+        applied = page.evaluate("window.__applied")
+        assert [(m["type"], m["seq"]) for m in applied] == [
+            ("snapshot", 5), ("ticket.issued", 7), ("resume", 7), ("ticket.issued", 8), ("ticket.issued", 10)]
+        assert feed.paths == ["/feed", "/feed?since=7&epoch=e1"]
+        assert [(d["code"], d["reason"], d["seq"]) for d in states(page, "down")] == [(4000, "gap", 7)]
+        page.evaluate("window.__feed.stop()")
     finally:
         feed.close()

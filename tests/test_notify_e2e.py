@@ -287,8 +287,10 @@ async def test_an_expired_push_subscription_is_removed(hub_factory, hub_env, tmp
     from tls import push_service_over_tls, self_signed
 
     server_tls, _ = self_signed(tmp_path)
-    # The worker trusts the fake push service's certificate, as it trusts a real one's CA.
-    setup = Setup(hub_factory, hub_env, tmp_path, esms)
+    # The worker trusts the fake push service's certificate, as it trusts a real one's CA; the hub and
+    # the worker let web push go to it on 127.0.0.1, as a lab's settings would (never production's).
+    local_push = {"QUEUECAST_PUSH_HOSTS": "127.0.0.1", "QUEUECAST_PUSH_ALLOW_PRIVATE": "on"}
+    setup = Setup(hub_factory, hub_env, tmp_path, esms, local_push)
     try:
         async with push_service_over_tls(server_tls) as push, \
                 httpx.AsyncClient(base_url=setup.hub.url, timeout=deadline(30)) as api:

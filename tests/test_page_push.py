@@ -20,7 +20,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import aiohttp
 import httpx
 from playwright.sync_api import expect
 
@@ -31,6 +30,9 @@ from waiting import deadline, page_sleep, wait_until
 KEY_AS_B64URL = "k => btoa(String.fromCharCode.apply(null, new Uint8Array(k))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '')"
 
 # The browser's push service, replaced by the fake's subscription (set in window.__sub before the click).
+# The fake push service listens on 127.0.0.1, which web push may not reach by default: a lab's settings.
+LOCAL_PUSH = {"QUEUECAST_PUSH_HOSTS": "127.0.0.1", "QUEUECAST_PUSH_ALLOW_PRIVATE": "on"}
+
 FAKE_SUBSCRIBE = """
 window.__keys = [];
 PushManager.prototype.subscribe = function (options) {
@@ -222,6 +224,8 @@ def test_subscribe_then_a_real_encrypted_push_is_shown(hub_factory, hub_env, new
     error from unusable keys, it then deleted the subscription (test_senders.py has the xfail), which
     is what made this test flaky: the page had said "on" and the hub, a moment later, had {}."""
     from hub.domain.notifications.message import Message
+    from hub.domain.push import PushDestinations
+    from notifier.senders.destinations import push_session
     from notifier.senders.webpush import WebPushSender
 
     db = hub_env["QUEUECAST_DATABASE"].removeprefix("sqlite:///")
@@ -230,7 +234,7 @@ def test_subscribe_then_a_real_encrypted_push_is_shown(hub_factory, hub_env, new
         running = push_service_over_tls(server_tls)
         service = loop.run(running.__aenter__())
         try:
-            hub = hub_factory({**hub_env, "SSL_CERT_FILE": str(tmp_path / "push.pem")})
+            hub = hub_factory({**hub_env, "SSL_CERT_FILE": str(tmp_path / "push.pem"), **LOCAL_PUSH})
             with httpx.Client(base_url=hub.url, timeout=deadline(30)) as api:
                 mine = issue(api)
                 key = api.get("/api/push/key").json()["key"]
@@ -262,7 +266,8 @@ def test_subscribe_then_a_real_encrypted_push_is_shown(hub_factory, hub_env, new
                 private = Path(db + ".vapid").read_text().strip()
 
                 async def send():
-                    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_tls)) as session:
+                    local = PushDestinations(("127.0.0.1",), allow_private=True)
+                    async with push_session(local, ssl=client_tls) as session:
                         sender = WebPushSender(session, vapid_private_key=private, subject="mailto:ops@example.org")
                         msg = Message("1", mine["ticket"], "called", "push", subscription,
                                       {"number": mine["number"], "counter": "5", "url": mine["tracking_url"]})

@@ -19,10 +19,12 @@ from hub.domain.notifications.rules import Rules, sms_fallback
 from hub.domain.state import BranchState, apply
 from hub.store.outbox import OutboxItem
 
+from conftest import push_subscription
+
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T9 = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)              # a Tuesday, a working day
 PHONE = "+84912345678"
-SUB = {"endpoint": "https://push.example/abc", "keys": {"p256dh": "p", "auth": "a"}}
+SUB = push_subscription("https://fcm.googleapis.com/fcm/send/abc")
 RULES = Rules(lambda branch, tid: f"https://q.example/t/{branch}-{tid}", ahead=5)
 
 
@@ -194,7 +196,7 @@ def test_a_message_for_a_phone_or_subscription_replaced_since_is_not_sent(b2):
     do(b2, commands.opt_in(b2, T9, t, channel="push", subscription=SUB), T9)
     push = next(iter(RULES._items(b2, t, "ahead", T9, {"ahead": 1}, only="push")))
     assert RULES.still_true(b2, push, T9) is None
-    do(b2, commands.opt_in(b2, T9, t, channel="push", subscription={**SUB, "endpoint": "https://push.example/new"}), T9)
+    do(b2, commands.opt_in(b2, T9, t, channel="push", subscription={**SUB, "endpoint": "https://fcm.googleapis.com/fcm/send/new"}), T9)
     assert RULES.still_true(b2, push, T9) is not None
 
 

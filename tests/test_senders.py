@@ -11,6 +11,7 @@ import pytest
 from hub.auth import Tokens
 from hub.domain.identity import mask_recipient, mask_text
 from hub.domain.notifications.message import Message
+from hub.domain.push import PushDestinations
 from hub.logs import JsonFormatter
 from notifier import templates
 from notifier.fakes.esms import FakeEsms
@@ -18,6 +19,7 @@ from notifier.fakes.push import FakePushService
 from notifier.fakes.twilio import FakeTwilio
 from notifier.fakes.zalo import FakeZalo
 from notifier.senders import protocol as errors
+from notifier.senders.destinations import push_session
 from notifier.senders.esms import EsmsSender
 from notifier.senders.log import LogSender
 from notifier.senders.protocol import Outcome, Result
@@ -53,6 +55,16 @@ def outcome(result: Result) -> tuple:
 @pytest.fixture
 async def session():
     async with aiohttp.ClientSession() as s:      # one session per process: every sender shares it
+        yield s
+
+
+# The fakes listen on 127.0.0.1: web push is let go there, by name, as a lab's settings would.
+LOCAL_PUSH = PushDestinations(("127.0.0.1",), allow_private=True)
+
+
+@pytest.fixture
+async def pushing():
+    async with push_session(LOCAL_PUSH) as s:     # web push's own, guarded session (notifier/channels.py)
         yield s
 
 
@@ -239,9 +251,9 @@ async def test_zalo_expired_access_token_is_permanent(session, zalo):
 
 # -- web push ---------------------------------------------------------------------------------------
 
-async def test_push_is_encrypted_for_the_subscription_and_signed_with_vapid(session, push):
+async def test_push_is_encrypted_for_the_subscription_and_signed_with_vapid(pushing, push):
     subscription = push.subscription(application_server_key=vapid_public_key(VAPID_KEY))
-    sender = push_sender(session)
+    sender = push_sender(pushing)
     msg = message(channel="push", recipient=subscription)
     result = await sender.send(msg)
     assert result.outcome is Outcome.SENT and result.provider_id.startswith(push.url + "/message/")
@@ -256,10 +268,10 @@ async def test_push_is_encrypted_for_the_subscription_and_signed_with_vapid(sess
     assert (got["ttl"], got["urgency"]) == (600, "high")
 
 
-async def test_push_ttl_and_urgency_follow_the_trigger(session, push):
+async def test_push_ttl_and_urgency_follow_the_trigger(pushing, push):
     subscription = push.subscription()
-    await push_sender(session).send(message(trigger="issued", channel="push", recipient=subscription))
-    await push_sender(session).send(message(trigger="expired", channel="push", recipient=subscription, lang="en"))
+    await push_sender(pushing).send(message(trigger="issued", channel="push", recipient=subscription))
+    await push_sender(pushing).send(message(trigger="expired", channel="push", recipient=subscription, lang="en"))
     assert [(r.fields["ttl"], r.fields["urgency"]) for r in push.received] == [(3600, "normal"), (3600, "low")]
     assert push.received[1].fields["message"]["body"] == templates.render("expired", PARAMS, "en")
 
@@ -271,60 +283,60 @@ async def test_push_ttl_and_urgency_follow_the_trigger(session, push):
     ("429", (Outcome.RETRY, errors.RATE_LIMITED)),
     ("timeout", (Outcome.RETRY, errors.TIMEOUT)),
 ])
-async def test_push_failures(session, push, mode, expected):
+async def test_push_failures(pushing, push, mode, expected):
     subscription = push.subscription()
     push.fail_next(1, mode)
-    sender = push_sender(session, timeout=HELD if mode == "timeout" else TIMEOUT)
+    sender = push_sender(pushing, timeout=HELD if mode == "timeout" else TIMEOUT)
     result = await sender.send(message(channel="push", recipient=subscription))
     assert outcome(result) == expected
     assert result.retry_after == (1.0 if mode == "429" else None)
 
 
-async def test_push_to_an_unsubscribed_browser_is_gone_and_only_that_one(session, push):
+async def test_push_to_an_unsubscribed_browser_is_gone_and_only_that_one(pushing, push):
     dropped, kept = push.subscription(), push.subscription()
     push.unsubscribe(dropped)
-    sender = push_sender(session)
+    sender = push_sender(pushing)
     assert outcome(await sender.send(message(channel="push", recipient=dropped))) == (
         Outcome.PERMANENT, errors.SUBSCRIPTION_GONE)
     assert (await sender.send(message(channel="push", recipient=kept))).outcome is Outcome.SENT
 
 
-async def test_push_signed_with_another_vapid_key_is_refused(session, push):
+async def test_push_signed_with_another_vapid_key_is_refused(pushing, push):
     subscription = push.subscription(application_server_key=vapid_public_key(VAPID_KEY))
     other_key = "Wq5zpgh8W3S-JtEFWqQ8Tt6Y6XQFqS1mRjzDo3dVCmQ"
-    result = await push_sender(session, other_key).send(message(channel="push", recipient=subscription))
+    result = await push_sender(pushing, other_key).send(message(channel="push", recipient=subscription))
     assert outcome(result) == (Outcome.PERMANENT, errors.AUTH_FAILED)
     assert push.received == []
 
 
-async def test_push_with_unusable_keys_is_gone(session, push):
+async def test_push_with_unusable_keys_is_gone(pushing, push):
     subscription = push.subscription()
     broken = {**subscription, "keys": {"p256dh": "AAAA", "auth": subscription["keys"]["auth"]}}
-    result = await push_sender(session).send(message(channel="push", recipient=broken))
+    result = await push_sender(pushing).send(message(channel="push", recipient=broken))
     assert outcome(result) == (Outcome.PERMANENT, errors.SUBSCRIPTION_GONE)
 
 
-async def test_a_push_service_whose_certificate_is_not_trusted_is_a_retry_not_a_gone_subscription(session, tmp_path):
+async def test_a_push_service_whose_certificate_is_not_trusted_is_a_retry_not_a_gone_subscription(pushing, tmp_path):
     """aiohttp's certificate errors are ValueErrors too: read as unusable keys, they made the worker
     delete the holder's subscription (the test_page_push.py flake)."""
     server_tls, _ = self_signed(tmp_path)
     async with push_service_over_tls(server_tls) as service:        # this session does not trust it
         subscription = service.subscription()
-        result = await push_sender(session).send(message(channel="push", recipient=subscription))
+        result = await push_sender(pushing).send(message(channel="push", recipient=subscription))
         assert service.received == []
     assert outcome(result) == (Outcome.RETRY, errors.UNREACHABLE), result
 
 
 # -- every sender alike -----------------------------------------------------------------------------
 
-async def test_no_gateway_listening_is_a_retry_never_an_exception(session):
+async def test_no_gateway_listening_is_a_retry_never_an_exception(session, pushing):
     url = f"http://127.0.0.1:{free_port()}"
     senders = [
         (EsmsSender(session, base_url=url, api_key="k", secret_key="s", brandname="B", timeout=TIMEOUT), message()),
         (TwilioSender(session, base_url=url, account_sid="AC1", auth_token="t", sender="+1500", timeout=TIMEOUT),
          message()),
         (ZaloSender(session, base_url=url, access_token="t", template_id="1", timeout=TIMEOUT), message(channel="zalo")),
-        (push_sender(session), message(channel="push", recipient={
+        (push_sender(pushing), message(channel="push", recipient={
             "endpoint": f"{url}/push/x", "keys": {"p256dh": vapid_public_key(VAPID_KEY), "auth": "AAAAAAAAAAAAAAAAAAAAAA"}})),
     ]
     for sender, msg in senders:

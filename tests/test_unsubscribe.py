@@ -13,12 +13,12 @@ from hub.domain import commands, events
 from hub.domain.errors import DomainError
 from hub.domain.state import BranchState, apply, fold
 
-from conftest import running_app
+from conftest import push_subscription, running_app
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 T9 = datetime(2026, 5, 19, 9, 0, tzinfo=TZ)
-PUSH = {"endpoint": "https://push.example.test/send/abc", "keys": {"p256dh": "BNcR-key", "auth": "tBHI-auth"}}
-OTHER = {"endpoint": "https://push.example.test/send/xyz", "keys": {"p256dh": "BNcR-two", "auth": "tBHI-two"}}
+PUSH = push_subscription("https://fcm.googleapis.com/fcm/send/abc")
+OTHER = push_subscription("https://fcm.googleapis.com/fcm/send/xyz")
 
 
 # -- the pure command -----------------------------------------------------------------------------

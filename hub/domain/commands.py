@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from hub.domain import calendar, events, limits
+from hub.domain import calendar, events, holder, limits, push
 from hub.domain.config import Service
 from hub.domain.errors import conflict, excerpt, invalid, not_found, unauthorized
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, History
+from hub.domain.push import PushDestinations
 from hub.domain.state import BranchState, Counter
 from hub.domain.ticket import ALLOWED, State, Ticket, ticket_id
 
@@ -193,10 +194,13 @@ def _lang(lang: str | None) -> None:
 
 
 def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: str | None = None,
-           subscription: dict[str, Any] | None = None, ahead: int | None = None,
-           travel_minutes: float | None = None, lang: str | None = None) -> list[Event]:
+           subscription: Any = None, ahead: int | None = None,
+           travel_minutes: float | None = None, lang: str | None = None,
+           push_to: PushDestinations = PushDestinations()) -> list[Event]:
     """The holder asks to be told, on a channel, when the turn approaches (the notifier sends).
-    `lang` is the language of the page they asked on: every later message is written in it."""
+    `lang` is the language of the page they asked on: every later message is written in it.
+    A push subscription is kept only as hub.domain.push allows (`push_to`: QUEUECAST_PUSH_HOSTS).
+    Asking again for exactly what is kept changes nothing, and appends nothing."""
     _require(t, "notify", now)
     _lang(lang)
     if channel not in NOTIFY_CHANNELS:
@@ -207,21 +211,18 @@ def opt_in(st: BranchState, now: datetime, t: Ticket, *, channel: str, phone: st
         if not phone:
             raise invalid("phone_required", "A phone number is needed for SMS or Zalo.",
                           "Cần số điện thoại để nhận SMS hoặc Zalo.")
-    if channel == "push":
-        keys = subscription.get("keys") if isinstance(subscription, dict) else None
-        if not (isinstance(subscription, dict) and isinstance(subscription.get("endpoint"), str)
-                and subscription["endpoint"].startswith("https://") and isinstance(keys, dict)
-                and isinstance(keys.get("p256dh"), str) and isinstance(keys.get("auth"), str)):
-            raise invalid("invalid_subscription", "A web push subscription has an https endpoint and keys p256dh and auth.",
-                          "Đăng ký nhận thông báo đẩy không hợp lệ.")
+    kept = push.subscription(subscription, push_to) if channel == "push" else None
     if ahead is not None and not (isinstance(ahead, int) and 1 <= ahead <= 50):
         raise invalid("invalid_ahead", "ahead must be a whole number from 1 to 50.", "Số người phía trước phải từ 1 đến 50.")
     if travel_minutes is not None and not (0 <= travel_minutes <= 600):
         raise invalid("invalid_travel_minutes", "travel_minutes must be from 0 to 600.",
                       "Thời gian di chuyển phải từ 0 đến 600 phút.")
-    return _ticket_event("ticket.notify", st, now, t, channel=channel, phone=phone if channel != "push" else None,
-                         subscription=subscription if channel == "push" else None, ahead=ahead,
-                         travel_minutes=travel_minutes, lang=lang)
+    opt = {"phone": phone if channel != "push" else None, "subscription": kept, "ahead": ahead}
+    if (t.notify.get(channel) == {k: v for k, v in opt.items() if v is not None}
+            and travel_minutes in (None, t.travel_minutes) and lang in (None, t.lang)):
+        return []                                   # what the fold would make of it is what it is already
+    holder.check_pace(t, now)
+    return _ticket_event("ticket.notify", st, now, t, channel=channel, **opt, travel_minutes=travel_minutes, lang=lang)
 
 
 def unsubscribe(st: BranchState, now: datetime, t: Ticket, *, channel: str, by: str = "citizen",
@@ -242,6 +243,8 @@ def unsubscribe(st: BranchState, now: datetime, t: Ticket, *, channel: str, by: 
         return []
     if endpoint is not None and (opt.get("subscription") or {}).get("endpoint") != endpoint:
         return []
+    if by == "citizen":
+        holder.check_pace(t, now)
     return _ticket_event("ticket.unsubscribed", st, now, t, channel=channel, by=by)
 
 
@@ -254,6 +257,7 @@ def rate(st: BranchState, now: datetime, t: Ticket, score: int, comment: str = "
         raise invalid("invalid_score", "score is a whole number from 1 to 5.", "Điểm đánh giá từ 1 đến 5.")
     if not isinstance(comment, str) or len(comment) > 500:
         raise invalid("invalid_comment", "comment is text of at most 500 characters.", "Góp ý tối đa 500 ký tự.")
+    holder.check_pace(t, now)
     return _ticket_event("ticket.rated", st, now, t, score=score, comment=comment.strip() or None)
 
 

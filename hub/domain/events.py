@@ -46,6 +46,13 @@ def public(ev: Event) -> Event:
     return {k: v for k, v in ev.items() if k not in PRIVATE_FIELDS}
 
 
+def on_board(ev: Event) -> bool:
+    """Whether the board feed carries it: what the queue did, not what one holder asked for. A
+    holder's opt-ins, opt-outs and ratings concern their own ticket's feed only; sent to every TV
+    and console of the branch they were a way to flood them (and told everyone who had asked what)."""
+    return ev["type"] not in CITIZEN_TYPES
+
+
 def in_trace(ev: Event) -> bool:
     return ev["type"] in TRACE_FIELDS
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from hub.domain import holder
 from hub.domain.config import Branch
 from hub.domain.eta.estimator import Estimator
 from hub.domain.eta.plans import Setting
@@ -223,6 +224,7 @@ def _checked_in(s: BranchState, ev: Event, now: datetime) -> None:
 
 def _notify(s: BranchState, ev: Event, now: datetime) -> None:
     t = s.tickets[ev["ticket"]]
+    holder.note_change(t, now)
     t.notify[ev["channel"]] = {k: ev[k] for k in ("phone", "subscription", "ahead") if k in ev}
     if "travel_minutes" in ev:
         t.travel_minutes = ev["travel_minutes"]
@@ -234,10 +236,14 @@ def _unsubscribed(s: BranchState, ev: Event, now: datetime) -> None:
     t = s.tickets.get(ev["ticket"])
     if t is not None:           # a ticket already forgotten (an old day) has nothing left to remove
         t.notify.pop(ev["channel"], None)
+        if ev.get("by", "citizen") == "citizen":      # the notifier's removals are not the holder's doing
+            holder.note_change(t, now)
 
 
 def _rated(s: BranchState, ev: Event, now: datetime) -> None:
-    s.tickets[ev["ticket"]].rating = (ev["score"], ev.get("comment", ""))
+    t = s.tickets[ev["ticket"]]
+    t.rating = (ev["score"], ev.get("comment", ""))
+    holder.note_change(t, now)
 
 
 _APPLY = {

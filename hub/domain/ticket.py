@@ -65,6 +65,7 @@ class Ticket:
     travel_minutes: float | None = None   # the holder's trip to the branch, for "leave home by"
     lang: str = "vi"                      # of the messages: the last language the holder asked in
     rating: tuple[int, str] | None = None  # (1–5, comment) after service
+    changes: tuple[datetime, ...] = ()    # when the holder last changed something (hub.domain.holder)
 
     def queue_key(self) -> tuple[bool, int]:
         """Sort key of the calling rule: priority first, then registration order."""

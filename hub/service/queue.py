@@ -20,6 +20,7 @@ from hub.domain.errors import conflict, excerpt, forbidden, invalid, not_found, 
 from hub.domain.events import Event
 from hub.domain.limits import Citizen, history
 from hub.domain.notifications.rules import Rules
+from hub.domain.push import PushDestinations
 from hub.domain.state import BranchState
 from hub.domain.ticket import Ticket
 from hub.phones import normalize_phone
@@ -215,13 +216,14 @@ class QueueService:
 
     async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict[str, Any] | None = None,
                      ahead: int | None = None, travel_minutes: float | None = None,
-                     lang: str | None = None) -> Answer:
+                     lang: str | None = None, push_to: PushDestinations = PushDestinations()) -> Answer:
+        """`push_to`: where a push subscription may point (the settings' QUEUECAST_PUSH_HOSTS)."""
         if phone is not None:
             phone = normalize_phone(phone)
         return await self._holder(
             "notify", token,
             lambda st, now, t: commands.opt_in(st, now, t, channel=channel, phone=phone, subscription=subscription,
-                                               ahead=ahead, travel_minutes=travel_minutes, lang=lang),
+                                               ahead=ahead, travel_minutes=travel_minutes, lang=lang, push_to=push_to),
             {"channel": channel, "phone": phone})
 
     async def opt_out(self, token: str, channel: str) -> Answer:

@@ -129,7 +129,8 @@ async def notifications(request: Request) -> JSONResponse:
         subscription=decode.field(data, "subscription", dict, required=False),
         ahead=decode.field(data, "ahead", int, required=False),
         travel_minutes=float(travel) if travel is not None else None,
-        lang=decode.field(data, "lang", str, required=False)))
+        lang=decode.field(data, "lang", str, required=False),
+        push_to=request.app.state.settings.push_destinations))
 
 
 async def notifications_off(request: Request) -> JSONResponse:

@@ -86,10 +86,13 @@ def document() -> dict[str, Any]:
             "/metrics": {"get": _op("Prometheus metrics (text format)", errors=())},
             "/api/tickets/{token}/notifications": {"post": _op(
                 "Opt in to SMS, web push or Zalo for this ticket (a phone given at issue already opts in to SMS)",
-                ok_schema="Ticket", body="OptIn", params=["token"], errors=(400, 404, 409, 422))},
+                ok_schema="Ticket", body="OptIn", params=["token"], errors=(400, 404, 409, 422, 429),
+                desc="Asking again for what is kept changes nothing (200, no event). 429 too_many_changes past "
+                     "10 changes (opt-in, opt-out, rating) a minute per ticket; 422 unknown_push_service for "
+                     "an endpoint off QUEUECAST_PUSH_HOSTS.")},
             "/api/tickets/{token}/notifications/{channel}": {"delete": _op(
                 "Turn one channel off (sms, push or zalo); nothing to turn off changes nothing",
-                ok_schema="Ticket", params=["token", "channel"], errors=(404, 422))},
+                ok_schema="Ticket", params=["token", "channel"], errors=(404, 422, 429))},
             "/api/push/key": {"get": _op(
                 "The VAPID public key (applicationServerKey, base64url) a browser subscribes to web push with",
                 errors=(404,), desc="404 push_unavailable when this hub has no VAPID key (a redis:// store "
@@ -106,7 +109,7 @@ def document() -> dict[str, Any]:
                 desc="403 when the signature does not match QUEUECAST_SMS_SECRET over QUEUECAST_PUBLIC_URL/hooks/twilio.")},
             "/api/tickets/{token}/rating": {"post": _op(
                 "Rate the service (1–5, optional comment), once, after it is completed",
-                ok_schema="Ticket", body="Rating", params=["token"], errors=(400, 404, 409, 422))},
+                ok_schema="Ticket", body="Rating", params=["token"], errors=(400, 404, 409, 422, 429))},
             "/api/announcement": {"get": _op(
                 "What the lobby says when a number is called: spoken text, subtitles (vi, en), chime and clips",
                 ok_schema="Announcement", params=["announce_number", "announce_counter"], errors=(422,),
@@ -175,10 +178,19 @@ def _schemas() -> dict[str, Any]:
         "OpenCounter": _obj({"services": {"type": "array", "items": _S}}),
         "TicketAction": _obj({"service": _S, "counter": _S}),
         "CheckInRequest": _obj({"token": _S}, ["token"]),
-        "OptIn": _obj({"channel": {"enum": ["sms", "push", "zalo"]}, "phone": _S, "subscription": {"type": "object"},
+        "OptIn": _obj({"channel": {"enum": ["sms", "push", "zalo"]}, "phone": _S,
+                       "subscription": {"$ref": "#/components/schemas/PushSubscription"},
                        "ahead": {"type": "integer", "minimum": 1, "maximum": 50},
                        "travel_minutes": {"type": "number", "minimum": 0, "maximum": 600}, "lang": _LANG},
                       ["channel"]),
+        # PushSubscription.toJSON(); other fields are dropped, never stored (hub.domain.push).
+        "PushSubscription": _obj({"endpoint": {"type": "string", "pattern": "^https://", "maxLength": 1024},
+                                  "expirationTime": {"type": ["number", "null"], "minimum": 0},
+                                  "keys": _obj({"p256dh": {"type": "string", "pattern": "^[A-Za-z0-9_-]+={0,2}$",
+                                                           "minLength": 87, "maxLength": 88},
+                                                "auth": {"type": "string", "pattern": "^[A-Za-z0-9_-]+={0,2}$",
+                                                         "minLength": 22, "maxLength": 24}}, ["p256dh", "auth"])},
+                                 ["endpoint", "keys"]),
         "Rating": _obj({"score": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": _S}, ["score"]),
         "Announcement": _obj({"number": _S, "counter": _S, "text": _S, "subtitle": _S, "subtitle_en": _S,
                               "chime": _S, "clips": {"type": "array", "items": _S}},

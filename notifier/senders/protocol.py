@@ -34,6 +34,7 @@ OPTED_OUT = "opted_out"              # the recipient refused this sender (STOP, 
 NO_ZALO = "no_zalo"                  # the phone has no Zalo account that can take ZNS: fall back to SMS
 SUBSCRIPTION_GONE = "subscription_gone"   # web push 404/410: delete that subscription, and only it
 AUTH_FAILED = "auth_failed"          # our credentials are wrong or expired: fix the settings, then redrive
+FORBIDDEN_DESTINATION = "forbidden_destination"   # web push to where the hub may not connect (QUEUECAST_PUSH_HOSTS)
 REJECTED = "rejected"                # any other refusal of this message (template, brandname, content)
 
 # The errors after which the gateway may nevertheless have taken the message.

@@ -5,6 +5,10 @@ thread and no second HTTP client. A 404 or 410 means the browser dropped the sub
 is `subscription_gone`, and the caller deletes that subscription and nothing else. Push services have
 no request id, so a retry after an unclear failure can deliver twice; the notification's tag (one per
 ticket) makes the browser replace the earlier notification instead of showing a second one.
+
+The session must be a guarded one (notifier.senders.destinations.push_session): it connects only to
+the push services of QUEUECAST_PUSH_HOSTS, on public addresses after DNS. Anywhere else is
+`forbidden_destination`, and no connection is made.
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from pywebpush import WebPushException, webpush_async
 
 from hub.domain.notifications.message import Message
 from notifier import templates
+from notifier.senders.destinations import ForbiddenDestination, GuardedConnector, forbidden
 from notifier.senders.protocol import (
     AUTH_FAILED,
+    FORBIDDEN_DESTINATION,
     NETWORK_ERRORS,
     REJECTED,
     SUBSCRIPTION_GONE,
@@ -42,6 +48,9 @@ class WebPushSender:
 
     def __init__(self, session: aiohttp.ClientSession, *, vapid_private_key: str, subject: str,
                  timeout: float = 10.0):
+        if not isinstance(session.connector, GuardedConnector):
+            # Holders choose the endpoints: an unguarded session would connect wherever they say.
+            raise TypeError("web push needs a session from notifier.senders.destinations.push_session")
         self.session = session
         self.vapid = Vapid.from_string(vapid_private_key)
         self.subject = subject
@@ -67,9 +76,17 @@ class WebPushSender:
             if exc.response is None:                  # refused before sending: the keys are unusable
                 return Result.permanent(SUBSCRIPTION_GONE, exc.message)
             return classify(exc.response.status, exc.response.headers, exc.message)
-        except NETWORK_ERRORS as exc:
-            # First: aiohttp's certificate errors are ssl.CertificateErrors, so ValueErrors too, and a
-            # push service we cannot verify (yet) is no reason to delete the holder's subscription.
+        except (ForbiddenDestination, *NETWORK_ERRORS) as exc:
+            refused = forbidden(exc)
+            if refused is not None:
+                # Permanent, and the subscription is kept (the worker deletes it only when gone): the
+                # refusal is about our settings or today's DNS, not the holder's browser. A list
+                # narrowed by mistake, or a resolver that answers 0.0.0.0 for names it blocks, must
+                # not silently unsubscribe everyone; the dead letters can be redriven once fixed, and
+                # a subscription kept here still never gets a connection.
+                return Result.permanent(FORBIDDEN_DESTINATION, str(refused))
+            # Before ValueError: aiohttp's certificate errors are ssl.CertificateErrors, so ValueErrors
+            # too, and a push service we cannot verify (yet) is no reason to delete the holder's subscription.
             return network_failure(exc)
         except ValueError as exc:                     # a p256dh that is not a P-256 point
             return Result.permanent(SUBSCRIPTION_GONE, f"unusable subscription keys: {exc}")

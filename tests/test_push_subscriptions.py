@@ -162,7 +162,7 @@ REFUSED = [
     ({"endpoint": "https://fcm.googleapis.com.evil.test/x"}, "unknown_push_service"),
     ({"endpoint": "http://fcm.googleapis.com/fcm/send/x"}, "invalid_subscription"),
     ({"endpoint": "https://fcm.googleapis.com/" + "a" * 2000}, "invalid_subscription"),
-    ({"endpoint": "https://fcm.googleapis.com/\ud800"}, "invalid_subscription"),
+    ({"endpoint": "https://fcm.googleapis.com/\ud800"}, "invalid_text"),        # refused at the door (hub.web.decode)
     ({"keys": {"p256dh": "BNcR-key", "auth": "tBHI-auth"}}, "invalid_subscription"),
     ({"keys": {"p256dh": b64(b"\x04" + bytes(64)), "auth": b64(bytes(16))}}, "invalid_subscription"),
     ({"expirationTime": "never"}, "invalid_subscription"),

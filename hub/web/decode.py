@@ -69,20 +69,24 @@ _BAD_CHAR = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _check_text(data: Any) -> None:
-    """Every key and string of the body, without recursion (JSON nests as deep as the parser allows)."""
-    stack = [data]
+    """Every key and string of the body, without recursion (JSON nests as deep as the parser
+    allows); the refusal names where (`field`: "subscription.endpoint", "tags.2")."""
+    stack: list[tuple[str, Any]] = [("", data)]
     while stack:
-        value = stack.pop()
+        where, value = stack.pop()
         if isinstance(value, str):
             if _BAD_CHAR.search(value):
-                raise _err("invalid", "invalid_text",
-                           "Text in the request holds a control character or an unpaired surrogate.",
-                           "Nội dung yêu cầu chứa ký tự điều khiển hoặc ký tự không hợp lệ.")
+                raise invalid("invalid_text",
+                              "Text in the request holds a control character or an unpaired surrogate.",
+                              "Nội dung yêu cầu chứa ký tự điều khiển hoặc ký tự không hợp lệ.",
+                              field=_BAD_CHAR.sub("?", where)[:80])
         elif isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
+            for k, v in value.items():
+                inner = f"{where}.{k}" if where else str(k)
+                stack.append((inner, k))          # a key is text too
+                stack.append((inner, v))
         elif isinstance(value, list):
-            stack.extend(value)
+            stack.extend((f"{where}.{i}" if where else str(i), v) for i, v in enumerate(value))
 
 
 def _too_large(limit: int) -> DomainError:

@@ -40,7 +40,7 @@ from hub.service.queue import QueueService
 from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
-from hub.web import api, docs, errors, feeds, health, redrive
+from hub.web import api, docs, errors, feeds, health, kiosks, redrive
 from notifier import hooks, push_key
 
 notifier_log = logging.getLogger("queuecast.notifier")
@@ -79,7 +79,7 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
-                               settings.public_url, settings.notify_ahead)
+                               settings.public_url, settings.notify_ahead, settings.kiosk_rate())
         await service.load()
         yield service, storage, broker
 
@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             yield
 
     app = Starlette(
-        routes=[*api.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
+        routes=[*api.routes, *kiosks.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
                 *docs.routes, *pages.routes()],
         lifespan=lifespan,
         # Starlette types a handler as taking any Exception, though it passes only the class it is

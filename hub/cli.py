@@ -70,8 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     citizen.add_argument("--id", required=True, dest="cccd")
     citizen.add_argument("--phone")
     citizen.add_argument("--hours", type=float, default=24.0, help="validity (default 24)")
-    kiosk = kinds.add_parser("kiosk", help="enrol a kiosk device at a branch and print its token "
-                                           "(revocable on the admin page; valid until revoked)")
+    kiosk = kinds.add_parser("kiosk", help="enrol a kiosk device at a branch; print its token (valid until revoked)")
     kiosk.add_argument("--branch", required=True)
     kiosk.add_argument("--name", help="what the admin page calls it (default: Ki-ốt N)")
 
@@ -236,8 +235,15 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     from hub.domain import identity
     from hub.phones import normalize_phone
 
-    if args.kind == "kiosk":
-        return _enrol_kiosk(args, settings)
+    if args.kind == "kiosk":            # an event in the branch's log, as on the admin page
+        from hub.app import enrol_kiosk
+
+        branch_id = _branch(settings, args.branch).id
+        _database_exists(settings)
+        body = asyncio.run(enrol_kiosk(settings, branch_id, args.name))
+        print(body["token"])
+        print(f"queuecast: enrolled kiosk device {body['device']} ({body['name']}) at branch {branch_id}", file=sys.stderr)
+        return 0
     if args.hours <= 0:
         raise UsageError("--hours must be positive")
     tokens = Tokens(settings.resolve_secret())
@@ -251,26 +257,6 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
         cccd = identity.validate_cccd(args.cccd)
         phone = normalize_phone(args.phone) if args.phone else None
         print(tokens.citizen(cccd, phone, ttl=args.hours * 3600))
-    return 0
-
-
-def _enrol_kiosk(args: argparse.Namespace, settings: Settings) -> int:
-    """Enrol a device through the service, so that it is an event in the branch's log (on SQLite or
-    Redis) like an enrolment on the admin page, and every hub process honours it and its revocation."""
-    from hub.app import open_service
-
-    branch = _branch(settings, args.branch)
-    _database_exists(settings)
-
-    async def enrol() -> dict[str, Any]:
-        async with open_service(settings) as (service, _, _):
-            body: dict[str, Any] = await service.kiosks.enrol(branch.id, args.name, by="cli")
-            return body
-
-    body = asyncio.run(enrol())
-    print(body["token"])
-    print(f"queuecast: enrolled kiosk device {body['device']} ({body['name']}) at branch {branch.id}",
-          file=sys.stderr)
     return 0
 
 

@@ -4,8 +4,8 @@
   a priority toggle, the online holders' check-in. JSON twin: `?format=json` (what the screen
   refreshes itself from). The page issues through the API (`POST /api/branches/{b}/tickets`) with
   its device token (kept in localStorage). A kiosk without one says so, in Vietnamese and English,
-  and takes an enrolment code: `?enrol=CODE` (the admin page's one-time link; the page removes it
-  from the address bar and history at once), or a code or link scanned or pasted; a kiosk on the
+  and takes an enrolment code: `#enrol=CODE` (the admin page's one-time link, the code in the fragment
+  so that no server or log sees it; the page removes it from the address bar and history at once), or a code or link scanned or pasted; a kiosk on the
   branch's lobby network (policy kiosk_lobby_networks) may issue without one.
 - `GET /kiosk/{branch}/ticket?token=T`: the printable ticket of the ticket whose token is T (the
   token is the authority: a forged or foreign token is a 404), with a QR code of its tracking URL

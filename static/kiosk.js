@@ -42,19 +42,26 @@
   function $(id) { return document.getElementById(id); }
 
   // -- the device token: kept in localStorage; given once by ?token= (a kiosk token from
-  //    `queuecast token kiosk`, or a staff token), or fetched once with the one-time code of ?enrol=
-  //    (the admin page's link). Neither is left in the address bar or in the history. --------------
+  //    `queuecast token kiosk`, or a staff token), or fetched once with the one-time code of #enrol=
+  //    (the admin page's link: in the fragment, which the browser never sends; ?enrol= is taken too).
+  //    Neither is left in the address bar or in the history. -----------------------------------------
   var LOBBY = root.dataset.lobby === "1";           // the branch lets anonymous kiosks here issue
-  var params = new URLSearchParams(location.search);
-  var enrolCode = null;
-  if (params.has("token") || params.has("enrol")) {
-    if (params.has("token")) storeToken(params.get("token").trim());
-    if (params.has("enrol")) enrolCode = params.get("enrol").trim();
-    params.delete("token");
-    params.delete("enrol");
-    var rest = params.toString();
-    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+  // The enrolment code (or token) the address carries, taken out of it: on load, and when only the
+  // fragment changes (the link opened on a kiosk already showing this page does not reload it).
+  function fromAddress() {
+    var params = new URLSearchParams(location.search);
+    var fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+    var code = fragment.get("enrol") || params.get("enrol");
+    if (params.has("token") || params.has("enrol") || fragment.has("enrol")) {
+      if (params.has("token")) storeToken(params.get("token").trim());
+      params.delete("token");
+      params.delete("enrol");
+      var rest = params.toString();
+      history.replaceState(null, "", location.pathname + (rest ? "?" + rest : ""));
+    }
+    return code ? code.trim() : null;
   }
+  var enrolCode = fromAddress();
   function storeToken(tok) {
     window.__qcToken = tok;
     try {
@@ -146,7 +153,7 @@
   }
   function enrolInput(text) {
     text = (text || "").trim();
-    var m = /[?&]enrol=([^&#\s]+)/.exec(text);
+    var m = /[?&#]enrol=([^&#\s]+)/.exec(text);
     if (m) return enrol(decodeURIComponent(m[1]));
     if (/^qc1\./.test(text)) {                          // a device token from `queuecast token kiosk`
       storeToken(text);
@@ -520,12 +527,16 @@
   // -- start -----------------------------------------------------------------------------------------
   render(view);
   showDevice();
-  if (enrolCode) {
+  function enrolFromLink(code) {
     $("enrol").hidden = false;                          // the answer is shown where the code would be typed
-    enrol(enrolCode);
-  } else {
-    checkDevice();
+    enrol(code);
   }
+  if (enrolCode) enrolFromLink(enrolCode);
+  else checkDevice();
+  window.addEventListener("hashchange", function () {
+    var code = fromAddress();
+    if (code) enrolFromLink(code);
+  });
   tickClock();
   setInterval(tickClock, 1000);
   setInterval(refresh, REFRESH_MS);

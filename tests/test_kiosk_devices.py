@@ -74,7 +74,7 @@ async def enrol(client, branch: str = B, name: str | None = None) -> dict:
     assert r.status_code == 201, r.text
     made = r.json()
     assert made["state"] == "pending" and "token" not in made
-    assert made["enrol_url"].endswith(f"/kiosk/{branch}?enrol={made['enrol_code']}")
+    assert made["enrol_url"].endswith(f"/kiosk/{branch}#enrol={made['enrol_code']}")
     assert made["enrol_qr"].startswith("<svg")
     r = await client.post(f"/api/branches/{branch}/kiosks/enrol", json={"code": made["enrol_code"]})
     assert r.status_code == 200, r.text

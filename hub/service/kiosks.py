@@ -44,7 +44,9 @@ class KioskDevices:
 
     async def enrol(self, branch: str, name: str | None = None, *, by: str, pending: bool = False) -> Answer:
         """A new device. Without `pending` (the CLI) the answer carries its token; with it (the admin
-        page) a one-time enrolment code and link, which the kiosk exchanges for the token (`claim`)."""
+        page) a one-time enrolment code and link, which the kiosk exchanges for the token (`claim`).
+        The code rides in the link's fragment (`#enrol=`): a browser never sends a fragment, so it
+        reaches no access log and no Referer."""
         device = new_device_id()
 
         def respond(st: BranchState, evs: list[Any], now: datetime) -> Answer:
@@ -53,7 +55,7 @@ class KioskDevices:
                 body["token"] = self.tokens.kiosk(st.id, device)
                 return body
             code, exp = self.tokens.enrol_code(st.id, device)
-            body.update(enrol_code=code, enrol_url=f"{self.public_url}/kiosk/{st.id}?enrol={code}",
+            body.update(enrol_code=code, enrol_url=f"{self.public_url}/kiosk/{st.id}#enrol={code}",
                         expires_at=datetime.fromtimestamp(exp, now.tzinfo).isoformat(timespec="seconds"))
             return body
 

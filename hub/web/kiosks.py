@@ -3,7 +3,7 @@ manager's enrolment and revocation of the devices.
 
 - `GET /api/branches/{b}/kiosks` (the branch's staff token without a counter): the devices.
 - `POST /api/branches/{b}/kiosks` `{"name"?}` (same): enrol one; 201 with a one-time enrolment code,
-  the link that carries it (`/kiosk/{b}?enrol=CODE`) and that link as an SVG QR code.
+  the link that carries it (`/kiosk/{b}#enrol=CODE`: in the fragment, never sent to a server) and that link as an SVG QR code.
 - `DELETE /api/branches/{b}/kiosks/{device}` (same): revoke it, for good, in every hub process.
 - `POST /api/branches/{b}/kiosks/enrol` `{"code"}` (no token: the code is the authority): the kiosk's
   one-time code → its device token; a second use is refused (409 enrolment_code_used).

@@ -65,7 +65,7 @@ def document() -> dict[str, Any]:
                 "post": _op("Enrol a kiosk device: a one-time enrolment code and link (and its QR code as SVG)",
                             ok=201, ok_schema="KioskEnrolment", body="KioskName", params=["branch"], security=_STAFF,
                             errors=(400, 401, 403, 404, 413, 422),
-                            desc="The kiosk opens the link (/kiosk/{branch}?enrol=CODE) or is given the code, and "
+                            desc="The kiosk opens the link (/kiosk/{branch}#enrol=CODE) or is given the code, and "
                                  "exchanges it once for its device token (POST .../kiosks/enrol); the code expires "
                                  "after an hour."),
             },

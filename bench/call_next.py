@@ -306,8 +306,10 @@ async def prepare(hub: Hub, session: aiohttp.ClientSession, plan: Plan, tokens: 
 
     async def issue(branch: str, svc: str) -> None:
         async with sem:
+            # As branch staff: exempt from a kiosk device's pace (not what is measured here).
             async with session.post(f"{hub.url}/api/branches/{branch}/tickets",
-                                    json={"service": svc, "channel": "kiosk"}, timeout=timeout) as r:
+                                    json={"service": svc, "channel": "kiosk"}, timeout=timeout,
+                                    headers={"Authorization": f"Bearer {tokens.staff(branch)}"}) as r:
                 if r.status != 201:
                     raise RuntimeError(f"issue {branch}/{svc}: {r.status} {await r.text()}")
                 await r.read()

@@ -7,10 +7,11 @@ browser's localStorage, and dropped from the address bar), or from that cookie. 
 token the page is the "cần mã cán bộ" screen (401, or 403 for another branch's token) and the
 JSON twin (`?format=json`) is the usual error shape.
 
-The view model (the JSON twin) is `{"branch", "day", "live", "stats", "outbox"}`: `live` is the
+The view model (the JSON twin) is `{"branch", "day", "live", "stats", "outbox", "kiosks"}`: `live` is the
 branch's live status (`hub.views.branch_view` plus how long each counter has had its citizen),
 `stats` is `displays.stats.day_stats` of the day's events, `outbox` the branch's notification
-outbox (`displays.outbox_panel.outbox_view`; its dead letters are redriven through POST /api/outbox/redrive).
+outbox (`displays.outbox_panel.outbox_view`; its dead letters are redriven through POST /api/outbox/redrive),
+`kiosks` the branch's kiosk devices (`displays.kiosk_panel`; enrolled and revoked through /api/branches/{b}/kiosks).
 `?day=YYYY-MM-DD` shows an earlier day.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from displays import charts, i18n
+from displays.kiosk_panel import WORDS as KIOSK_WORDS
 from displays.outbox_panel import WORDS as OUTBOX_WORDS
 from displays.outbox_panel import outbox_view
 from displays.render import page, wants_json
@@ -130,6 +132,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "today": ("Hôm nay", "Today"),
     "not_working_day": ("Không phải ngày làm việc", "Not a working day"),
     **OUTBOX_WORDS,
+    **KIOSK_WORDS,
 }
 
 
@@ -228,6 +231,7 @@ async def admin_view(app: Starlette, branch: str, day: date | None = None) -> di
         "live": live,
         "stats": stats,
         "outbox": await outbox_view(app.state.outbox, branch, now),
+        "kiosks": service.kiosks.listing(branch, now),
     }
 
 

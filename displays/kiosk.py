@@ -2,7 +2,11 @@
 
 - `GET /kiosk/{branch}`: one big button per field of the branch (waiting count, expected wait),
   a priority toggle, the online holders' check-in. JSON twin: `?format=json` (what the screen
-  refreshes itself from). The page issues through the API (`POST /api/branches/{b}/tickets`).
+  refreshes itself from). The page issues through the API (`POST /api/branches/{b}/tickets`) with
+  its device token (kept in localStorage). A kiosk without one says so, in Vietnamese and English,
+  and takes an enrolment code: `#enrol=CODE` (the admin page's one-time link, the code in the fragment
+  so that no server or log sees it; the page removes it from the address bar and history at once), or a code or link scanned or pasted; a kiosk on the
+  branch's lobby network (policy kiosk_lobby_networks) may issue without one.
 - `GET /kiosk/{branch}/ticket?token=T`: the printable ticket of the ticket whose token is T (the
   token is the authority: a forged or foreign token is a 404), with a QR code of its tracking URL
   drawn here as SVG; 80 mm thermal print CSS; `?autoprint=1` prints on load.
@@ -12,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import segno
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -20,7 +23,9 @@ from starlette.routing import Route
 
 from displays import i18n
 from displays.render import page, wants_json
+from hub import qr
 from hub.domain.errors import DomainError
+from hub.domain.kiosks import lobby_allows
 
 WORDS: dict[str, tuple[str, str]] = {
     "kiosk_title": ("Lấy số thứ tự", "Take a number"),
@@ -62,8 +67,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "reopens": ("Ki-ốt cấp số lại vào lúc", "The kiosk issues numbers again at"),
     "network": ("Không kết nối được với hệ thống. Vui lòng chạm lại sau giây lát hoặc hỏi cán bộ.",
                 "The system cannot be reached. Please try again in a moment or ask the staff."),
-    "device_bad": ("Mã thiết bị của ki-ốt không hợp lệ hoặc đã hết hạn", "The kiosk's device code is invalid or expired"),
+    "device_bad": ("Mã thiết bị của ki-ốt không hợp lệ hoặc đã bị thu hồi", "The kiosk's device code is invalid or revoked"),
     "device_ok": ("Ki-ốt đã đăng ký", "Registered kiosk"),
+    # an unenrolled kiosk: both languages at once (ENROL_WORDS), Vietnamese first
+    "enrolling": ("Đang đăng ký ki-ốt…", "Enrolling the kiosk…"),
+    "enrol_ok": ("Đã đăng ký ki-ốt", "Kiosk enrolled"),
+    "enrol_failed": ("Chưa đăng ký được ki-ốt", "The kiosk was not enrolled"),
     # the printed ticket
     "date": ("Ngày", "Date"),
     "issued_time": ("Giờ lấy số", "Issued at"),
@@ -72,6 +81,21 @@ WORDS: dict[str, tuple[str, str]] = {
     "keep": ("Vui lòng giữ phiếu và chú ý màn hình, loa gọi số.", "Please keep this ticket and watch the call screens."),
     "print_again": ("In lại", "Print again"),
     "online": ("Đặt trực tuyến", "Booked online"),
+}
+
+
+# What an unenrolled kiosk says: whoever stands before it may read either language.
+ENROL_WORDS: dict[str, tuple[str, str]] = {
+    "enrol_title": ("Ki-ốt này chưa được đăng ký", "This kiosk is not enrolled"),
+    "enrol_explain": ("Ki-ốt chưa được đăng ký với chi nhánh nên chưa thể cấp số thứ tự. Mời cán bộ quản lý chi nhánh "
+                      "đăng ký ki-ốt trên trang quản lý chi nhánh (mục “Ki-ốt”), rồi mở đường dẫn đăng ký trên ki-ốt "
+                      "này, hoặc quét hay dán mã đăng ký vào ô dưới đây.",
+                      "This kiosk is not enrolled at the branch, so it cannot issue numbers. Please ask the branch "
+                      "manager to enrol it on the branch's admin page (section “Kiosks”), then open the enrolment link "
+                      "on this kiosk, or scan or paste the enrolment code below."),
+    "enrol_citizen": ("Công dân cần lấy số: mời đến quầy hướng dẫn.", "Citizens who need a number: please go to the information desk."),
+    "enrol_placeholder": ("Mã hoặc đường dẫn đăng ký", "Enrolment code or link"),
+    "enrol_submit": ("Đăng ký ki-ốt", "Enrol this kiosk"),
 }
 
 
@@ -120,8 +144,11 @@ async def kiosk_page(request: Request) -> Response:
         hold = min(max(int(request.query_params.get("hold", "12")), 2), 120)
     except ValueError:
         hold = 12
+    networks = request.app.state.service.state(branch).config.policy.kiosk_lobby_networks
+    lobby = lobby_allows(networks, request.client.host if request.client else None)
     response = page(request, "kiosk.html", kiosk_view(bv), words=WORDS, mode="kiosk",
-                    autoprint=autoprint, hold=hold, switch_url=switch_without_token(request))
+                    autoprint=autoprint, hold=hold, switch_url=switch_without_token(request), lobby=lobby,
+                    enrol_words=ENROL_WORDS)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -130,16 +157,13 @@ async def kiosk_page(request: Request) -> Response:
 def switch_without_token(request: Request) -> str:
     """The language switch's link, keeping the page's settings but never a staff token."""
     other = "en" if i18n.lang(request) == "vi" else "vi"
-    url = request.url.remove_query_params("token").include_query_params(lang=other)
+    url = request.url.remove_query_params(["token", "enrol"]).include_query_params(lang=other)
     return f"{url.path}?{url.query}"
 
 
 def qr_svg(url: str) -> Markup:
     """The tracking URL as an inline SVG QR code (black on white, quiet zone included)."""
-    qr = segno.make(url, error="m")
-    svg = qr.svg_inline(scale=1, border=4, dark="#000", light="#fff", omitsize=True,
-                        svgclass="qr", lineclass="qr-line")
-    return Markup(svg.replace("<svg ", '<svg shape-rendering="crispEdges" role="img" aria-label="QR" ', 1))
+    return Markup(qr.svg(url))
 
 
 async def ticket_page(request: Request) -> Response:

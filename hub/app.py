@@ -7,6 +7,7 @@ parts (DESIGN §8). Everything below it is handed what it uses; nothing connects
 - `create_app(settings)`: the ASGI app, every route mounted (the API, the feeds, the pages of
   `displays`, the delivery-report hooks and push key of `notifier`), running `open_hub` in its lifespan.
 - `run_notifier(settings)`: `queuecast notifier`, the worker in a process of its own.
+- `enrol_kiosk(settings, branch, name)`: `queuecast token kiosk`, a device enrolled through the log.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from hub.service.queue import QueueService
 from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
-from hub.web import api, docs, errors, feeds, health, redrive
+from hub.web import api, docs, errors, feeds, health, kiosks, redrive
 from notifier import hooks, push_key
 
 notifier_log = logging.getLogger("queuecast.notifier")
@@ -79,7 +80,7 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
-                               settings.public_url, settings.notify_ahead)
+                               settings.public_url, settings.notify_ahead, settings.kiosk_rate())
         await service.load()
         yield service, storage, broker
 
@@ -143,7 +144,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             yield
 
     app = Starlette(
-        routes=[*api.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
+        routes=[*api.routes, *kiosks.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
                 *docs.routes, *pages.routes()],
         lifespan=lifespan,
         # Starlette types a handler as taking any Exception, though it passes only the class it is
@@ -163,6 +164,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.state.address_limit = RateLimiter(*settings.rate_limit())
     app.state.citizen_limit = RateLimiter(*CITIZEN_RATE)
     return app
+
+
+async def enrol_kiosk(settings: Settings, branch: str, name: str | None) -> dict[str, Any]:
+    """`queuecast token kiosk`: a device enrolled through the service, so that it is an event in the
+    branch's log (SQLite or Redis) like one enrolled on the admin page, honoured by every hub process
+    (the ones running now read the log for a device they do not know) and revocable there. Its token
+    is in the answer."""
+    async with open_service(settings) as (service, _, _):
+        body: dict[str, Any] = await service.kiosks.enrol(branch, name, by="cli")
+        return body
 
 
 async def run_notifier(settings: Settings, *, lease: float | None = None) -> None:

@@ -2,7 +2,12 @@
 
 - staff token: a branch (and optionally one counter), with an expiry;
 - citizen token: a CCCD verified by an identity provider (VNeID in production), optional phone;
-- ticket token: names one ticket; 128-bit MAC, so it cannot be guessed, and nothing to store.
+- ticket token: names one ticket; 128-bit MAC, so it cannot be guessed, and nothing to store;
+- kiosk token: a kiosk device of a branch (its id), valid for years: the branch's event log says
+  whether the device is still enrolled (hub.domain.kiosks), so revoking it needs no token list;
+- enrolment code: a one-time, short-lived code the admin page hands a kiosk to fetch its kiosk token
+  with (one-time through the log: the device is claimed once); signed with a key of its own, so it
+  is never a bearer token.
 Expiry is judged by the real wall clock, never the hub's (possibly shifted) queue clock.
 """
 from __future__ import annotations
@@ -18,6 +23,8 @@ from hub.domain.errors import DomainError, not_found
 
 STAFF_TTL = 14 * 3600            # one working day and its overtime
 CITIZEN_TTL = 24 * 3600
+KIOSK_TTL = 10 * 365 * 86400      # a device's life; revocation (in the log) is what ends it sooner
+ENROL_TTL = 3600                  # an enrolment link is used at the kiosk soon after it is made
 
 
 def _b64(data: bytes) -> str:
@@ -30,15 +37,18 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class Claims:
-    kind: str                    # "staff" | "citizen"
+    kind: str                    # "staff" | "citizen" | "kiosk"
     branch: str | None = None
     counter: str | None = None
+    device: str | None = None    # a kiosk token's device id
     cccd: str | None = None
     phone: str | None = None
     exp: float = 0.0
 
     @property
     def subject(self) -> str:
+        if self.kind == "kiosk":
+            return f"kiosk:{self.branch}:{self.device}"
         return f"staff:{self.branch}:{self.counter or '*'}" if self.kind == "staff" else f"citizen:{self.cccd}"
 
 
@@ -51,7 +61,7 @@ class Tokens:
     def __init__(self, secret: str):
         root = secret.encode()
         self._keys = {p: hmac.new(root, p.encode(), hashlib.sha256).digest()
-                      for p in ("bearer", "ticket", "citizen-pseudonym")}
+                      for p in ("bearer", "ticket", "citizen-pseudonym", "kiosk-enrol")}
 
     def _mac(self, purpose: str, data: bytes, size: int = 32) -> bytes:
         return hmac.new(self._keys[purpose], data, hashlib.sha256).digest()[:size]
@@ -75,6 +85,9 @@ class Tokens:
             claims["phone"] = phone
         return self.issue(claims, ttl)
 
+    def kiosk(self, branch: str, device: str, ttl: float = KIOSK_TTL) -> str:
+        return self.issue({"kind": "kiosk", "branch": branch, "device": device}, ttl)
+
     def verify(self, token: str) -> Claims:
         # Tokens are ASCII; anything else (a header's latin-1, a URL's UTF-8) is no token of ours,
         # and must not reach compare_digest, which refuses non-ASCII str with a TypeError.
@@ -89,7 +102,8 @@ class Tokens:
         try:
             data = json.loads(_unb64(body))
             claims = Claims(kind=data["kind"], branch=data.get("branch"), counter=data.get("counter"),
-                            cccd=data.get("cccd"), phone=data.get("phone"), exp=float(data["exp"]))
+                            cccd=data.get("cccd"), phone=data.get("phone"), exp=float(data["exp"]),
+                            device=data.get("device"))
         except (ValueError, KeyError, TypeError):
             raise _bad_token("malformed") from None
         if claims.exp < time.time():
@@ -115,6 +129,35 @@ class Tokens:
         except (ValueError, UnicodeDecodeError):
             raise missing from None
         return branch, tid
+
+    # -- kiosk enrolment codes -----------------------------------------------------------------------
+
+    def enrol_code(self, branch: str, device: str, ttl: float = ENROL_TTL) -> tuple[str, float]:
+        """A one-time enrolment code for `device` and when it expires (epoch seconds)."""
+        exp = int(time.time() + ttl)
+        ref = _b64(f"{branch}/{device}/{exp}".encode())
+        return f"ke1.{ref}.{_b64(self._mac('kiosk-enrol', ref.encode(), 16))}", exp
+
+    def read_enrol_code(self, code: str) -> tuple[str, str]:
+        """(branch, device) of a valid enrolment code; a forged or malformed one is 'not found', an
+        expired one says so. Whether it was used is the log's business (hub.domain.kiosk_commands.claim)."""
+        missing = not_found("enrolment_code_not_found", "This is not an enrolment code of this hub.",
+                            "Mã đăng ký ki-ốt không hợp lệ.")
+        version, _, rest = code.strip().partition(".")
+        ref, _, mac = rest.partition(".")
+        try:
+            good = _b64(self._mac("kiosk-enrol", ref.encode(), 16)).encode()
+            if version != "ke1" or not hmac.compare_digest(good, mac.encode()):
+                raise missing
+            branch, device, exp = _unb64(ref).decode().split("/")
+            expired = int(exp) < time.time()
+        except (ValueError, UnicodeError):
+            raise missing from None
+        if expired:
+            raise DomainError("conflict", "enrolment_code_expired",
+                              "This enrolment code has expired; ask the branch manager for a new one.",
+                              "Mã đăng ký ki-ốt đã hết hạn; mời xin cán bộ quản lý mã mới.")
+        return branch, device
 
     def pseudonym(self, cccd: str) -> str:
         """What the log keeps of a citizen: enough to apply the per-citizen rules, not the CCCD."""

@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     citizen.add_argument("--id", required=True, dest="cccd")
     citizen.add_argument("--phone")
     citizen.add_argument("--hours", type=float, default=24.0, help="validity (default 24)")
+    kiosk = kinds.add_parser("kiosk", help="enrol a kiosk device at a branch; print its token (valid until revoked)")
+    kiosk.add_argument("--branch", required=True)
+    kiosk.add_argument("--name", help="what the admin page calls it (default: Ki-ốt N)")
 
     export = sub.add_parser("export-trace", help="write a branch-day's event log as a JSONL trace")
     export.add_argument("--branch", required=True)
@@ -232,6 +235,15 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     from hub.domain import identity
     from hub.phones import normalize_phone
 
+    if args.kind == "kiosk":            # an event in the branch's log, as on the admin page
+        from hub.app import enrol_kiosk
+
+        branch_id = _branch(settings, args.branch).id
+        _database_exists(settings)
+        body = asyncio.run(enrol_kiosk(settings, branch_id, args.name))
+        print(body["token"])
+        print(f"queuecast: enrolled kiosk device {body['device']} ({body['name']}) at branch {branch_id}", file=sys.stderr)
+        return 0
     if args.hours <= 0:
         raise UsageError("--hours must be positive")
     tokens = Tokens(settings.resolve_secret())

@@ -9,6 +9,7 @@ on a bad file rather than call numbers from a wrong plan.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
@@ -105,6 +106,8 @@ def _policy(table: Any, path: str, base: Policy) -> Policy:
         default = getattr(base, key)                 # the dataclass default tells the type
         if isinstance(default, time):
             changes[key] = _time(value, f"{path}.{key}")
+        elif isinstance(default, tuple):
+            changes[key] = _networks(value, f"{path}.{key}")
         elif isinstance(default, int):
             changes[key] = _int(value, f"{path}.{key}")
         else:
@@ -267,6 +270,19 @@ def _ids(value: Any, path: str, known: Any, what: str) -> list[str]:
             raise _Invalid(f"{path}[{i}]", f"duplicate {what} {name!r}")
         names.append(name)
     return names
+
+
+def _networks(value: Any, path: str) -> tuple[str, ...]:
+    """Address ranges in CIDR form ("10.1.0.0/16", "2001:db8::/48"; a lone address is a /32 or /128),
+    kept in their normal spelling. Host bits set ("10.1.2.3/16") are refused: a typo, most likely."""
+    out: list[str] = []
+    for i, item in enumerate(_list(value, path, nonempty=False)):
+        text = _str(item, f"{path}[{i}]")
+        try:
+            out.append(str(ipaddress.ip_network(text.strip())))
+        except ValueError as e:
+            raise _Invalid(f"{path}[{i}]", f"not an address range like \"10.1.0.0/16\": {e}") from None
+    return tuple(out)
 
 
 def _time(value: Any, path: str) -> time:

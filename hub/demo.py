@@ -103,6 +103,18 @@ def demo_clock(settings: Settings, centre: Centre) -> tuple[RealClock, str | Non
     return RealClock(tz, start), f"Demo clock: {WEEKDAYS[start.weekday()]} {start:%Y-%m-%d %H:%M} ({why})"
 
 
+# The demo runs on one machine, to be tried from it: a kiosk page opened there issues without being
+# enrolled, as if the machine were the lobby's network (policy kiosk_lobby_networks).
+DEMO_LOBBY = ("127.0.0.0/8", "::1/128")
+
+
+def demo_centre(centre: Centre) -> Centre:
+    """The bundled centre with this machine as every branch's lobby network (DEMO_LOBBY)."""
+    branches = {b.id: replace(b, policy=replace(b.policy, kiosk_lobby_networks=b.policy.kiosk_lobby_networks or DEMO_LOBBY))
+                for b in centre.branches.values()}
+    return replace(centre, branches=branches)
+
+
 def run(settings: Settings, host: str, port: int) -> int:
     from hub import logs, server
     from hub.app import create_app
@@ -112,7 +124,7 @@ def run(settings: Settings, host: str, port: int) -> int:
     logging.getLogger("queuecast.command").setLevel(logging.WARNING)
     # One process: the in-memory broker, so simulated calls never reach a shared Redis.
     settings = replace(settings, broker="memory://", config="")
-    centre = load_config(None)
+    centre = demo_centre(load_config(None))
     clock, note = demo_clock(settings, centre)
     token = Tokens(settings.resolve_secret()).staff("1")
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
@@ -120,6 +132,7 @@ def run(settings: Settings, host: str, port: int) -> int:
         print(note)
     print(f"queuecast demo: simulated traffic in {len(centre.branches)} branches (Ctrl-C stops)\n"
           f"  hub       {url}/\n  API       {url}/api\n  branch 1  {url}/api/branches/1\n"
+          f"  kiosk     {url}/kiosk/1 (this machine counts as the lobby: no enrolment needed)\n"
           f"  staff token for branch 1 (14 h):\n    {token}\n"
           f"  try: curl -X POST -H 'Authorization: Bearer {token}' {url}/api/branches/1/counters/16/call-next\n"
           f"       (409 counter_closed while its simulated clerk is on a break: POST .../counters/16/open first)",

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hub.clock import parse_start
+from hub.domain.kiosks import RECENT
 from hub.domain.push import DEFAULT_PUSH_HOSTS, PushDestinations, ip_literal, parse_hosts
 
 
@@ -56,7 +57,8 @@ class Settings:
     notifier: str = "inline"
     notify_ahead: int = 5
     notify_rate: int = 20                # messages a second per gateway, from each notifier process
-    issue_rate: str = "30/60"            # numbers per client address: COUNT/SECONDS (kiosk devices use a staff token and are exempt)
+    issue_rate: str = "30/60"            # numbers per client address: COUNT/SECONDS (kiosk devices and staff are exempt)
+    kiosk_pace: str = "6/60"             # numbers per enrolled kiosk device: COUNT/SECONDS, judged from the log
     max_body: int = 16 * 1024            # bytes of a request body
     keep_outbox_days: int = 30           # sent, delivered and dropped messages (they hold phone numbers)
     keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
@@ -119,6 +121,7 @@ class Settings:
         if self.vapid_private_key:
             _check_vapid_key(self.vapid_private_key)
         self.rate_limit()
+        self.kiosk_rate()
         if self.config and not Path(self.config).is_file():
             raise SettingsError(f"QUEUECAST_CONFIG: no such file {self.config!r}")
         return self
@@ -140,6 +143,19 @@ class Settings:
             return out
         except ValueError:
             raise SettingsError(f"QUEUECAST_ISSUE_RATE: expected COUNT/SECONDS like 30/60, got {self.issue_rate!r}") from None
+
+    def kiosk_rate(self) -> tuple[int, float]:
+        """QUEUECAST_KIOSK_PACE: one kiosk device issues up to COUNT numbers in a row, then COUNT per
+        SECONDS (hub.domain.kiosks.Kiosks.pace_wait)."""
+        try:
+            count, seconds = self.kiosk_pace.split("/")
+            out = int(count), float(seconds)
+            if not (1 <= out[0] <= RECENT and 0 < out[1] <= 86400):
+                raise ValueError
+            return out
+        except ValueError:
+            raise SettingsError(f"QUEUECAST_KIOSK_PACE: expected COUNT/SECONDS like 6/60 (COUNT 1-{RECENT}, "
+                                f"SECONDS up to a day), got {self.kiosk_pace!r}") from None
 
     @property
     def push_destinations(self) -> PushDestinations:

@@ -72,8 +72,10 @@ def traffic(api: httpx.Client) -> list[dict]:
         api.post(f"/api/branches/1/counters/{counter}/open", json={"services": fields}, headers=staff).raise_for_status()
     tickets = []
     for i in range(12):
+        # A clerk issues them (staff may; an anonymous kiosk off a lobby network may not).
         r = api.post("/api/branches/1/tickets", json={"service": "dat-dai" if i % 3 else "ho-tich", "channel": "kiosk",
-                                                     **({"phone": f"09123456{i:02d}"} if i % 2 == 0 else {})})
+                                                     **({"phone": f"09123456{i:02d}"} if i % 2 == 0 else {})},
+                     headers=staff)
         r.raise_for_status()
         tickets.append(r.json())
     for counter in ("1", "6", "1"):

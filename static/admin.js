@@ -142,6 +142,72 @@
   });
   document.addEventListener("admin:refreshed", showOutboxNote);
 
+  // -- kiosk devices: enrol one (its one-time link and QR code shown once), revoke one -----------------
+  var kioskMsg = document.getElementById("kiosk-msg");
+  var kioskNote = null;
+  function showKioskNote() {
+    var el = document.getElementById("kiosk-msg");
+    if (!el || !kioskNote) return;
+    el.textContent = kioskNote.text;
+    el.className = "msg " + (kioskNote.ok ? "ok" : "bad");
+  }
+  function errorText(body, status) {
+    var err = body && body.error;
+    var en = document.documentElement.lang === "en";
+    return err ? (en ? err.message : err.message_vi || err.message) : "HTTP " + status;
+  }
+  function kioskCall(method, url, body) {
+    var headers = { "Accept": "application/json" };
+    if (body) headers["Content-Type"] = "application/json";
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(url, { method: method, headers: headers, cache: "no-store", credentials: "same-origin",
+                        body: body ? JSON.stringify(body) : undefined })
+      .then(function (r) {
+        return r.json().catch(function () { return null; }).then(function (data) { return { ok: r.ok, status: r.status, data: data }; });
+      });
+  }
+  var kioskForm = document.getElementById("kiosk-enrol");
+  if (kioskForm) {
+    kioskForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var input = document.getElementById("kiosk-name"), button = kioskForm.querySelector("button");
+      var name = input.value.trim();
+      button.disabled = true;
+      kioskCall("POST", "/api/branches/" + encodeURIComponent(branch) + "/kiosks", name ? { name: name } : {})
+        .then(function (res) {
+          if (res.ok) {
+            var d = res.data;
+            document.getElementById("kiosk-qr").innerHTML = d.enrol_qr;        // our own SVG
+            var link = document.getElementById("kiosk-link");
+            link.textContent = d.enrol_url;
+            link.href = d.enrol_url;
+            document.getElementById("kiosk-code").textContent = d.enrol_code;
+            var exp = /T(\d{2}:\d{2})/.exec(d.expires_at || "");
+            document.getElementById("kiosk-expires").textContent = exp ? exp[1] : d.expires_at;
+            document.getElementById("kiosk-enrolment").hidden = false;
+            input.value = "";
+            kioskNote = { ok: true, text: kioskMsg.dataset.enrolled.replace("{name}", d.name) };
+          } else {
+            kioskNote = { ok: false, text: kioskMsg.dataset.bad + errorText(res.data, res.status) };
+          }
+        }, function () { kioskNote = { ok: false, text: kioskMsg.dataset.bad + "—" }; })
+        .then(function () { button.disabled = false; showKioskNote(); refresh(); });
+    });
+  }
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-revoke]");
+    if (!b || b.disabled) return;
+    var name = b.getAttribute("data-name");
+    if (!window.confirm(kioskMsg.dataset.confirm.replace("{name}", name))) return;
+    b.disabled = true;
+    kioskCall("DELETE", "/api/branches/" + encodeURIComponent(branch) + "/kiosks/" + encodeURIComponent(b.getAttribute("data-revoke")))
+      .then(function (res) {
+        kioskNote = res.ok ? { ok: true, text: kioskMsg.dataset.revoked.replace("{name}", name) }
+                           : { ok: false, text: kioskMsg.dataset.bad + errorText(res.data, res.status) };
+      }, function () { kioskNote = { ok: false, text: kioskMsg.dataset.bad + "—" }; })
+      .then(function () { b.disabled = false; showKioskNote(); refresh(); });
+  });
+
   setConn(false);
   feed = QC.feed({ url: "/ws/branches/" + encodeURIComponent(branch), retryBase: 1000, retryCap: 30000,
                    onState: function (state) { if (state !== "connecting") setConn(state === "live"); },

@@ -10,9 +10,8 @@
      the position the page had before it).
    - Events come in by seq: one already seen is ignored; one that does not follow the last by
      exactly 1 (or a marker from another epoch) means something was missed, so the connection is
-     dropped and the next one resumes from the last good seq. After events the board feed leaves
-     out (holders' opt-ins and ratings), a board event names the one it carried before (`prev`);
-     it follows when that is at or before the last one seen.
+     dropped and the next one resumes from the last good seq. (What is not a feed's business, a
+     holder's opt-in on the board say, comes as an `internal` event: seq never skips.)
    - A socket that has not started (opened and delivered its first message) within connectTimeout
      is abandoned. Every reconnect waits a random time between 0 and min(retryCap, retryBase × 2^n)
      ("full jitter": a lobby's boards do not come back in step after a hub restart); n counts the
@@ -135,10 +134,7 @@ QC.feed = function (opts) {
     if (!started) { drop(GAP, "gap"); return; }            // an event before the start: out of step
     if (m.epoch && handle.epoch && m.epoch !== handle.epoch) { drop(GAP, "epoch"); return; }
     if (m.seq <= handle.seq) return;                       // seen already
-    // The board feed leaves out holders' own events; after such a skip it says which event came before (`prev`):
-    // nothing was missed unless that one is beyond what we have. Other feeds rise by exactly 1.
-    var before = typeof m.prev === "number" ? m.prev : m.seq - 1;
-    if (handle.seq < before) { drop(GAP, "gap"); return; }   // missed some: resume from here
+    if (m.seq !== handle.seq + 1) { drop(GAP, "gap"); return; }   // missed some: resume from here
     handle.seq = m.seq;
     taken(m);
     onEvent(m);

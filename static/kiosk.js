@@ -41,26 +41,131 @@
 
   function $(id) { return document.getElementById(id); }
 
-  // -- the device token: ?token= once, then kept; never left in the address bar ---------------------
-  var params = new URLSearchParams(location.search);
-  if (params.has("token")) {
-    var given = params.get("token").trim();
+  // -- the device token: kept in localStorage; given once by ?token= (a kiosk token from
+  //    `queuecast token kiosk`, or a staff token), or fetched once with the one-time code of #enrol=
+  //    (the admin page's link: in the fragment, which the browser never sends; ?enrol= is taken too).
+  //    Neither is left in the address bar or in the history. -----------------------------------------
+  var LOBBY = root.dataset.lobby === "1";           // the branch lets anonymous kiosks here issue
+  // The enrolment code (or token) the address carries, taken out of it: on load, and when only the
+  // fragment changes (the link opened on a kiosk already showing this page does not reload it).
+  function fromAddress() {
+    var params = new URLSearchParams(location.search);
+    var fragment = new URLSearchParams(location.hash.replace(/^#/, ""));
+    var code = fragment.get("enrol") || params.get("enrol");
+    if (params.has("token") || params.has("enrol") || fragment.has("enrol")) {
+      if (params.has("token")) storeToken(params.get("token").trim());
+      params.delete("token");
+      params.delete("enrol");
+      var rest = params.toString();
+      history.replaceState(null, "", location.pathname + (rest ? "?" + rest : ""));
+    }
+    return code ? code.trim() : null;
+  }
+  var enrolCode = fromAddress();
+  function storeToken(tok) {
+    window.__qcToken = tok;
     try {
-      if (given) localStorage.setItem(TOKEN_KEY, given); else localStorage.removeItem(TOKEN_KEY);
-    } catch (e) { /* private mode: keep it for this page only */ window.__qcToken = given; }
-    params.delete("token");
-    var rest = params.toString();
-    history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+      if (tok) localStorage.setItem(TOKEN_KEY, tok); else localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* private mode: keep it for this page only */ }
   }
   function deviceToken() {
-    try { return localStorage.getItem(TOKEN_KEY) || window.__qcToken || ""; } catch (e) { return window.__qcToken || ""; }
+    var kept = null;
+    try { kept = localStorage.getItem(TOKEN_KEY); } catch (e) { kept = null; }
+    return kept != null ? kept : (window.__qcToken || "");
   }
   var tokenBad = false;
+  var deviceName = "";
   function showDevice() {
     var el = $("device");
     if (!deviceToken()) { el.textContent = ""; el.className = "k-device"; return; }
-    el.textContent = tokenBad ? "⚠ " + W.device_bad : "● " + W.device_ok;
+    el.textContent = tokenBad ? "⚠ " + W.device_bad : "● " + W.device_ok + (deviceName ? ": " + deviceName : "");
     el.className = "k-device" + (tokenBad ? " bad" : "");
+  }
+  // Refusals that mean "this token will never issue here again": forget it.
+  var GONE = { device_revoked: 1, device_not_enrolled: 1, invalid_token: 1, wrong_branch: 1, staff_only: 1 };
+  function forgetToken() {
+    storeToken("");
+    tokenBad = false;
+    deviceName = "";
+    showDevice();
+    needsEnrolment();
+  }
+  function needsEnrolment() {
+    var need = !deviceToken() && !LOBBY;
+    $("enrol").hidden = !need;
+    return need;
+  }
+
+  // -- enrolment: a one-time code (or a link carrying it), or a device token, for this branch ----------
+  function enrolText(err) {
+    if (!err) return W.network;
+    return (err.message_vi || err.message) + (err.message && err.message_vi ? " / " + err.message : "");
+  }
+  function enrolResult(cls, text) {
+    var el = $("e-result");
+    el.textContent = "";
+    var span = document.createElement("span");
+    span.className = cls;
+    span.textContent = text;
+    el.appendChild(span);
+  }
+  function checkDevice() {
+    var tok = deviceToken();
+    if (!tok) { needsEnrolment(); return Promise.resolve(false); }
+    return fetch("/api/branches/" + encodeURIComponent(BRANCH) + "/kiosks/me",
+                 { headers: { Accept: "application/json", Authorization: "Bearer " + tok }, cache: "no-store" })
+      .then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (body) {
+          if (r.ok) {
+            tokenBad = false;
+            deviceName = body.name || "";
+            showDevice();
+            needsEnrolment();
+            return true;
+          }
+          if (r.status === 401 || r.status === 403) { forgetToken(); return false; }
+          return true;                                  // the hub is unwell: keep the token, try later
+        });
+      }, function () { return true; });                 // offline: keep the token
+  }
+  var enrolKey = null;
+  function enrol(code) {
+    enrolResult("", W.enrolling);
+    $("e-submit").disabled = true;
+    enrolKey = enrolKey || uuid();                     // a retry after a lost answer gets the same token
+    return post("/api/branches/" + encodeURIComponent(BRANCH) + "/kiosks/enrol", { code: code }, enrolKey, false)
+      .then(function (res) {
+        if (res.status === 200 && res.data.token) {
+          storeToken(res.data.token);
+          deviceName = res.data.name || "";
+          tokenBad = false;
+          enrolKey = null;
+          showDevice();
+          enrolResult("ok", W.enrol_ok + (deviceName ? ": " + deviceName : ""));
+          setTimeout(needsEnrolment, 1500);              // the answer a moment on screen, then the fields
+          refresh();
+        } else {
+          enrolKey = null;
+          enrolResult("err", W.enrol_failed + ". " + enrolText(res.data && res.data.error));
+        }
+      }, function () { enrolResult("err", W.enrol_failed + ". " + W.network); })
+      .then(function () { $("e-submit").disabled = false; });
+  }
+  function enrolInput(text) {
+    text = (text || "").trim();
+    var m = /[?&#]enrol=([^&#\s]+)/.exec(text);
+    if (m) return enrol(decodeURIComponent(m[1]));
+    if (/^qc1\./.test(text)) {                          // a device token from `queuecast token kiosk`
+      storeToken(text);
+      return checkDevice().then(function (ok) {
+        if (ok && deviceToken()) {
+          $("enrol").hidden = false;
+          enrolResult("ok", W.enrol_ok + (deviceName ? ": " + deviceName : ""));
+          setTimeout(needsEnrolment, 1500);
+        } else enrolResult("err", W.enrol_failed + ". " + W.device_bad);
+      });
+    }
+    return enrol(text);
   }
 
   var uuid = QC.uuid;
@@ -214,18 +319,21 @@
     if (req.priority) body.priority = true;
     if (LANG === "en") body.lang = "en";                // later messages to this number in English
     var url = "/api/branches/" + encodeURIComponent(BRANCH) + "/tickets";
-    var useToken = !!deviceToken() && !tokenBad;
+    var useToken = !!deviceToken();
     var attempt = 0;
 
     function go() {
       attempt += 1;
       return post(url, body, req.key, useToken).then(function (res) {
+        var code = res.data && res.data.error && res.data.error.code;
         if ((res.status === 401 || res.status === 403) && useToken) {
-          // The device token is no good (expired, another branch): say so, and serve the citizen anyway.
-          tokenBad = true;
-          showDevice();
+          // The device token is no good any more (revoked, another branch's, expired): forget it. On
+          // the lobby network the citizen is served anyway; elsewhere the kiosk asks to be enrolled.
+          forgetToken();
           useToken = false;
-          return go();
+          if (LOBBY) { req.key = uuid(); return go(); }
+        } else if (code === "kiosk_device_required") {
+          needsEnrolment();
         }
         return res;
       }, function (err) {
@@ -380,8 +488,7 @@
         } else {
           var err = res.data && res.data.error;
           if (res.status === 401 || (res.status === 403 && err && err.code !== "other_counter")) {
-            tokenBad = true;
-            showDevice();
+            if (err && GONE[err.code]) forgetToken(); else { tokenBad = true; showDevice(); }
             result("err", W.device_bad + ". " + W.checkin_no_device);
           } else if (err) {
             result("err", LANG === "vi" ? (err.message_vi || err.message) : (err.message || err.message_vi));
@@ -409,9 +516,27 @@
   }
   ["pointerdown", "keydown"].forEach(function (ev) { document.addEventListener(ev, resetIdle, true); });
 
+  $("e-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var text = $("e-input").value;
+    if (!text.trim()) return;
+    $("e-input").value = "";
+    enrolInput(text);
+  });
+
   // -- start -----------------------------------------------------------------------------------------
   render(view);
   showDevice();
+  function enrolFromLink(code) {
+    $("enrol").hidden = false;                          // the answer is shown where the code would be typed
+    enrol(code);
+  }
+  if (enrolCode) enrolFromLink(enrolCode);
+  else checkDevice();
+  window.addEventListener("hashchange", function () {
+    var code = fromAddress();
+    if (code) enrolFromLink(code);
+  });
   tickClock();
   setInterval(tickClock, 1000);
   setInterval(refresh, REFRESH_MS);

@@ -24,7 +24,7 @@ from hypothesis import settings as hypothesis_settings
 
 from hub.app import create_app
 from hub.clock import ManualClock
-from hub.config import load_config
+from hub.config import BUNDLED, load_config
 from hub.settings import Settings
 
 from waiting import SLOW, SLOW_SOURCE, deadline, ms, wait_until
@@ -83,12 +83,31 @@ def clock():
     return ManualClock(TUESDAY_9AM)
 
 
+# Kiosk numbers come only from enrolled kiosk devices, or from a branch's lobby network where its
+# policy allows it (docs/rules.md). The tests that are not about who may issue take them as an
+# anonymous kiosk on the lobby: the bundled configuration with 127.0.0.1 (the test client's address,
+# in-process and over real sockets) as every branch's lobby network. Nothing else differs, so no
+# event is added and every seq a test expects stays as it was. The tests of devices and refusals
+# use the bundled configuration itself (`config=""`, or QUEUECAST_CONFIG unset).
+LOBBY_NETWORKS = '["127.0.0.0/8", "::1/128"]'
+
+
+@pytest.fixture(scope="session")
+def lobby_config(tmp_path_factory) -> str:
+    text = BUNDLED.read_text(encoding="utf-8")
+    lobby = text.replace("\n[policy]\n", f"\n[policy]\nkiosk_lobby_networks = {LOBBY_NETWORKS}\n", 1)
+    assert lobby != text, "hanoi.toml has no [policy] table to put the lobby networks in"
+    path = tmp_path_factory.mktemp("config") / "hanoi-lobby.toml"
+    path.write_text(lobby, encoding="utf-8")
+    return str(path)
+
+
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path, lobby_config):
     # notifier="worker": the in-process app sends nothing by itself; the notifier tests run their
     # own Worker and look at the outbox between its steps.
     return Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60",
-                    notifier="worker")
+                    notifier="worker", config=lobby_config)
 
 
 @asynccontextmanager
@@ -175,9 +194,11 @@ def start_hub(env: dict[str, str], log: Path, timeout: float = 60.0, port: int |
 
 
 @pytest.fixture
-def hub_env(tmp_path) -> dict[str, str]:
+def hub_env(tmp_path, lobby_config) -> dict[str, str]:
+    """A hub process's settings; its kiosks on 127.0.0.1 issue as the lobby's (see lobby_config)."""
     return {"QUEUECAST_DATABASE": f"sqlite:///{tmp_path}/hub.db", "QUEUECAST_SECRET": SECRET,
-            "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(), "QUEUECAST_ISSUE_RATE": "100000/60"}
+            "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(), "QUEUECAST_ISSUE_RATE": "100000/60",
+            "QUEUECAST_CONFIG": lobby_config}
 
 
 @pytest.fixture

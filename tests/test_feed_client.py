@@ -335,10 +335,14 @@ def resume(seq: int, epoch: str) -> dict:
     return {"type": "resume", "seq": seq, "epoch": epoch, "resumed": True}
 
 
-def event(seq: int, prev: int | None = None) -> dict:
-    """A board event; `prev` as the hub sends it after events the board feed leaves out."""
-    return {**({"prev": prev} if prev is not None else {}), "type": "ticket.issued", "seq": seq,
-            "t": "2026-05-19T09:00:00+07:00", "branch": "1", "number": str(1000 + seq), "service": "dat-dai"}
+def event(seq: int) -> dict:
+    return {"type": "ticket.issued", "seq": seq, "t": "2026-05-19T09:00:00+07:00", "branch": "1",
+            "number": str(1000 + seq), "service": "dat-dai"}
+
+
+def internal(seq: int) -> dict:
+    """What a feed shows of an event that is not its business (hub.domain.events.for_board)."""
+    return {"type": "internal", "seq": seq, "t": "2026-05-19T09:00:00+07:00", "branch": "1", "day": "2026-05-19"}
 
 
 class ScriptedFeed:
@@ -421,12 +425,12 @@ def test_gaps_duplicates_epochs_and_close_codes_lead_to_an_exact_resume(new_page
         feed.close()
 
 
-def test_a_board_event_after_left_out_ones_follows_what_its_prev_names(new_page):
-    """The board feed leaves out holders' opt-ins and ratings (seqs 6, 9 here): an event whose `prev`
-    is at or before the last one seen follows it; one whose `prev` is beyond it is a gap."""
+def test_internal_events_keep_the_count_and_a_skip_is_a_gap(new_page):
+    """What is not the board's business comes as `internal` at its seq (seqs 6 and 9 here): the
+    client counts it and shows nothing; an event that skips a seq is a gap, whatever it is."""
     feed = ScriptedFeed([
-        [snapshot(5, "e1"), event(7, prev=5), event(10, prev=8)],       # 8 was a board event never seen
-        [resume(7, "e1"), event(8), event(10, prev=8)],                   # then it stays open
+        [snapshot(5, "e1"), internal(6), event(7), internal(9)],          # 8 never came: a gap
+        [resume(7, "e1"), event(8), internal(9), event(10)],              # then it stays open
     ])
     try:
         page = blank_page_with_client(new_page)
@@ -434,7 +438,8 @@ def test_a_board_event_after_left_out_ones_follows_what_its_prev_names(new_page)
         page.wait_for_function("window.__applied.length && window.__applied.at(-1).seq === 10")   # the scaled default
         applied = page.evaluate("window.__applied")
         assert [(m["type"], m["seq"]) for m in applied] == [
-            ("snapshot", 5), ("ticket.issued", 7), ("resume", 7), ("ticket.issued", 8), ("ticket.issued", 10)]
+            ("snapshot", 5), ("internal", 6), ("ticket.issued", 7), ("resume", 7), ("ticket.issued", 8),
+            ("internal", 9), ("ticket.issued", 10)]
         assert feed.paths == ["/feed", "/feed?since=7&epoch=e1"]
         assert [(d["code"], d["reason"], d["seq"]) for d in states(page, "down")] == [(4000, "gap", 7)]
         page.evaluate("window.__feed.stop()")

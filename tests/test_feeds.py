@@ -617,14 +617,13 @@ async def test_a_client_that_stops_reading_is_cut_and_resumes_without_loss(hub_f
 
 # == 7. two hub processes on one Redis ===============================================================
 
-def redis_env(url: str) -> dict[str, str]:
-    from conftest import TUESDAY_9AM
-    return {"QUEUECAST_DATABASE": url, "QUEUECAST_SECRET": SECRET, "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(),
-            "QUEUECAST_ISSUE_RATE": "100000/60"}
+def redis_env(url: str, hub_env: dict[str, str]) -> dict[str, str]:
+    """hub_env (its clock, secret, rate and lobby configuration) on a Redis store."""
+    return {**hub_env, "QUEUECAST_DATABASE": url}
 
 
-async def test_two_processes_on_one_redis_show_the_same_feed(hub_factory, redis_url):
-    a, b = hub_factory(redis_env(redis_url)), hub_factory(redis_env(redis_url))
+async def test_two_processes_on_one_redis_show_the_same_feed(hub_factory, redis_url, hub_env):
+    a, b = hub_factory(redis_env(redis_url, hub_env)), hub_factory(redis_env(redis_url, hub_env))
     async with http(a) as ca, http(b) as cb, feed(a, f"/ws/branches/{B}") as wa, feed(b, f"/ws/branches/{B}") as wb:
         sa, sb = await recv(wa), await recv(wb)
         assert sa["type"] == sb["type"] == "snapshot" and sa["seq"] == sb["seq"] == 0
@@ -650,8 +649,8 @@ async def test_two_processes_on_one_redis_show_the_same_feed(hub_factory, redis_
 
 
 @pytest.mark.slow
-async def test_concurrent_call_next_on_two_processes_never_calls_a_number_twice(hub_factory, redis_url):
-    a, b = hub_factory(redis_env(redis_url)), hub_factory(redis_env(redis_url))
+async def test_concurrent_call_next_on_two_processes_never_calls_a_number_twice(hub_factory, redis_url, hub_env):
+    a, b = hub_factory(redis_env(redis_url, hub_env)), hub_factory(redis_env(redis_url, hub_env))
     counters = ["1", "2", "3", "4", "5", "6", "7"]
     async with http(a, 30) as ca, http(b, 30) as cb:
         for cid in counters:
@@ -796,11 +795,11 @@ async def wait_ready(c: httpx.AsyncClient, status: int, timeout: float = 60) -> 
 
 
 @pytest.mark.slow
-async def test_redis_restart_under_traffic_loses_no_event_for_any_client(hub_factory, redis_factory, tmp_path):
+async def test_redis_restart_under_traffic_loses_no_event_for_any_client(hub_factory, redis_factory, tmp_path, hub_env):
     workdir, port = tmp_path / "redis", free_port()
     server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-restart:"
-    a, b = hub_factory(redis_env(url)), hub_factory(redis_env(url))
+    a, b = hub_factory(redis_env(url, hub_env)), hub_factory(redis_env(url, hub_env))
     async with http(a, 5) as ca, http(b, 5) as cb:
         await open_counter(ca, "1", [LAND])
         clients = [BoardClient(h, f"{n}{i}").start() for h, n in ((a, "A"), (b, "B")) for i in range(2)]
@@ -874,7 +873,7 @@ async def test_redis_restart_under_traffic_loses_no_event_for_any_client(hub_fac
             assert cl.events == mine, cl.name
 
         # Each process's state is still the fold of the log: a fresh process agrees with both.
-        fresh = hub_factory(redis_env(url))
+        fresh = hub_factory(redis_env(url, hub_env))
         async with http(fresh) as cf:
             va, vb, vf = await branch_view(ca), await branch_view(cb), await branch_view(cf)
         assert va["seq"] == vb["seq"] == vf["seq"] == head
@@ -906,7 +905,7 @@ async def test_readyz_names_the_broker_when_only_the_broker_is_down(hub_factory,
 
 
 @pytest.mark.slow
-async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behind(hub_factory, redis_factory, tmp_path):
+async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behind(hub_factory, redis_factory, tmp_path, hub_env):
     """A phone that comes back while Redis is down asks for what it missed; the hub cannot read the
     log then. Whatever it answers, the attempt must not stay registered as a watcher of the branch
     (counted as a connection, fed every event, and finally counted as a 'too slow' cut)."""
@@ -915,7 +914,7 @@ async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behin
     workdir, port = tmp_path / "redis", free_port()
     server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-leak:"
-    hub = hub_factory(redis_env(url))
+    hub = hub_factory(redis_env(url, hub_env))
     async with http(hub, 5) as c, feed(hub, f"/ws/branches/{B}") as witness:
         snap = await recv(witness)
         await issue(c)
@@ -957,11 +956,11 @@ async def test_a_feed_that_cannot_start_while_redis_is_down_leaves_nothing_behin
             f"{cuts} 'too slow' cuts after {made} events (no client was slow)")
 
 
-async def test_readyz_names_the_store_when_only_the_store_is_down(hub_factory, redis_factory, tmp_path):
+async def test_readyz_names_the_store_when_only_the_store_is_down(hub_factory, redis_factory, tmp_path, hub_env):
     workdir, port = tmp_path / "store", free_port()
     server = redis_factory(workdir, port=port, appendonly=True)
     url = f"redis://127.0.0.1:{port}/0?prefix=qc-store:"
-    hub = hub_factory({**redis_env(url), "QUEUECAST_BROKER": "memory://"})
+    hub = hub_factory({**redis_env(url, hub_env), "QUEUECAST_BROKER": "memory://"})
     async with http(hub, 5) as c:
         t = await issue(c)
         await asyncio.to_thread(stop_process, server.proc)

@@ -166,23 +166,29 @@ async def test_opt_ins_opt_outs_and_ratings_reach_the_ticket_feed_never_the_boar
             # Another holder's feed counts them (seq by seq) but is not told who asked for what.
             their_events = [await recv(theirs) for _ in range(7)]
             assert [e["seq"] for e in their_events] == [e["seq"] for e in own_events]
-            for e in their_events:
-                if e["type"] in CITIZEN_TYPES:
+            for e, mine_e in zip(their_events, own_events):
+                if mine_e["type"] in CITIZEN_TYPES:
+                    assert e["type"] == "internal", e
                     assert set(e) == {"type", "seq", "t", "branch", "day", "ticket"}, e
                     assert e["ticket"]["number"] == neighbour["number"]          # their own ticket's view
             assert their_events[3]["number"] == mine["number"]                    # the queue's doings in full
-            # The board: only what the queue did; `prev` says what it left out, where it did.
-            board_events = [await recv(board) for _ in range(3)]
-            assert [(e["type"], e["seq"], e.get("prev")) for e in board_events] == [
-                ("ticket.called", head + 4, head), ("ticket.completed", head + 5, None),
-                ("ticket.issued", head + 7, head + 5)]
-            assert board_events[2]["number"] == later["number"]
+            # The board: what the queue did in full; of the holder's doings only an `internal` mark
+            # at its seq (seq still rises by exactly one, CONTRACTS section 4), nothing of what it was.
+            board_events = [await recv(board) for _ in range(7)]
+            assert [(e["type"], e["seq"]) for e in board_events] == [
+                ("internal", head + 1), ("internal", head + 2), ("internal", head + 3),
+                ("ticket.called", head + 4), ("ticket.completed", head + 5), ("internal", head + 6),
+                ("ticket.issued", head + 7)]
+            for e in board_events:
+                if e["type"] == "internal":
+                    assert set(e) == {"type", "seq", "t", "branch", "day"}, e
+            assert board_events[6]["number"] == later["number"]
 
         # A board resuming from before them gets the same, so do SSE boards; the log has it all.
         async with feed(hub, f"/ws/branches/1?since={head}&epoch={epoch}") as again:
-            resumed = [await recv(again) for _ in range(4)]
+            resumed = [await recv(again) for _ in range(8)]
         assert resumed[0]["type"] == "resume" and resumed[1:] == board_events
-        sse = await sse_events(c, f"/sse/branches/1?since={head}&epoch={epoch}", 4)
+        sse = await sse_events(c, f"/sse/branches/1?since={head}&epoch={epoch}", 8)
         assert sse[1:] == board_events
         log = (await c.get("/api/branches/1")).json()["seq"]
         assert log == head + 7

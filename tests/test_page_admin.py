@@ -27,12 +27,12 @@ TEST_SECONDS = deadline(60)      # one in-process test body, scaled
 
 
 @pytest.fixture
-def inproc(tmp_path):
+def inproc(tmp_path, lobby_config):
     """inproc(body): runs `async body(client, clock)` against the real app in-process (lifespan and
     all, a real SQLite file, a ManualClock at Tuesday 09:00) on a fresh event loop in a thread."""
     def run(body) -> None:
         settings = Settings(database=f"sqlite:///{tmp_path}/queuecast.db", secret=SECRET, issue_rate="1000/60",
-                            notifier="worker")
+                            notifier="worker", config=lobby_config)
 
         async def main() -> None:
             clock = ManualClock(TUESDAY_9AM)

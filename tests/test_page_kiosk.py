@@ -209,7 +209,7 @@ def test_kiosk_autoprint_prints_the_ticket(hub, new_page):
 # -- refusals ---------------------------------------------------------------------------------------
 
 def test_daily_cap_refusal_is_explained_in_vietnamese(hub_factory, hub_env, new_page, tmp_path):
-    config = Path(__file__).resolve().parents[1].joinpath("hub", "hanoi.toml").read_text(encoding="utf-8")
+    config = Path(hub_env["QUEUECAST_CONFIG"]).read_text(encoding="utf-8")     # the tests' lobby configuration
     small, n = re.subn(r'(id = "y-te"\n(?:[^\[\n].*\n)*?daily_cap = )\d+', r"\g<1>1", config)
     assert n == 1
     path = tmp_path / "small.toml"

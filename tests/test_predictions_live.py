@@ -361,11 +361,12 @@ async def test_export_trace_writes_the_recorded_predictions_in_the_replay_format
 
 # -- several hub processes --------------------------------------------------------------------------
 
-async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(redis_url, clock):
+async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(redis_url, clock, lobby_config):
     """Two hubs on one Redis (in this process, each with its own store, broker and state): the one
     that learns the events from the other publishes the same points, and the store keeps one line each."""
 
-    settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker")
+    settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker",
+                        config=lobby_config)
     async with running_app(settings, clock) as a, running_app(settings, clock) as b:
         await staff(a, "counters/1/open", {"services": [LAND]})
         for s in (10, 25, 47, 58):

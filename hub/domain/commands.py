@@ -24,17 +24,25 @@ CHANNELS = ("kiosk", "online")
 
 def issue(st: BranchState, now: datetime, *, service: str, channel: str, priority: bool = False,
           phone: str | None = None, citizen: Citizen | None = None,
-          history: History | None = None, lang: str | None = None) -> list[Event]:
+          history: History | None = None, lang: str | None = None, device: str | None = None,
+          pace: tuple[int, float] | None = None) -> list[Event]:
     """A new number under the centre's rules (docs/rules.md).
 
     `history` is the citizen's record across all branches (hub.domain.limits.history); it is
     required with a citizen. A kiosk number without identity is counted against no one.
+    `device`: the enrolled kiosk device issuing it (hub.domain.kiosks), which must still be enrolled
+    and keep to `pace` (at most COUNT numbers in SECONDS); the number is attributed to it in the log.
     """
     b, p = st.config, st.config.policy
+    if device is not None:
+        st.kiosks.require(device)
     svc = _service(st, service)
     if channel not in CHANNELS:
         raise invalid("invalid_channel", f"Channel must be one of {', '.join(CHANNELS)}.",
                       "Kênh lấy số phải là kiosk hoặc online.")
+    if device is not None and channel != "kiosk":
+        raise invalid("invalid_channel", "A kiosk device issues kiosk numbers only.",
+                      "Ki-ốt chỉ cấp số tại chỗ (kênh kiosk).")
     if channel == "online" and citizen is None:
         raise unauthorized("citizen_token_required",
                            "An online number needs a citizen token (identity verified through VNeID).",
@@ -55,12 +63,14 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
                        f"mời quay lại vào ngày làm việc tiếp theo, {nxt:%d/%m/%Y}.",
                        next_working_day=nxt.isoformat())
 
+    if device is not None:
+        st.kiosks.check_pace(device, now, pace)
     number = str(svc.first_number + taken)
     if citizen is not None and citizen.birth_year is not None:
         priority = priority or now.year - citizen.birth_year >= p.priority_age
     return [events.make("ticket.issued", now, b.id, day, ticket=ticket_id(day, number), number=number,
                         service=service, channel=channel, priority=bool(priority), order=st.next_order,
-                        citizen=citizen.pseudonym if citizen else None, phone=phone, lang=lang)]
+                        citizen=citizen.pseudonym if citizen else None, phone=phone, lang=lang, device=device)]
 
 
 # -- counters ----------------------------------------------------------------------------------
@@ -173,7 +183,10 @@ def cancel(st: BranchState, now: datetime, t: Ticket, by: str = "staff") -> list
     return _ticket_event("ticket.cancelled", st, now, t, by=by)
 
 
-def check_in(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
+def check_in(st: BranchState, now: datetime, t: Ticket, device: str | None = None) -> list[Event]:
+    """An online holder arrived; `device`: the kiosk that scanned their QR (still enrolled)."""
+    if device is not None:
+        st.kiosks.require(device)
     state = _require(t, "check_in", now)
     if t.checked_in and state is State.WAITING:
         raise conflict("already_checked_in", f"{t.number} is already checked in.",
@@ -181,7 +194,7 @@ def check_in(st: BranchState, now: datetime, t: Ticket) -> list[Event]:
     if t.day != now.date():
         raise conflict("wrong_day", f"{t.number} is for {t.day:%d/%m/%Y}.",
                        f"Số {t.number} dành cho ngày {t.day:%d/%m/%Y}.")
-    return _ticket_event("ticket.checked_in", st, now, t)
+    return _ticket_event("ticket.checked_in", st, now, t, device=device)
 
 
 NOTIFY_CHANNELS = ("sms", "push", "zalo")

@@ -27,6 +27,9 @@ class Policy:
     absent: str = "skip"                # "skip" or "hold" a called, not checked-in online number
     hold_minutes: int = 10              # grace period under absent = "hold"
     recall_minutes: int = 15            # a skipped number can be recalled this long
+    # Address ranges (CIDR) of the branch's lobby network, from which anonymous kiosks may issue
+    # kiosk numbers without a device token (docs/rules.md); none by default: enrolled devices only.
+    kiosk_lobby_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from hub.domain.config import Branch
 from hub.domain.eta.estimator import Estimator
 from hub.domain.eta.plans import Setting
 from hub.domain.events import Event, in_trace, to_trace
+from hub.domain.kiosks import Kiosks
 from hub.domain.ticket import State, Ticket
 from hub.domain.trace import from_dict
 
@@ -49,6 +50,7 @@ class BranchState:
     next_order: int = 1                         # registration order of the next number issued
     latest_day: date | None = None
     last_t: str | None = None
+    kiosks: Kiosks = field(default_factory=Kiosks)          # enrolled kiosk devices, never forgotten
     eta: Estimator = field(init=False)          # expected waits: folded from the same events
 
     def __post_init__(self) -> None:
@@ -125,6 +127,7 @@ def _forget_before(state: BranchState, day: date) -> None:
     for rec in state.citizens.values():
         for d in [d for d in rec.numbers if d < day]:
             del rec.numbers[d]
+    state.kiosks.forget_before(day)
 
 
 def _counter_opened(s: BranchState, ev: Event, now: datetime) -> None:
@@ -151,6 +154,8 @@ def _issued(s: BranchState, ev: Event, now: datetime) -> None:
     if t.citizen:
         rec = s.citizens.setdefault(t.citizen, CitizenRecord())
         rec.numbers.setdefault(day, []).append((t.id, t.service))
+    if ev.get("device"):
+        s.kiosks.issued_by(ev["device"], day, now)
 
 
 def _release_counter(s: BranchState, t: Ticket) -> None:
@@ -246,6 +251,18 @@ def _rated(s: BranchState, ev: Event, now: datetime) -> None:
     holder.note_change(t, now)
 
 
+def _kiosk_enrolled(s: BranchState, ev: Event, now: datetime) -> None:
+    s.kiosks.enrolled(ev, now)
+
+
+def _kiosk_claimed(s: BranchState, ev: Event, now: datetime) -> None:
+    s.kiosks.claimed(ev["device"])
+
+
+def _kiosk_revoked(s: BranchState, ev: Event, now: datetime) -> None:
+    s.kiosks.revoked(ev["device"], now)
+
+
 _APPLY = {
     "counter.opened": _counter_opened,
     "counter.closed": _counter_closed,
@@ -261,4 +278,7 @@ _APPLY = {
     "ticket.notify": _notify,
     "ticket.unsubscribed": _unsubscribed,
     "ticket.rated": _rated,
+    "kiosk.enrolled": _kiosk_enrolled,
+    "kiosk.claimed": _kiosk_claimed,
+    "kiosk.revoked": _kiosk_revoked,
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 from hub import views
 from hub.domain.errors import not_found
-from hub.domain.events import Event, on_board, public
+from hub.domain.events import CITIZEN_TYPES, Event, for_board, on_board, public
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
 from hub.service.queue import QueueService
@@ -22,22 +22,12 @@ from hub.service.queue import QueueService
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
 
 
-def _after(text: str, seq: int, prev: int) -> str:
-    """A board event's JSON, with `prev` first when the board feed left events out just before it:
-    the seq of the board feed's previous event. The board feed does not carry holders' own events
-    (hub.domain.events.on_board), so its seqs can skip; `prev` tells a client that nothing it should
-    have seen lies between (docs/feeds.md). Without a skip the event is as it always was. Spliced
-    in, not re-encoded: the event is encoded once for every watcher, and always as a JSON object."""
-    return text if prev == seq - 1 else f'{{"prev":{prev},{text[1:]}'
-
-
-def _for_ticket(pub: Event, tid: str) -> Event:
-    """What ticket `tid`'s feed is told of an event: all of it, but of another holder's opt-in,
-    opt-out or rating only that it happened (its seq keeps the feed's count): what someone else
-    asked for, or how they rated, is theirs."""
-    if on_board(pub) or pub.get("ticket") == tid:
-        return pub
-    return {k: pub[k] for k in ("type", "seq", "t", "branch", "day") if k in pub}
+def _for_ticket(ev: Event, tid: str) -> Event:
+    """What ticket `tid`'s feed is told of an event: what the board is told, and of its own
+    holder's opt-ins and ratings all of it: what someone else asked for, or how they rated, is theirs."""
+    if ev.get("ticket") == tid and not on_board(ev) and ev["type"] in CITIZEN_TYPES:
+        return public(ev)
+    return for_board(ev)
 
 
 @dataclass
@@ -67,9 +57,6 @@ class FeedHub:
         self.boards: dict[str, set[Subscriber]] = {}
         self.tickets: dict[str, dict[str, set[Subscriber]]] = {}     # branch → ticket id → subscribers
         self.stats = Stats()
-        # Per branch, the seq of the latest event the board feed carried, kept whether or not any
-        # board is watching; unknown after a start or a reset, when the next one claims only seq - 1.
-        self.board_prev: dict[str, int] = {}
         service.on_event.append(self._on_event)
         service.on_reset.append(self._on_reset)
 
@@ -88,7 +75,7 @@ class FeedHub:
                     view = views.branch_view(st, now)
                     return [Frame.of(head, {**view, "type": "snapshot", "seq": head, "epoch": current,
                                             "resumed": False})], sub
-            return await self._resume(branch, since, head, current, public, board=True), sub
+            return await self._resume(branch, since, head, current, for_board), sub
 
     async def open_ticket(self, token: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
         branch, tid = self.service.tokens.read_ticket(token)
@@ -108,7 +95,7 @@ class FeedHub:
                                             "resumed": False, "ticket": view})], sub
             # Replayed events carry the ticket as it is now: what the phone must show.
             return await self._resume(branch, since, head, current,
-                                      lambda ev: {**_for_ticket(public(ev), tid), "ticket": view}), sub
+                                      lambda ev: {**_for_ticket(ev, tid), "ticket": view}), sub
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()
@@ -130,47 +117,37 @@ class FeedHub:
                 and (epoch is None or epoch == current))
 
     async def _resume(self, branch: str, since: int, head: int, epoch: str,
-                      shape: Callable[[Event], dict[str, Any]], board: bool = False) -> list[Frame]:
+                      shape: Callable[[Event], dict[str, Any]]) -> list[Frame]:
         self.stats.resumes += 1
         missed = await self.service.events_since(branch, since, limit=head - since)
         frames = [Frame.of(since, {"type": "resume", "seq": since, "epoch": epoch, "resumed": True})]
-        prev = since
-        for ev in missed:
-            if not board:
-                frames.append(Frame.of(ev["seq"], shape(ev)))
-            elif on_board(ev):
-                frames.append(Frame.of(ev["seq"], {"prev": prev, **shape(ev)} if prev != ev["seq"] - 1 else shape(ev)))
-                prev = ev["seq"]
+        frames += [Frame.of(ev["seq"], shape(ev)) for ev in missed]
         return frames
 
     # -- fan-out (called by the service under the branch lock, in seq order) -------------------------
 
     def _on_event(self, branch: str, ev: Event, data: bytes) -> None:
-        if on_board(ev):
-            prev = self.board_prev.get(branch, ev["seq"] - 1)
-            self.board_prev[branch] = ev["seq"]
-            board = self.boards.get(branch)
-            if board:
-                frame = Frame.from_text(ev["seq"], _after(data.decode(), ev["seq"], prev))   # encoded once for all watchers
-                for sub in list(board):
-                    sub.push(frame)
-                self.stats.deliveries += len(board)
+        board = self.boards.get(branch)
+        if board:
+            frame = Frame.from_text(ev["seq"], data.decode())     # encoded once for all watchers
+            for sub in list(board):
+                sub.push(frame)
+            self.stats.deliveries += len(board)
         watched = self.tickets.get(branch)
         if watched:
-            st, now, pub = self.service.state(branch), self.service.now(), public(ev)
+            st, now = self.service.state(branch), self.service.now()
             for tid, subs in list(watched.items()):
                 t = st.tickets.get(tid)
                 if t is None or not subs:
                     watched.pop(tid, None)                         # nobody left, or a forgotten day
                     continue
-                frame = Frame.of(ev["seq"], {**_for_ticket(pub, tid), "ticket": views.ticket_view(st, t, now)})
+                frame = Frame.of(ev["seq"], {**_for_ticket(ev, tid), "ticket": views.ticket_view(st, t, now)})
                 for sub in list(subs):
                     sub.push(frame)
                 self.stats.deliveries += len(subs)
 
     def _on_reset(self, branch: str) -> None:
         """The branch's history was replaced: every watcher must start again from a snapshot."""
-        self.board_prev.pop(branch, None)
         for sub in list(self.boards.get(branch, ())):
             sub.close(RESYNC)
         for subs in list(self.tickets.get(branch, {}).values()):

@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 from hub.domain.config import Centre
 from hub.domain.errors import excerpt, not_found
-from hub.domain.events import Event, public
+from hub.domain.events import Event, for_board
 from hub.domain.state import BranchState, apply, fold
 from hub.store.eventlog import EventLog, LogHead
 
@@ -35,7 +35,7 @@ class Branches:
         self._locks = {b: asyncio.Lock() for b in centre.branches}
         self.stale: set[str] = set()           # branches whose state may hold events not in the log
         # Called, in seq order and under the branch lock, with every event folded into a branch's
-        # state (made here or learned from another process) and its public JSON, encoded once.
+        # state (made here or learned from another process) and its board JSON, encoded once.
         self.on_event: list[Callable[[str, Event, bytes], None]] = []
         # Called under the branch lock before events of time `now` are folded into a branch's state
         # (a command about to be decided, an event of another process): what was due before `now`
@@ -77,7 +77,7 @@ class Branches:
 
     def deliver(self, branch: str, evs: list[Event]) -> None:
         for ev in evs:
-            data = dumps(public(ev))
+            data = dumps(for_board(ev))
             for fn in self.on_event:
                 fn(branch, ev, data)
 

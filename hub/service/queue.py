@@ -26,6 +26,7 @@ from hub.domain.ticket import Ticket
 from hub.phones import normalize_phone
 from hub.service.branches import Branches
 from hub.service.follow import follow
+from hub.service.kiosks import KioskDevices
 from hub.service.pipeline import IdemRequest, Pipeline, Respond
 from hub.store.eventlog import EventLog, LogHead
 
@@ -34,7 +35,7 @@ Answer = dict[str, Any]
 
 class QueueService:
     def __init__(self, centre: Centre, events: EventLog, broker: Broker, clock: Clock, tokens: Tokens,
-                 public_url: str, notify_ahead: int = 5):
+                 public_url: str, notify_ahead: int = 5, kiosk_pace: tuple[int, float] | None = None):
         self.centre, self.broker, self.clock, self.tokens = centre, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
         # The messages an event makes owed go into the log's transaction with it (the outbox).
@@ -43,6 +44,9 @@ class QueueService:
         self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
         self.run = self.pipeline.run
         self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+        # Kiosk devices: enrolled, handed out and revoked through the log; each keeps to this pace.
+        self.kiosk_pace = kiosk_pace
+        self.kiosks = KioskDevices(self.branches, self.pipeline, tokens, public_url, self.catch_up)
         # The branches' hooks, named here for those who watch the service (feeds, predictions, metrics).
         self.on_event = self.branches.on_event
         self.before_fold = self.branches.before_fold
@@ -99,7 +103,8 @@ class QueueService:
 
     async def issue(self, branch: str, *, service: str, channel: str, priority: bool = False,
                     phone: str | None = None, claims: Claims | None = None,
-                    idem: IdemRequest | None = None, lang: str | None = None) -> Answer:
+                    idem: IdemRequest | None = None, lang: str | None = None, device: str | None = None) -> Answer:
+        """A new number; `device`: the enrolled kiosk device asking (attributed in the log, paced)."""
         self.state(branch)                     # 404 for an unknown branch, before anything else
         citizen = None
         if claims is not None and claims.kind == "citizen":
@@ -118,7 +123,8 @@ class QueueService:
                 day = views.issuing_day(st, now)
                 hist = history(citizen, day, self.states.values())
             return commands.issue(st, now, service=service, channel=channel, priority=priority,
-                                  phone=phone, citizen=citizen, history=hist, lang=lang)
+                                  phone=phone, citizen=citizen, history=hist, lang=lang, device=device,
+                                  pace=self.kiosk_pace)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             t = st.tickets[evs[0]["ticket"]]
@@ -131,7 +137,9 @@ class QueueService:
                     "people_ahead": view["people_ahead"], "service_name": view["service_name"],
                     "branch_name": view["branch_name"]}
 
-        fields = {"service": service, "channel": channel, "phone": phone}
+        fields = {"service": service, "channel": channel, "phone": phone, "device": device}
+        if device is not None:
+            await self.kiosks.refresh(branch, device)
         if citizen is None:
             return await self.run("issue", branch, decide, respond, idem=idem, log_fields=fields)
         async with self._citizen_lock:
@@ -246,19 +254,22 @@ class QueueService:
     async def rate(self, token: str, score: int, comment: str = "") -> Answer:
         return await self._holder("rate", token, lambda st, now, t: commands.rate(st, now, t, score, comment))
 
-    async def check_in_token(self, branch: str, token: str) -> Answer:
-        """An online holder's QR scanned at the branch's kiosk."""
+    async def check_in_token(self, branch: str, token: str, device: str | None = None) -> Answer:
+        """An online holder's QR scanned at the branch's kiosk (`device`: an enrolled one, or staff)."""
+        if device is not None:          # a device that may no longer act learns nothing of the ticket
+            await self.kiosks.refresh(branch, device)
+            self.state(branch).kiosks.require(device)
         tb, tid = self.tokens.read_ticket(token)
         if tb != branch:
             raise conflict("wrong_branch", "This number is for another branch.", "Số thứ tự này thuộc chi nhánh khác.")
 
         def decide(st: BranchState, now: datetime) -> list[Event]:
-            return commands.check_in(st, now, self._ticket(st, tid))
+            return commands.check_in(st, now, self._ticket(st, tid), device)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             return views.ticket_view(st, st.tickets[tid], now)
 
-        return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid})
+        return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid, "device": device})
 
     async def tick(self) -> int:
         """Time-driven events (expiry at closing) for every branch; returns how many happened."""

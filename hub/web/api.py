@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub.domain.errors import DomainError, invalid
-from hub.web import decode
+from hub.web import decode, kiosks
 
 CREATED = 201       # a new number; a replay of the same request (Idempotency-Key) is answered alike
 
@@ -27,21 +27,23 @@ async def issue_ticket(request: Request) -> JSONResponse:
     svc = decode.field(data, "service", str)
     priority = decode.field(data, "priority", bool, required=False, default=False)
     phone = decode.field(data, "phone", str, required=False)
-    device = claims is not None and claims.kind == "staff"
-    if device:
-        decode.staff(request, branch)                        # a kiosk device of this branch only
+    staff = claims is not None and claims.kind == "staff"
+    if staff:
+        decode.staff(request, branch)                        # this branch's staff (issuing for a citizen)
     if channel == "online" and (claims is None or claims.kind != "citizen"):
         raise DomainError("unauthorized", "citizen_token_required",
                           "An online number needs a citizen token (identity verified through VNeID).",
                           "Lấy số trực tuyến cần đăng nhập bằng tài khoản định danh (VNeID).")
-    if not device:                                           # kiosk devices carry a staff token: exempt
+    # The kiosk channel: an enrolled device of this branch, its staff, or its lobby network (hub.web.kiosks).
+    device = kiosks.kiosk_channel(request, branch, claims) if channel == "kiosk" else None
+    if not staff and device is None:                         # a device keeps to its own pace instead
         app.address_limit.take(request.client.host if request.client else "unknown")
     if claims is not None and claims.kind == "citizen":
         app.citizen_limit.take(claims.cccd)
     return _answer(await service.issue(branch, service=svc, channel=channel, priority=priority, phone=phone,
                                        claims=claims if claims and claims.kind == "citizen" else None,
                                        idem=decode.idempotency(request, claims, CREATED),
-                                       lang=decode.field(data, "lang", str, required=False)), CREATED)
+                                       lang=decode.field(data, "lang", str, required=False), device=device), CREATED)
 
 
 async def open_counter(request: Request) -> JSONResponse:
@@ -89,9 +91,12 @@ async def ticket_action(request: Request) -> JSONResponse:
 async def check_in(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
     request.app.state.service.state(branch)
-    decode.staff(request, branch)
+    claims = decode.bearer(request, required=True)
+    device = kiosks.kiosk_device(claims, branch) if claims.kind == "kiosk" else None
+    if device is None:
+        decode.staff(request, branch)                        # staff, or an enrolled kiosk device of the branch
     data = await decode.json_body(request)
-    return _answer(await request.app.state.service.check_in_token(branch, decode.field(data, "token", str)))
+    return _answer(await request.app.state.service.check_in_token(branch, decode.field(data, "token", str), device))
 
 
 async def branches(request: Request) -> JSONResponse:

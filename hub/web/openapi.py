@@ -9,6 +9,7 @@ from hub import __version__
 _ERR = {"$ref": "#/components/responses/Error"}
 Security = list[dict[str, list[str]]]       # OpenAPI security requirements: scheme → scopes
 _STAFF: Security = [{"staff": []}]
+_KIOSK: Security = [{"kiosk": []}, {"staff": []}]
 
 
 def _op(summary: str, *, ok: int = 200, ok_schema: str | None = None, body: str | None = None,
@@ -46,14 +47,39 @@ def document() -> dict[str, Any]:
                                                   ok_schema="BranchStatus", params=["branch"], errors=(404,))},
             "/api/branches/{branch}/tickets": {"post": _op(
                 "Issue a number", ok=201, ok_schema="IssuedTicket", body="IssueRequest", params=["branch"],
-                security=[{}, {"citizen": []}, {"staff": []}], idem=True, errors=(400, 401, 403, 404, 409, 413, 422, 429),
-                desc="Kiosk numbers need no token (a kiosk device may send its staff token to be exempt from the "
-                     "per-address rate limit); online numbers need a citizen token. Refusals: issuing_closed, "
-                     "daily_cap_reached (with next_working_day), field_limit_reached, daily_limit_reached, "
-                     "online_booking_suspended.")},
+                security=[{"kiosk": []}, {"staff": []}, {"citizen": []}, {}], idem=True,
+                errors=(400, 401, 403, 404, 409, 413, 422, 429),
+                desc="Kiosk numbers come from an enrolled kiosk device of the branch (its kiosk token; paced, "
+                     "429 kiosk_pace with retry_after), from the branch's staff, or, without a token, only from "
+                     "the branch's lobby network if its policy lists one (401/403 kiosk_device_required "
+                     "otherwise; 401 device_revoked or device_not_enrolled for a device that may no longer "
+                     "issue); online numbers need a citizen token. Refusals: issuing_closed, daily_cap_reached "
+                     "(with next_working_day), field_limit_reached, daily_limit_reached, online_booking_suspended.")},
             "/api/branches/{branch}/check-in": {"post": _op(
                 "Check in an online holder on arrival (QR scanned at the kiosk)", body="CheckInRequest",
-                params=["branch"], security=_STAFF)},
+                params=["branch"], security=_KIOSK)},
+            "/api/branches/{branch}/kiosks": {
+                "get": _op("The branch's kiosk devices: name, state, enrolled, last issue, issued today",
+                           ok_schema="KioskDevices", params=["branch"], security=_STAFF, errors=(401, 403, 404),
+                           desc="The branch's staff token without a counter (403 manager_only otherwise)."),
+                "post": _op("Enrol a kiosk device: a one-time enrolment code and link (and its QR code as SVG)",
+                            ok=201, ok_schema="KioskEnrolment", body="KioskName", params=["branch"], security=_STAFF,
+                            errors=(400, 401, 403, 404, 413, 422),
+                            desc="The kiosk opens the link (/kiosk/{branch}#enrol=CODE) or is given the code, and "
+                                 "exchanges it once for its device token (POST .../kiosks/enrol); the code expires "
+                                 "after an hour."),
+            },
+            "/api/branches/{branch}/kiosks/enrol": {"post": _op(
+                "The kiosk exchanges its one-time enrolment code for its device token", body="KioskCode",
+                ok_schema="KioskToken", params=["branch"], security=[{}], idem=True, errors=(400, 404, 409, 413, 422),
+                desc="404 enrolment_code_not_found, 409 enrolment_code_used, enrolment_code_expired, device_revoked "
+                     "or wrong_branch.")},
+            "/api/branches/{branch}/kiosks/me": {"get": _op(
+                "What a kiosk (or staff) token stands for at this branch, if it may still issue",
+                params=["branch"], security=_KIOSK, errors=(401, 403, 404))},
+            "/api/branches/{branch}/kiosks/{device}": {"delete": _op(
+                "Revoke a kiosk device, for good, in every hub process (a repeat changes nothing)",
+                ok_schema="KioskDevice", params=["branch", "device"], security=_STAFF, errors=(401, 403, 404))},
             "/api/branches/{branch}/counters/{counter}/open": {"post": _op(
                 "Open a counter (or change its fields)", body="OpenCounter", params=["branch", "counter"],
                 security=_STAFF, idem=True)},
@@ -126,10 +152,15 @@ def document() -> dict[str, Any]:
             "securitySchemes": {
                 "staff": {"type": "http", "scheme": "bearer", "description": "queuecast token staff --branch B [--counter C]"},
                 "citizen": {"type": "http", "scheme": "bearer", "description": "queuecast token citizen --id CCCD"},
+                "kiosk": {"type": "http", "scheme": "bearer",
+                          "description": "a kiosk device's token: queuecast token kiosk --branch B, or an enrolment "
+                                         "link from the admin page"},
             },
             "parameters": {
                 "branch": {"name": "branch", "in": "path", "required": True, "schema": {"type": "string"}},
                 "counter": {"name": "counter", "in": "path", "required": True, "schema": {"type": "string"}},
+                "device": {"name": "device", "in": "path", "required": True,
+                           "schema": {"type": "string", "pattern": "^k[0-9a-f]{10}$"}},
                 "number": {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}},
                 "action": {"name": "action", "in": "path", "required": True, "schema": {
                     "enum": ["recall", "complete", "skip", "transfer", "cancel", "check-in"]}},
@@ -165,6 +196,11 @@ _S = {"type": "string"}
 
 
 _LANG = {"enum": ["vi", "en"], "description": "the language of the number's messages (default vi)"}
+_OPT_S = {"type": ["string", "null"]}
+_KIOSK_DEVICE = _obj({"device": _S, "name": _S, "state": {"enum": ["pending", "active", "revoked"]},
+                      "enrolled_at": _S, "by": _S, "revoked_at": _OPT_S, "last_issue": _OPT_S,
+                      "issued_today": {"type": "integer"}},
+                     ["device", "name", "state", "enrolled_at", "issued_today"])
 
 
 def _schemas() -> dict[str, Any]:
@@ -178,6 +214,13 @@ def _schemas() -> dict[str, Any]:
         "OpenCounter": _obj({"services": {"type": "array", "items": _S}}),
         "TicketAction": _obj({"service": _S, "counter": _S}),
         "CheckInRequest": _obj({"token": _S}, ["token"]),
+        "KioskName": _obj({"name": {"type": "string", "maxLength": 60}}),
+        "KioskCode": _obj({"code": {"type": "string", "maxLength": 200}}, ["code"]),
+        "KioskDevice": _KIOSK_DEVICE,
+        "KioskDevices": _obj({"devices": {"type": "array", "items": _KIOSK_DEVICE}}, ["devices"]),
+        "KioskEnrolment": {**_KIOSK_DEVICE, "properties": {
+            **_KIOSK_DEVICE["properties"], "enrol_code": _S, "enrol_url": _S, "expires_at": _S, "enrol_qr": _S}},
+        "KioskToken": _obj({"token": _S, "device": _S, "name": _S, "branch": _S}, ["token", "device", "name", "branch"]),
         "OptIn": _obj({"channel": {"enum": ["sms", "push", "zalo"]}, "phone": _S,
                        "subscription": {"$ref": "#/components/schemas/PushSubscription"},
                        "ahead": {"type": "integer", "minimum": 1, "maximum": 50},

@@ -40,7 +40,8 @@ from hub.domain.ticket import FINAL, State, Ticket
 BY_EVENT = {"ticket.issued": "issued", "ticket.called": "called", "ticket.recalled": "called",
             "ticket.skipped": "skipped", "ticket.expired": "expired"}
 # Events after which no queue can be shorter and no opt-in newer: no "ahead" to look for.
-_NO_AHEAD_CHANGE = frozenset({"ticket.rated", "ticket.unsubscribed", "ticket.completed"})
+_NO_AHEAD_CHANGE = frozenset({"ticket.rated", "ticket.unsubscribed", "ticket.completed",
+                              "kiosk.enrolled", "kiosk.claimed", "kiosk.revoked"})
 PHONE_CHANNELS = ("sms", "zalo")
 
 Link = Callable[[str, str], str]        # (branch, ticket id) → the holder's tracking URL

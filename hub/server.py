@@ -1,4 +1,7 @@
-"""Running the ASGI app under uvicorn, the same way for `serve` and `demo`."""
+"""Running the ASGI app under uvicorn, the same way for `serve` and `demo`.
+
+Tokens in request paths are redacted from uvicorn's logs (hub.logs).
+"""
 from __future__ import annotations
 
 import logging
@@ -7,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from hub import logs
 from hub.feeds import direct
 
 log = logging.getLogger("queuecast.server")
@@ -23,9 +27,11 @@ def config(app: Any, host: str, port: int,
                     extra={"fields": {"why": why, "uvicorn": uvicorn.__version__}})
     else:
         log.info("fast WebSocket path on", extra={"fields": {"uvicorn": uvicorn.__version__}})
-    return uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
+    made = uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
                           ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
                           timeout_graceful_shutdown=5, log_level="info")
+    logs.redact_uvicorn()            # uvicorn.Config has just (re)configured its loggers
+    return made
 
 
 def run(app: Any, host: str, port: int) -> None:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from hub.domain.errors import DomainError
+from hub.logs import redact
 
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
           "rate_limited": 429, "too_large": 413, "bad_request": 400, "unavailable": 503}
@@ -45,6 +46,6 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+    log.exception("unhandled error", extra={"fields": {"path": redact(request.url.path)}})
     return error_response(500, "internal_error", "The hub failed to answer; the error is logged.",
                           "Hệ thống gặp lỗi; lỗi đã được ghi lại.")

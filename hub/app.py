@@ -41,6 +41,7 @@ from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, redrive
+from hub.web.headers import SecurityHeaders
 from notifier import hooks, push_key
 
 notifier_log = logging.getLogger("queuecast.notifier")
@@ -150,9 +151,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         # registered for (Kludex/starlette#2403 would make the type generic).
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,  # type: ignore[dict-item]
                             Exception: errors.server_error},
-        # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE streams
-        # are left uncompressed by Starlette, WebSockets are not HTTP responses.
-        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+        middleware=[Middleware(SecurityHeaders),          # CSP, nosniff, ... on every HTTP answer
+                    # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE
+                    # streams are left uncompressed by Starlette, WebSockets are not HTTP responses.
+                    Middleware(GZipMiddleware, minimum_size=1024)],
     )
     app.state.settings = settings
     app.state.demo = demo              # demo-only conveniences (a made-up citizen identity) answer only then

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import ClientDisconnect
 
 from displays import routes as pages
 from hub import loops, retention
@@ -41,6 +42,7 @@ from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, redrive
+from hub.web.body_deadline import BodyDeadline
 from hub.web.headers import SecurityHeaders
 from notifier import hooks, push_key
 
@@ -150,8 +152,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         # Starlette types a handler as taking any Exception, though it passes only the class it is
         # registered for (Kludex/starlette#2403 would make the type generic).
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,  # type: ignore[dict-item]
-                            Exception: errors.server_error},
+                            ClientDisconnect: errors.client_gone, Exception: errors.server_error},  # type: ignore[dict-item]
         middleware=[Middleware(SecurityHeaders),          # CSP, nosniff, ... on every HTTP answer
+                    Middleware(BodyDeadline, seconds=settings.request_timeout),   # 408 for a trickled body
                     # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE
                     # streams are left uncompressed by Starlette, WebSockets are not HTTP responses.
                     Middleware(GZipMiddleware, minimum_size=1024)],

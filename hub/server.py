@@ -1,6 +1,7 @@
 """Running the ASGI app under uvicorn, the same way for `serve` and `demo`.
 
-Tokens in request paths are redacted from uvicorn's logs (hub.logs).
+Tokens in request paths are redacted from uvicorn's logs (hub.logs); slow and stalled clients are
+bounded by hub.connections.
 """
 from __future__ import annotations
 
@@ -10,17 +11,21 @@ from typing import Any
 
 import uvicorn
 
-from hub import logs
+from hub import connections, logs
 from hub.feeds import direct
+from hub.settings import Settings
 
 log = logging.getLogger("queuecast.server")
 
 WS_MAX_SIZE = 64 * 1024        # bytes a client may send in one WebSocket message
 WS_PING_SECONDS = 25.0         # protocol ping: a dead peer is noticed, idle proxies stay open
+MAX_HEADER_BYTES = 16 * 1024   # a request's line and headers (h11's limit, said here): 400 past it
 
 
 def config(app: Any, host: str, port: int,
-           protocol: Callable[[], tuple[type | None, str]] = direct.protocol) -> uvicorn.Config:
+           protocol: Callable[[], tuple[type | None, str]] = direct.protocol,
+           settings: Settings | None = None) -> uvicorn.Config:
+    settings = settings or Settings()
     ws, why = protocol()
     if ws is None:       # the feeds still work, through ASGI: slower fan-out, same frames
         log.warning("fast WebSocket path off, feeds go through ASGI",
@@ -28,11 +33,13 @@ def config(app: Any, host: str, port: int,
     else:
         log.info("fast WebSocket path on", extra={"fields": {"uvicorn": uvicorn.__version__}})
     made = uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
+                          http=connections.http_protocol(settings.request_timeout),
+                          h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
                           timeout_graceful_shutdown=5, log_level="info")
     logs.redact_uvicorn()            # uvicorn.Config has just (re)configured its loggers
     return made
 
 
-def run(app: Any, host: str, port: int) -> None:
-    uvicorn.Server(config(app, host, port)).run()
+def run(app: Any, host: str, port: int, settings: Settings | None = None) -> None:
+    uvicorn.Server(config(app, host, port, settings=settings)).run()

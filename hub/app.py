@@ -95,7 +95,7 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
     centre = centre or load_config(settings.config or None)
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_service(settings, clock=clock, centre=centre, tokens=tokens) as (service, storage, broker):
-        hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service),
+        hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service, settings.max_feeds_per_address),
                   Publisher(service, storage.predictions))
         # No broker between processes (memory://): what another process appends to the same
         # SQLite file (the notifier removing a push subscription) is found by looking.

@@ -1,5 +1,9 @@
 """Running the ASGI app under uvicorn, the same way for `serve` and `demo`.
 
+Proxy headers (X-Forwarded-For, X-Forwarded-Proto) are believed only from the peers in
+QUEUECAST_TRUSTED_PROXIES; with none (the default) they are ignored, so a client cannot pick the
+address its rate limits and feed cap are counted against. uvicorn's own default would trust
+127.0.0.1, which is every client when the hub shares a host with anything that connects locally.
 Tokens in request paths are redacted from uvicorn's logs (hub.logs); slow and stalled clients are
 bounded by hub.connections.
 """
@@ -32,7 +36,9 @@ def config(app: Any, host: str, port: int,
                     extra={"fields": {"why": why, "uvicorn": uvicorn.__version__}})
     else:
         log.info("fast WebSocket path on", extra={"fields": {"uvicorn": uvicorn.__version__}})
-    made = uvicorn.Config(app, host=host, port=port, lifespan="on", proxy_headers=True, ws=ws or "auto",
+    proxies = settings.proxies()
+    made = uvicorn.Config(app, host=host, port=port, lifespan="on", ws=ws or "auto",
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
                           http=connections.http_protocol(settings.request_timeout),
                           h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import ClientDisconnect
 
 from displays import routes as pages
 from hub import loops, retention
@@ -42,6 +43,8 @@ from hub.settings import Settings
 from hub.store import open_store
 from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, kiosks, redrive
+from hub.web.body_deadline import BodyDeadline
+from hub.web.headers import SecurityHeaders
 from notifier import hooks, push_key
 
 notifier_log = logging.getLogger("queuecast.notifier")
@@ -93,7 +96,7 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
     centre = centre or load_config(settings.config or None)
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_service(settings, clock=clock, centre=centre, tokens=tokens) as (service, storage, broker):
-        hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service),
+        hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service, settings.max_feeds_per_address),
                   Publisher(service, storage.predictions))
         # No broker between processes (memory://): what another process appends to the same
         # SQLite file (the notifier removing a push subscription) is found by looking.
@@ -150,10 +153,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         # Starlette types a handler as taking any Exception, though it passes only the class it is
         # registered for (Kludex/starlette#2403 would make the type generic).
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,  # type: ignore[dict-item]
-                            Exception: errors.server_error},
-        # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE streams
-        # are left uncompressed by Starlette, WebSockets are not HTTP responses.
-        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
+                            ClientDisconnect: errors.client_gone, Exception: errors.server_error},  # type: ignore[dict-item]
+        middleware=[Middleware(SecurityHeaders),          # CSP, nosniff, ... on every HTTP answer
+                    Middleware(BodyDeadline, seconds=settings.request_timeout),   # 408 for a trickled body
+                    # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE
+                    # streams are left uncompressed by Starlette, WebSockets are not HTTP responses.
+                    Middleware(GZipMiddleware, minimum_size=1024)],
     )
     app.state.settings = settings
     app.state.demo = demo              # demo-only conveniences (a made-up citizen identity) answer only then

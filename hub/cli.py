@@ -155,7 +155,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _free(args.host, args.port)
     logs.setup()
-    server.run(create_app(_public_url(settings, args)), args.host, args.port)
+    settings = _public_url(settings, args)
+    server.run(create_app(settings), args.host, args.port, settings)
     return 0
 
 

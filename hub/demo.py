@@ -140,7 +140,7 @@ def run(settings: Settings, host: str, port: int) -> int:
     seed = time.time_ns() % 2**32
     # With QUEUECAST_NOTIFIER=inline (the default) the demo's messages go to the log (QUEUECAST_SMS_PROVIDER=log).
     server.run(create_app(settings, clock=clock, centre=centre, tasks=[partial(traffic, seed=seed)], demo=True),
-               host, port)
+               host, port, settings)
     return 0
 
 

@@ -53,6 +53,8 @@ class _Live:
                                       value=s.direct)
             yield CounterMetricFamily("queuecast_feed_slow_cuts", "Connections cut for falling behind",
                                       value=s.slow_cuts)
+            yield CounterMetricFamily("queuecast_feed_refused", "Feed connections refused: their address had "
+                                      "QUEUECAST_MAX_FEEDS_PER_ADDRESS open", value=feeds.addresses.refused)
             starts = CounterMetricFamily("queuecast_feed_starts", "Feed connections by how they started",
                                          labels=["how"])
             starts.add_metric(["resume"], s.resumes)

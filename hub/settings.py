@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import re
 import secrets
@@ -62,6 +63,9 @@ class Settings:
     max_body: int = 16 * 1024            # bytes of a request body
     keep_outbox_days: int = 30           # sent, delivered and dropped messages (they hold phone numbers)
     keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
+    trusted_proxies: str = ""            # peers whose X-Forwarded-For is believed: IPs, CIDRs, or *; "" → none
+    max_feeds_per_address: int = 50      # open live feeds (WebSocket and SSE) per client address
+    request_timeout: int = 20            # seconds a client has to send a request's headers, then its body
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,7 +77,8 @@ class Settings:
             var = f"QUEUECAST_{name.upper()}"
             if var in env and env[var] != "":
                 values[name] = env[var]
-        for name in ("notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days"):
+        for name in ("notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days",
+                     "max_feeds_per_address", "request_timeout"):
             if name in values:
                 try:
                     values[name] = int(values[name])
@@ -122,6 +127,11 @@ class Settings:
             _check_vapid_key(self.vapid_private_key)
         self.rate_limit()
         self.kiosk_rate()
+        self.proxies()
+        if self.max_feeds_per_address < 1:
+            raise SettingsError(f"QUEUECAST_MAX_FEEDS_PER_ADDRESS: at least 1, got {self.max_feeds_per_address}")
+        if not 1 <= self.request_timeout <= 3600:
+            raise SettingsError(f"QUEUECAST_REQUEST_TIMEOUT: 1 to 3600 seconds, got {self.request_timeout}")
         if self.config and not Path(self.config).is_file():
             raise SettingsError(f"QUEUECAST_CONFIG: no such file {self.config!r}")
         return self
@@ -173,6 +183,18 @@ class Settings:
                 raise SettingsError(f"QUEUECAST_PUSH_HOSTS: {host} is not a public address; "
                                     "set QUEUECAST_PUSH_ALLOW_PRIVATE=on to push to it (tests, a lab), never in production")
         return rule
+    def proxies(self) -> list[str]:
+        """QUEUECAST_TRUSTED_PROXIES as uvicorn's forwarded_allow_ips takes them; [] trusts no peer."""
+        out = [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
+        for item in out:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingsError("QUEUECAST_TRUSTED_PROXIES: expected IP addresses or CIDRs separated by commas "
+                                    f"(or *), got {item!r}") from None
+        return out
 
     @property
     def sms_base_url(self) -> str:

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from hub.auth import Tokens
 
 from conftest import SECRET, TV, bearer
-from waiting import deadline, ms
+from waiting import deadline, ms, wait_for_page
 
 STAFF = bearer(Tokens(SECRET).staff("1"))
 
@@ -93,12 +93,12 @@ SAYING = ms(90)
 
 
 def wait_said(page, count: int) -> list[dict]:
-    page.wait_for_function(f"window.__said.length >= {count}", timeout=SAYING)
+    wait_for_page(page, f"window.__said.length >= {count}", timeout=SAYING)
     return said(page)
 
 
 def wait_said_number(page, number: str) -> list[dict]:
-    page.wait_for_function(f"window.__said.some(d => d.number === '{number}')", timeout=SAYING)
+    wait_for_page(page, f"window.__said.some(d => d.number === '{number}')", timeout=SAYING)
     return said(page)
 
 
@@ -118,14 +118,14 @@ def test_a_call_appears_live_and_is_announced(hub, desk, new_page):
     expect(page.locator("#latest-counter")).to_have_text("1")
     expect(page.locator("#subtitle")).to_have_text("Mời công dân có số 1001 đến quầy số 1")
     assert recent(page)[0] == ("1001", "1")
-    page.wait_for_function("window.__flashed.includes('1001')")
+    wait_for_page(page, "window.__flashed.includes('1001')")
     assert page.evaluate("window.__sameDocument") is True
 
     first = wait_said(page, 1)[0]
     assert first["text"] == "Mời công dân có số một nghìn không trăm linh một đến quầy số một"
     assert first["subtitle"] == "Mời công dân có số 1001 đến quầy số 1"
     assert (first["number"], first["counter"]) == ("1001", "1") and first["via"] in ("voice", "clips")
-    page.wait_for_function("window.__done.length >= 1", timeout=SAYING)   # it ends, too
+    wait_for_page(page, "window.__done.length >= 1", timeout=SAYING)   # it ends, too
 
 
 @pytest.mark.slow              # announcements are said at the pace of speech
@@ -233,11 +233,11 @@ def test_the_json_twin_has_the_calls_the_page_shows(hub, desk, new_page):
     # Live, the page and a fresh twin still agree.
     expect(page.locator("body")).to_have_attribute("data-feed", "live")
     desk.call("2")
-    page.wait_for_function("document.querySelector('#recent li').dataset.number !== '1006'")
+    wait_for_page(page, "document.querySelector('#recent li').dataset.number !== '1006'")
     twin = desk.http.get("/display/1?format=json").json()
     assert recent(page) == [(c["number"], c["counter"]) for c in twin["recent_calls"]]
     waiting = {s["id"]: s["waiting"] for s in twin["services"]}
-    page.wait_for_function(
+    wait_for_page(page,
         f"document.querySelector('#fields tr[data-service=\"dat-dai\"] .f-waiting').textContent === '{waiting['dat-dai']}'")
 
 

@@ -20,6 +20,7 @@ from websockets.sync.server import serve
 from hub.auth import Tokens
 
 from conftest import PHONE, SECRET, TV, bearer
+from waiting import wait_for_page
 
 FEED_JS = Path(__file__).resolve().parent.parent / "static" / "feed.js"
 STAFF = bearer(Tokens(SECRET).staff("1"))
@@ -130,7 +131,7 @@ def test_pages_miss_nothing_across_a_hub_killed_with_kill_9(hub_factory, hub_env
     expect(board.locator("#latest-number")).to_have_text(before)
     last_seen = head_seq(first.url)
     for page in (board, phone):
-        page.wait_for_function(f"window.__feedMsgs.length > 0 && window.__feedMsgs.at(-1).seq === {last_seen}")
+        wait_for_page(page, f"window.__feedMsgs.length > 0 && window.__feedMsgs.at(-1).seq === {last_seen}")
 
     first.kill9()
     expect(board.locator("#banner")).to_be_visible(timeout=10_000)
@@ -154,7 +155,7 @@ def test_pages_miss_nothing_across_a_hub_killed_with_kill_9(hub_factory, hub_env
     # The board: banner gone, every missed call listed, the recalled one on top.
     expect(board.locator("#banner")).to_be_hidden(timeout=30_000)     # backoff capped at 10 s
     expect(board.locator("body")).to_have_attribute("data-feed", "live")
-    board.wait_for_function(f"window.__feedMsgs.at(-1).seq === {head}", timeout=30_000)
+    wait_for_page(board, f"window.__feedMsgs.at(-1).seq === {head}", timeout=30_000)
     for number in missed:
         expect(board.locator(f'#recent li[data-number="{number}"]')).to_have_count(1)
     expect(board.locator("#latest-number")).to_have_text(missed[0])
@@ -163,7 +164,7 @@ def test_pages_miss_nothing_across_a_hub_killed_with_kill_9(hub_factory, hub_env
 
     # The phone: live again on the socket (not just polling), two fewer ahead.
     expect(phone.locator("#live")).to_have_class(re.compile(r"\bis-live\b"), timeout=45_000)   # cap 30 s
-    phone.wait_for_function(f"window.__feedMsgs.at(-1).seq === {head}", timeout=45_000)
+    wait_for_page(phone, f"window.__feedMsgs.at(-1).seq === {head}", timeout=45_000)
     expect(phone.locator("#ahead")).to_have_text("2")
     expect(phone.locator("#serving")).to_contain_text(missed[0])
 

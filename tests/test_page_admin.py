@@ -19,7 +19,7 @@ from hub.clock import ManualClock
 from hub.settings import Settings
 
 from conftest import SECRET, TUESDAY_9AM, bearer, running_app
-from waiting import deadline
+from waiting import deadline, wait_for_page
 
 TEST_SECONDS = deadline(60)      # one in-process test body, scaled
 
@@ -281,7 +281,7 @@ def test_the_page_updates_itself_after_a_call_and_keeps_the_token(hub_factory, h
         page.evaluate("window.__notReloaded = true")
 
         assert api.post("/api/branches/1/counters/1/call-next", headers=h).status_code == 200
-        page.wait_for_function("document.querySelector('[data-waiting=\"dat-dai\"]').textContent.trim() === '1'")
+        wait_for_page(page, "document.querySelector('[data-waiting=\"dat-dai\"]').textContent.trim() === '1'")
         assert "1001" in page.locator('#counters-table tr[data-counter="1"] .current').inner_text()
         assert page.locator('[data-kpi="at_counter"]').inner_text() == "1"
         assert page.evaluate("window.__notReloaded === true")               # updated in place

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from hub.auth import Tokens
 
 from conftest import PHONE, SECRET
-from waiting import PageRequests, deadline, ms
+from waiting import PageRequests, deadline, ms, wait_for_page
 
 TOKENS = Tokens(SECRET)
 STAFF = {"Authorization": f"Bearer {TOKENS.staff('1')}"}
@@ -102,7 +102,7 @@ def test_position_updates_live_and_the_call_vibrates_and_beeps(hub, api, new_pag
     expect(title).to_have_text("Số của bạn đang được gọi — mời đến quầy 5")
     expect(page.locator("#tk")).to_have_class(re.compile(r"\bst-called\b"))
     expect(page.locator("#f-ahead")).to_be_hidden()
-    page.wait_for_function("window.__vibrations.length > 0 && window.__beeps > 0")
+    wait_for_page(page, "window.__vibrations.length > 0 && window.__beeps > 0")
     # One more event the page must show (a call at another counter) before counting: a second
     # alert for the same call would have come with an event before it.
     later = issue(api)

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from hub.auth import Tokens
 
 from conftest import SECRET
-from waiting import PageRequests, deadline
+from waiting import PageRequests, deadline, wait_for_page
 
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1920, "height": 1080}
@@ -202,7 +202,7 @@ def test_kiosk_autoprint_prints_the_ticket(hub, new_page):
     expect(page.locator("#t-number")).to_have_text(re.compile(r"^\d+$"))
     frame = page.frame_locator("#t-frame")
     expect(frame.locator(".t-number")).to_have_text(page.locator("#t-number").inner_text())
-    page.wait_for_function("document.querySelector('#t-frame').contentWindow.__printed === 1")
+    wait_for_page(page, "document.querySelector('#t-frame').contentWindow.__printed === 1")
     assert page.evaluate("window.__printed") == 0                   # the kiosk screen itself is not printed
 
 

@@ -10,6 +10,7 @@ waited for.
     wait_until(lambda: proc.poll() is not None, "the hub to exit")           # plain code, threads
     await until(lambda: len(fake.received) == 2, "both messages to arrive")    # coroutines (cond may be async)
     expect(locator).to_have_text("1001", timeout=ms(30))                      # Playwright takes milliseconds
+    wait_for_page(page, "window.__said.length >= 1")                           # a page's own variables
 
 Every loop here is bounded twice: by its deadline and by a count of tries.
 """
@@ -93,6 +94,24 @@ def wait_until(cond: Callable[[], Any], what: str | Callable[[], str], timeout: 
             break
         sleep(interval)
     raise AssertionError(f"not within {limit:.0f} s: {_describe(what)}")
+
+
+def wait_for_page(page, expression: str, timeout: float | None = None) -> Any:
+    """page.wait_for_function for the hub's own pages, which run under `script-src 'self'`:
+    Playwright's evaluates the expression with eval() inside the page at every look after the
+    first, and the policy refuses that (no 'unsafe-eval'); page.evaluate goes through DevTools,
+    which the policy does not govern. `timeout` in milliseconds, as Playwright takes it (default
+    ms(WAIT)); returns the expression's value once it is true."""
+    limit = (ms(WAIT) if timeout is None else timeout) / 1000.0
+    end = time.monotonic() + limit
+    for _ in range(_tries(limit, POLL)):
+        got = page.evaluate(expression)
+        if got:
+            return got
+        if time.monotonic() >= end:
+            break
+        page.wait_for_timeout(POLL * 1000)
+    raise AssertionError(f"not within {limit:.0f} s: {expression}")
 
 
 def page_sleep(page) -> Callable[[float], None]:

@@ -5,6 +5,8 @@ per event. Under uvicorn's sans-I/O WebSocket protocol, a subclass hands the app
 (a scope extension); the fan-out then writes the one prepared frame of each event to every
 connection's transport. Server frames are not masked, so the bytes are the same for everyone.
 The transport's write buffer is the connection's queue: past MAX_BUFFER the client is too slow.
+The kernel's send buffer behind it is fixed at FEED_SEND_BUFFER, and a peer that takes nothing for
+a while is dropped (hub.connections.StallGuard), so a client that never reads is cut, then gone.
 
 The subclassed protocol is private to uvicorn: it exists from 0.35, and sends server pings from
 0.44 (pyproject.toml asks for that). `protocol()` builds the subclass when the installed uvicorn has
@@ -20,8 +22,14 @@ from typing import Any
 import uvicorn
 from websockets.frames import Frame, Opcode
 
+from hub.connections import StallGuard, bound_send_buffer
+
 EXTENSION = "queuecast.direct"
 MAX_BUFFER = 256 * 1024         # bytes not yet accepted by the client's TCP window
+# The kernel's send buffer of a feed connection. Left alone, Linux grows it to 4 MiB for a client
+# that never reads (tcp_wmem), and MAX_BUFFER would be reached only after thousands of events:
+# bounded, a feed connection holds at most ~2 x this in the kernel plus MAX_BUFFER here.
+FEED_SEND_BUFFER = 64 * 1024
 MIN_UVICORN = (0, 44)           # the sans-I/O protocol with server pings (ws_ping_interval)
 
 
@@ -55,12 +63,13 @@ def protocol(version: str = uvicorn.__version__, load: Callable[[], type] = _san
     if not callable(getattr(base, "handle_connect", None)):
         return None, f"uvicorn {version}'s sans-I/O WebSocket protocol has no handle_connect"
 
-    class DirectProtocol(base):  # type: ignore[valid-type,misc]
+    class DirectProtocol(StallGuard, base):  # type: ignore[valid-type,misc]
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
             scope = getattr(self, "scope", None)
             if scope is not None:          # None when the handshake was refused
                 scope["extensions"][EXTENSION] = DirectLink(self)
+                bound_send_buffer(self.transport, FEED_SEND_BUFFER)
 
     return DirectProtocol, ""
 

@@ -15,11 +15,13 @@ from typing import Any
 from hub import views
 from hub.domain.errors import not_found
 from hub.domain.events import CITIZEN_TYPES, Event, for_board, on_board, public
+from hub.feeds.addresses import AddressSlots
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
 from hub.service.queue import QueueService
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
+MAX_PER_ADDRESS = 50   # open feeds per client address (QUEUECAST_MAX_FEEDS_PER_ADDRESS)
 
 
 def _for_ticket(ev: Event, tid: str) -> Event:
@@ -52,8 +54,9 @@ def _unregister_on_failure(sub: Subscriber) -> Iterator[None]:
 
 
 class FeedHub:
-    def __init__(self, service: QueueService):
+    def __init__(self, service: QueueService, max_per_address: int = MAX_PER_ADDRESS):
         self.service = service
+        self.addresses = AddressSlots(max_per_address)       # taken and given back by the endpoints
         self.boards: dict[str, set[Subscriber]] = {}
         self.tickets: dict[str, dict[str, set[Subscriber]]] = {}     # branch → ticket id → subscribers
         self.stats = Stats()

@@ -5,10 +5,11 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from hub.domain.errors import DomainError
+from hub.logs import redact
 
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
           "rate_limited": 429, "too_large": 413, "unsupported_media": 415, "bad_request": 400,
@@ -35,6 +36,7 @@ async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
 _HTTP = {404: ("not_found", "Không tìm thấy địa chỉ này."),
          405: ("method_not_allowed", "Phương thức không được hỗ trợ cho địa chỉ này."),
          400: ("bad_request", "Yêu cầu không hợp lệ."),
+         408: ("request_timeout", "Yêu cầu được gửi quá chậm; vui lòng thử lại."),
          413: ("body_too_large", "Nội dung yêu cầu quá lớn.")}
 
 
@@ -45,7 +47,15 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return response
 
 
+async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    """A client that hung up mid-body (a phone losing its signal) is no fault of the hub: one
+    info line, no traceback. The answer goes nowhere; uvicorn drops it."""
+    log.info("client went away mid-request", extra={"fields": {"method": request.method,
+                                                               "path": redact(request.url.path)}})
+    return error_response(400, "client_disconnected", "The client closed the connection mid-request.")
+
+
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", extra={"fields": {"path": request.url.path}})
+    log.exception("unhandled error", extra={"fields": {"path": redact(request.url.path)}})
     return error_response(500, "internal_error", "The hub failed to answer; the error is logged.",
                           "Hệ thống gặp lỗi; lỗi đã được ghi lại.")

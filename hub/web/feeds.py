@@ -2,6 +2,7 @@
 
 WebSocket close codes (a client reconnects with `since` = the last seq it saw, and `epoch`):
   4008  too slow: the connection's queue filled up; resume
+  4029  too many feeds open from the client's address (QUEUECAST_MAX_FEEDS_PER_ADDRESS); sent before any data
   4009  resync: the branch's history was replaced; reconnect (you will get a snapshot)
   4404  unknown branch or ticket
   4400  bad `since`
@@ -9,6 +10,11 @@ WebSocket close codes (a client reconnects with `since` = the last seq it saw, a
   1012  the hub is restarting: reconnect and resume with since
   1013  try again later (the store could not be read)
 The protocol-level ping (every ~25 s) is uvicorn's (hub.server); SSE sends a comment instead.
+
+SSE answers 429 `too_many_feeds` over the same cap, and a stream cut for being too slow ends with
+an `event: close` (the browser reconnects with Last-Event-ID). Every feed connection bounds its
+kernel send buffer (hub.feeds.direct.FEED_SEND_BUFFER), so a client that never reads reaches the
+cut after a bounded number of bytes; hub.connections drops it for good once it takes nothing.
 """
 from __future__ import annotations
 
@@ -16,13 +22,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from hub.connections import SEND_BUFFER
 from hub.domain.errors import DomainError, excerpt
-from hub.feeds.direct import EXTENSION
+from hub.feeds.direct import EXTENSION, FEED_SEND_BUFFER
 from hub.feeds.fanout import FeedHub
 from hub.feeds.frames import PING, Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, TOO_BIG, Subscriber
@@ -34,6 +42,7 @@ MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feed
 SSE_PING_SECONDS = 25.0
 CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
                TOO_BIG: (1009, "message too big"), SHUTDOWN: (1012, "restarting: resume with since")}
+TOO_MANY = (4029, "too many connections from your address")
 
 
 # Opens one feed on the process's hub, from `since` of `epoch` if given: the frames to send first, and the live rest.
@@ -64,7 +73,25 @@ async def ticket_socket(ws: WebSocket) -> None:
     await _socket(ws, lambda hub, since, epoch: hub.open_ticket(ws.path_params["token"], since, epoch))
 
 
+def _address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
 async def _socket(ws: WebSocket, open_feed: OpenFeed) -> None:
+    """One feed connection, within its address's cap: refused over it with 4029 before any data
+    (accepted first, so that the client sees the code and not a bare handshake failure)."""
+    slots, address = ws.app.state.feeds.addresses, _address(ws)
+    if not slots.take(address):
+        await ws.accept()
+        await ws.close(*TOO_MANY)
+        return
+    try:
+        await _feed_socket(ws, open_feed)
+    finally:
+        slots.give_back(address)
+
+
+async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
     await ws.accept()
     try:
         since = _since(ws.query_params.get("since"))
@@ -127,19 +154,65 @@ async def ticket_events(request: Request) -> Response:
     return await _events(request, lambda hub, since, epoch: hub.open_ticket(request.path_params["token"], since, epoch))
 
 
+class _FeedStream(StreamingResponse):
+    """An SSE stream that gives its address slot back however it ends: a generator that never
+    started (the client left at once) runs no `finally` of its own."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+
 async def _events(request: Request, open_feed: OpenFeed) -> Response:
+    slots, address = request.app.state.feeds.addresses, _address(request)
+    if not slots.take(address):
+        return error_response(429, "too_many_feeds",
+                              f"Too many live feeds are open from your address (at most {slots.limit}); "
+                              "close some and retry.",
+                              "Có quá nhiều kết nối trực tiếp từ địa chỉ của bạn; vui lòng đóng bớt rồi thử lại.",
+                              retry_after=10)
+    given_back = False
+
+    def release() -> None:             # once, whichever way the feed ends
+        nonlocal given_back
+        if not given_back:
+            given_back = True
+            slots.give_back(address)
+
+    try:
+        return await _feed_events(request, open_feed, release)
+    except BaseException:
+        release()
+        raise
+
+
+async def _feed_events(request: Request, open_feed: OpenFeed, release: Callable[[], None]) -> Response:
+    """The stream, or an error answer; `release` is called once the feed is over, whichever."""
     try:
         since = _since(request.query_params.get("since") or request.headers.get("last-event-id"))
     except BadSince as e:
+        release()
         return error_response(400, "invalid_since", str(e))
     try:
         frames, sub = await open_feed(request.app.state.feeds, since, request.query_params.get("epoch") or None)
     except DomainError as e:
+        release()
         return error_response(STATUS[e.kind], e.code, e.message, e.message_vi, **e.details)
     except Exception:
+        release()
         log.warning("feed could not start", exc_info=True)
         return error_response(503, "unavailable", "The feed cannot start now; retry shortly.",
                               "Chưa thể kết nối luồng dữ liệu; vui lòng thử lại.", retry_after=2)
+    bound = request.scope.get("extensions", {}).get(SEND_BUFFER)
+    if bound is not None:          # under hub.server; absent in-process (tests through ASGI)
+        bound(FEED_SEND_BUFFER)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -159,8 +232,11 @@ async def _events(request: Request, open_feed: OpenFeed) -> Response:
         finally:
             sub.close(GONE)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    def end() -> None:
+        sub.close(GONE)                # idempotent: the stream's own `finally` may have done it
+        release()
+
+    return _FeedStream(stream(), end)
 
 
 routes = [

@@ -41,6 +41,14 @@
 
   function $(id) { return document.getElementById(id); }
 
+  // -- priority toggle -----------------------------------------------------------------------------
+  var priority = false;
+  function setPriority(on) {
+    priority = on;
+    $("priority").setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  $("priority").addEventListener("click", function () { setPriority(!priority); });
+
   // -- the device token: kept in localStorage; given once by ?token= (a kiosk token from
   //    `queuecast token kiosk`, or a staff token), or fetched once with the one-time code of #enrol=
   //    (the admin page's link: in the fragment, which the browser never sends; ?enrol= is taken too).
@@ -93,6 +101,9 @@
   function needsEnrolment() {
     var need = !deviceToken() && !LOBBY;
     $("enrol").hidden = !need;
+    // Priority is staff's to confirm, at a kiosk they enrolled: the lobby's anonymous kiosk has none.
+    $("priority").hidden = !deviceToken();
+    if (!deviceToken()) setPriority(false);
     return need;
   }
 
@@ -275,13 +286,6 @@
     refresh();
   }
 
-  // -- priority toggle -----------------------------------------------------------------------------
-  var priority = false;
-  function setPriority(on) {
-    priority = on;
-    $("priority").setAttribute("aria-pressed", on ? "true" : "false");
-  }
-  $("priority").addEventListener("click", function () { setPriority(!priority); });
 
   // -- issuing -------------------------------------------------------------------------------------
   // One touch is one number: a touch is ignored while another is being answered or its ticket is on

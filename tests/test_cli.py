@@ -194,7 +194,7 @@ def test_export_trace_of_a_day_run_through_a_real_hub(tmp_path, hub_factory, hub
         b = post(f"/api/branches/{B}/tickets", {"service": "dat-dai", "channel": "online"},
                  headers=bearer(tk.citizen(CCCD, "0987654321")), status=201)
         c3 = post(f"/api/branches/{B}/tickets", {"service": "ho-tich", "channel": "kiosk", "priority": True},
-                  headers={}, status=201)
+                  headers=staff, status=201)         # staff confirm a priority case
         post(f"/api/branches/{B}/tickets/{b['number']}/check-in")
         assert post(f"/api/branches/{B}/counters/1/call-next")["ticket"]["number"] == a["number"]
         post(f"/api/branches/{B}/tickets/{a['number']}/recall")

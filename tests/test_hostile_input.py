@@ -149,3 +149,22 @@ async def test_errors_quote_at_most_an_excerpt_of_the_input(client, tokens):
     for r in answers:
         assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
         assert len(r.content) < 1_000, (r.request.url.path[:60], len(r.content))
+
+
+async def test_priority_is_for_staff_to_give(client, tokens):
+    """Measured before: `priority: true` was honoured from an anonymous kiosk request and from an
+    online citizen born in 1990. Staff (at the counter, or at a kiosk they enrolled) may give it;
+    age gives it by itself (75+ by the CCCD)."""
+    before = await log_of(client)
+    young = bearer(tokens.citizen("001090123456"))
+    for body, headers in [({**KIOSK, "priority": True}, {}),
+                          ({"service": LAND, "channel": "online", "priority": True}, young)]:
+        r = await client.post(f"/api/branches/{B}/tickets", json=body, headers=headers)
+        shape(r, 403, "priority_not_allowed")
+    assert await log_of(client) == before
+    r = await client.post(f"/api/branches/{B}/tickets", json={**KIOSK, "priority": True},
+                          headers=bearer(tokens.staff(B)))
+    assert r.status_code == 201 and r.json()["priority"] is True, r.text
+    r = await client.post(f"/api/branches/{B}/tickets", json={"service": LAND, "channel": "online"},
+                          headers=bearer(tokens.citizen("001045012345")))          # born 1945
+    assert r.status_code == 201 and r.json()["priority"] is True, r.text

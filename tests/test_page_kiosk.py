@@ -40,6 +40,16 @@ def field(page, service: str):
     return page.locator(f'.k-field[data-service="{service}"]')
 
 
+def enrolled_kiosk(hub, page, b: str = B) -> None:
+    """Open the kiosk page as a device the branch enrolled (its manager's token makes a device, the
+    kiosk claims it with the one-time code): priority is offered there, not at a lobby's anonymous kiosk."""
+    manager = {"Authorization": f"Bearer {Tokens(SECRET).staff(b)}"}
+    made = httpx.post(f"{hub.url}/api/branches/{b}/kiosks", json={"name": "Sảnh"}, headers=manager, timeout=HTTP)
+    assert made.status_code in (200, 201), made.text
+    page.goto(f"{hub.url}/kiosk/{b}#enrol={made.json()['enrol_code']}")
+    expect(page.locator("#device")).to_contain_text("Sảnh")
+
+
 def zbar(png: Path) -> str:
     out = subprocess.run(["zbarimg", "--raw", "-q", str(png)], capture_output=True, text=True, timeout=deadline(60))
     assert out.returncode == 0, out.stderr
@@ -83,7 +93,7 @@ def test_touching_a_field_issues_a_number_and_shows_the_ticket(hub, new_page):
 def test_the_kiosk_fits_portrait_and_landscape_screens(hub, new_page):
     for viewport in (PORTRAIT, LANDSCAPE):
         page = new_page(viewport=viewport)
-        page.goto(f"{hub.url}/kiosk/{B}")
+        enrolled_kiosk(hub, page)
         expect(page.locator(".k-field")).to_have_count(13)
         for locator in (page.locator(".k-field").last, page.locator("#priority"), page.locator("#checkin-open")):
             box = locator.bounding_box()
@@ -98,6 +108,10 @@ def test_the_kiosk_fits_portrait_and_landscape_screens(hub, new_page):
 def test_priority_toggle_issues_a_priority_number(hub, new_page):
     page = new_page(viewport=LANDSCAPE)
     page.goto(f"{hub.url}/kiosk/{B}")
+    expect(page.locator("#priority")).to_be_hidden()          # the lobby's anonymous kiosk offers none
+    r = issue(hub, priority=True)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "priority_not_allowed", r.text
+    enrolled_kiosk(hub, page)
     page.locator("#priority").click()
     expect(page.locator("#priority")).to_have_attribute("aria-pressed", "true")
     field(page, "dat-dai").click()

@@ -52,8 +52,10 @@ async def ok(r, status: int = 200) -> dict:
 
 
 async def issue(c, service: str = LAND, **body) -> dict:
-    return await ok(await c.post(f"/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk", **body}),
-                    201)
+    # Priority is given by staff (at the counter, or at a kiosk they enrolled); the lobby kiosk has none.
+    headers = STAFF if body.get("priority") else {}
+    return await ok(await c.post(f"/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk", **body},
+                                 headers=headers), 201)
 
 
 async def staff(c, path: str, body: dict | None = None, status: int = 200) -> dict:

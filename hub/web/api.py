@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.domain.errors import DomainError, invalid
+from hub.domain.errors import DomainError, forbidden, invalid
 from hub.web import decode, kiosks
 
 CREATED = 201       # a new number; a replay of the same request (Idempotency-Key) is answered alike
@@ -36,6 +36,14 @@ async def issue_ticket(request: Request) -> JSONResponse:
                           "Lấy số trực tuyến cần đăng nhập bằng tài khoản định danh (VNeID).")
     # The kiosk channel: an enrolled device of this branch, its staff, or its lobby network (hub.web.kiosks).
     device = kiosks.kiosk_channel(request, branch, claims) if channel == "kiosk" else None
+    if priority and not staff and device is None:
+        # Staff confirm a priority case, at the counter or at an enrolled kiosk (disability,
+        # pregnancy: nothing the hub can check); a citizen's own claim, an anonymous one or one from
+        # the lobby network would be a way to jump the queue. Age needs no claim: 75+ by the CCCD
+        # is automatic (hub.domain.commands.issue).
+        raise forbidden("priority_not_allowed",
+                        "Only branch staff, or a kiosk they enrolled, can give a number priority.",
+                        "Chỉ cán bộ chi nhánh, hoặc ki-ốt do chi nhánh đăng ký, mới được cấp số ưu tiên.")
     if not staff and device is None:                         # a device keeps to its own pace instead
         app.address_limit.take(request.client.host if request.client else "unknown")
     if claims is not None and claims.kind == "citizen":

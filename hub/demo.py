@@ -151,7 +151,10 @@ async def _do(what: str, command: Awaitable[Answer]) -> Answer | DomainError | N
     service with its code), or None after an unexpected failure, logged here. Never raises but
     CancelledError, so no simulated person ever stops."""
     try:
-        return await asyncio.wait_for(command, STEP_TIMEOUT)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that
+        # arrives as the command completes, and the demo then outlived the hub's shutdown.
+        async with asyncio.timeout(STEP_TIMEOUT):
+            return await command
     except DomainError as e:
         return e
     except Exception:

@@ -76,7 +76,8 @@ class Worker:
                 log.exception("notifier step failed", extra={"fields": {"failures": failures}})
             if done == 0 or failures:
                 try:
-                    await asyncio.wait_for(stop.wait(), min(POLL * 2 ** failures, 30.0))
+                    async with asyncio.timeout(min(POLL * 2 ** failures, 30.0)):
+                        await stop.wait()
                 except TimeoutError:
                     pass
 

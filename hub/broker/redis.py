@@ -46,7 +46,8 @@ class RedisBroker:
         broker = cls(url)
         broker._reader = asyncio.create_task(broker._read_forever(), name="redis-broker")
         try:
-            await asyncio.wait_for(broker.connected.wait(), 10)
+            async with asyncio.timeout(10):
+                await broker.connected.wait()
         except TimeoutError:
             log.warning("redis broker not connected yet; serving and retrying")
         try:
@@ -113,7 +114,8 @@ class RedisBroker:
                 if msg is None:
                     idle += 1.0
                     if idle >= PROBE_EVERY:
-                        await asyncio.wait_for(self._probe(pubsub), PROBE_TIMEOUT)
+                        async with asyncio.timeout(PROBE_TIMEOUT):
+                            await self._probe(pubsub)
                         idle = 0.0
                     continue
                 idle = 0.0

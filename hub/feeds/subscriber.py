@@ -58,7 +58,8 @@ class Subscriber:
         A direct subscriber queues nothing: this just waits for its end."""
         while not self._frames and self.closed is None:
             self._ready.clear()
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
         if self.closed is not None:
             return None
         return self._frames.popleft()

@@ -23,7 +23,8 @@ async def readyz(request: Request) -> JSONResponse:
     checks = {}
     for name, ping in probes.items():
         try:
-            await asyncio.wait_for(ping(), PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await ping()
             checks[name] = "ok"
         except Exception as e:          # a probe reports, it does not fail
             checks[name] = f"down: {type(e).__name__}: {e}"

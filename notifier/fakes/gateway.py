@@ -100,6 +100,7 @@ class FakeGateway:
             await asyncio.sleep(self.slow)
         if mode == "timeout":
             try:
-                await asyncio.wait_for(self._closing.wait(), self.hold_for)
+                async with asyncio.timeout(self.hold_for):
+                    await self._closing.wait()
             except TimeoutError:
                 pass

@@ -152,11 +152,11 @@ def _branch_paths() -> dict[str, Any]:
                                                  "number": "$response.body#/ticket/number"})}
     return {
         "/api/branches": {"get": op("listBranches", "Every branch with its live status", {200: json(
-            "Branches", links=branch_links("/branches/0"))})},
+            "Branches", links=branch_links("/branches/0"))}, security=NONE)},
         "/api/branches/{branch}": {"get": op(
             "getBranch", "One branch: per field waiting, now serving, expected wait, numbers left",
             {200: json("BranchStatus", links=branch_links(""))},
-            params=["branch"], errors=BRANCH)},
+            params=["branch"], errors=BRANCH, security=NONE)},
         "/api/branches/{branch}/tickets": {"post": op(
             "issueTicket", "Issue a number", {201: json("IssuedTicket", "Created: the number and its holder's token",
                                                         links=number_links)},

@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -14,9 +15,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from displays import speech
+from hub.domain.errors import excerpt
 from hub.web.errors import error_response
 
 CLIP_URL = "/static/audio/vi/{}.ogg"
+QUERY_NUMBER = re.compile(r"[0-9]{1,4}")
 CHIME_URL = "/static/audio/chime.ogg"
 
 
@@ -35,6 +38,9 @@ async def announcement_api(request: Request) -> JSONResponse:
     number = request.query_params.get("number", "")
     counter = request.query_params.get("counter", "")
     try:
+        for what, value in (("number", number), ("counter", counter)):
+            if not QUERY_NUMBER.fullmatch(value):          # as the document says: no spaces, no other digits
+                raise ValueError(f"{what} must be a whole number from 0 to {speech.MAX}, got {excerpt(value)}")
         body = announcement(number, counter)
     except ValueError as e:
         return error_response(422, "invalid_announcement", f"{e}.",

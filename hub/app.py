@@ -45,6 +45,7 @@ from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, kiosks, redrive
 from hub.web.body_deadline import BodyDeadline
 from hub.web.headers import SecurityHeaders
+from hub.web.routing import one_per_path
 from notifier import hooks, push_key
 
 notifier_log = logging.getLogger("queuecast.notifier")
@@ -147,8 +148,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             yield
 
     app = Starlette(
-        routes=[*api.routes, *kiosks.routes, *push_key.routes, *redrive.routes, *hooks.routes, *feeds.routes, *health.routes,
-                *docs.routes, *pages.routes()],
+        routes=one_per_path([*api.routes, *kiosks.routes, *push_key.routes, *redrive.routes, *hooks.routes,
+                             *feeds.routes, *health.routes, *docs.routes, *pages.routes()]),
         lifespan=lifespan,
         # Starlette types a handler as taking any Exception, though it passes only the class it is
         # registered for (Kludex/starlette#2403 would make the type generic).

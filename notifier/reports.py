@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class DeliveryReport:
 # SendStatus: 1 waiting for approval, 2 waiting to send, 4 refused, 5 done (then SendSuccess/SendFailed
 # say how it went), 7 handed to the network, waiting for its report.
 ESMS_REFUSED, ESMS_DONE = "4", "5"
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def esms_report(query: Mapping[str, str]) -> DeliveryReport:
@@ -47,20 +49,21 @@ def esms_report(query: Mapping[str, str]) -> DeliveryReport:
     if not sms_id:
         raise BadReport("an eSMS report names its SMSID")
     status, error = PENDING, None
+    succeeded, _ = _count(query, "SendSuccess"), _count(query, "SendFailed")     # numbers, whatever the status
     if query.get("SendStatus") == ESMS_REFUSED:
         status, error = FAILED, "refused"
     elif query.get("SendStatus") == ESMS_DONE:
-        succeeded = _count(query, "SendSuccess")
         status = DELIVERED if succeeded > 0 else FAILED
         error = None if succeeded > 0 else query.get("error_info") or "not delivered"
     return DeliveryReport(sms_id, query.get("RequestId") or None, status, error)
 
 
 def _count(query: Mapping[str, str], name: str) -> int:
-    try:
-        return int(query.get(name) or 0)
-    except ValueError:
-        raise BadReport(f"eSMS report: {name} is not a number: {query.get(name)!r}") from None
+    """A count of messages: ASCII digits or nothing (int() alone would take " 1", "+1" and "١")."""
+    value = query.get(name) or "0"
+    if not _DIGITS.fullmatch(value):
+        raise BadReport(f"eSMS report: {name} is not a number: {value[:40]!r}")
+    return int(value)
 
 
 # -- Twilio: form POST to StatusCallback, signed with the auth token ------------------------------

@@ -53,6 +53,23 @@ def pytest_report_header(config):
     return f"queuecast: deadlines x{SLOW} ({SLOW_SOURCE}; QUEUECAST_TEST_SLOWNESS sets it)"
 
 
+# Lines a test leaves for the end of the run (tests/test_schemathesis.py: its counts, to be quoted):
+# written in the terminal summary, where output capture does not swallow them.
+SUMMARY = pytest.StashKey[list[str]]()
+
+
+def summary_lines(config: pytest.Config) -> list[str]:
+    return config.stash.setdefault(SUMMARY, [])
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = terminalreporter.config.stash.get(SUMMARY, [])
+    if lines:
+        terminalreporter.section("queuecast")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.hookimpl(tryfirst=True)       # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     # The whole test's hang guard (pytest-timeout's ini `timeout`) scales like every deadline,
@@ -193,12 +210,18 @@ def start_hub(env: dict[str, str], log: Path, timeout: float = 60.0, port: int |
     return hub
 
 
+def hub_environment(workdir: Path, lobby_config: str) -> dict[str, str]:
+    """A hub process's settings, its database in `workdir`; its kiosks on 127.0.0.1 issue as the
+    lobby's (see lobby_config). For a fixture of a wider scope than hub_env's."""
+    return {"QUEUECAST_DATABASE": f"sqlite:///{workdir}/hub.db", "QUEUECAST_SECRET": SECRET,
+            "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(), "QUEUECAST_ISSUE_RATE": "100000/60",
+            "QUEUECAST_CONFIG": lobby_config}
+
+
 @pytest.fixture
 def hub_env(tmp_path, lobby_config) -> dict[str, str]:
     """A hub process's settings; its kiosks on 127.0.0.1 issue as the lobby's (see lobby_config)."""
-    return {"QUEUECAST_DATABASE": f"sqlite:///{tmp_path}/hub.db", "QUEUECAST_SECRET": SECRET,
-            "QUEUECAST_CLOCK": TUESDAY_9AM.isoformat(), "QUEUECAST_ISSUE_RATE": "100000/60",
-            "QUEUECAST_CONFIG": lobby_config}
+    return hub_environment(tmp_path, lobby_config)
 
 
 @pytest.fixture

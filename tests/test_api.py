@@ -722,13 +722,15 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 
 def app_operations(routes, prefix: str = "") -> set[tuple[str, str]]:
     """(path, method) of every route of the app, mounts included; a WebSocket route is a GET (the
-    upgrade), HEAD beside GET is Starlette's own, and a mount of an app without routes (static
-    files) is (its path, "*")."""
+    upgrade), HEAD beside GET is Starlette's own, a mount of an app without routes (static files)
+    is (its path, "*"), and a parameter's convertor ({device:kiosk_device}) is no part of its name."""
+    import re
+
     from starlette.routing import Mount, WebSocketRoute
 
     out: set[tuple[str, str]] = set()
     for route in routes:
-        path = prefix + route.path
+        path = prefix + re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
         if isinstance(route, Mount):
             sub = getattr(route, "routes", None) or []
             out |= app_operations(sub, path) if sub else {(path, "*")}
@@ -790,6 +792,47 @@ async def test_method_not_allowed_names_the_allowed_methods(client):
     r = await client.put("/api/branches", json={})
     assert_error(r, 405, "method_not_allowed")
     assert "GET" in r.headers.get("allow", ""), r.headers          # RFC 9110 15.5.6: a 405 must send Allow
+
+
+def allowed(r) -> set[str]:
+    return {m.strip() for m in r.headers.get("allow", "").split(",")} - {""}
+
+
+async def test_a_405_names_every_method_of_its_path(client):
+    """Measured before (and by schemathesis, ST205): OPTIONS /api/tickets/{token} answered Allow: HEAD, GET,
+    though the path takes DELETE too; its two routes came from one module, the kiosks' GET and POST from another."""
+    t = await issue(client)
+    for method, path, methods in [("OPTIONS", f"/api/tickets/{t['token']}", {"GET", "HEAD", "DELETE"}),
+                                  ("PUT", f"/api/tickets/{t['token']}", {"GET", "HEAD", "DELETE"}),
+                                  ("OPTIONS", f"/api/branches/{B}/kiosks", {"GET", "HEAD", "POST"}),
+                                  ("PATCH", f"/api/branches/{B}/kiosks", {"GET", "HEAD", "POST"})]:
+        r = await client.request(method, path)
+        assert_error(r, 405, "method_not_allowed")
+        assert allowed(r) == methods, (method, path, r.headers)
+    assert (await ticket(client, t["token"]))["state"] == "waiting"         # nothing was given back
+
+
+async def test_the_kiosk_paths_are_not_device_ids(client, tokens):
+    """Found by schemathesis (ST204): DELETE /api/branches/1/kiosks/enrol was taken as revoking a device
+    called "enrol" (401 without a token, 404 with one); it is the enrolment path, which takes POST only."""
+    manager = bearer(tokens.staff(B))
+    for path, methods in [(f"/api/branches/{B}/kiosks/enrol", {"POST"}), (f"/api/branches/{B}/kiosks/me", {"GET", "HEAD"})]:
+        for headers in ({}, manager):
+            r = await client.delete(path, headers=headers)
+            assert_error(r, 405, "method_not_allowed")
+            assert allowed(r) == methods, (path, r.headers)
+    assert_error(await client.delete(f"/api/branches/{B}/kiosks/k0123456789", headers=manager), 404, "device_not_found")
+    assert_error(await client.delete(f"/api/branches/{B}/kiosks/not-a-device", headers=manager), 404, "not_found")
+
+
+async def test_a_plain_request_to_a_websocket_feed_is_told_to_upgrade(client):
+    """A GET without Upgrade to a WebSocket feed: 426 and the Upgrade header (RFC 9110 15.5.22), in the
+    contract's shape, where it was a 404 as if the path did not exist."""
+    t = await issue(client)
+    for path in (f"/ws/branches/{B}", f"/ws/tickets/{t['token']}", f"/ws/branches/{B}?since=3"):
+        r = await client.get(path)
+        err = assert_error(r, 426, "upgrade_required")
+        assert err["message_vi"] and r.headers["upgrade"] == "websocket", r.headers
 
 
 # -- time rules ------------------------------------------------------------------------------------

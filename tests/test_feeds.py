@@ -257,6 +257,13 @@ async def test_unknown_branch_and_bad_since_close_with_their_codes(hub_factory, 
     async with http(hub) as c:
         r = await c.get(f"/sse/branches/{B}", headers={"Last-Event-ID": "abc"})
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_since"
+        # Found by schemathesis: a bad Last-Event-ID beside a good ?since= was let through, and int()
+        # read "+1", " 1" and "1_0" as seqs; /openapi.json says a seq is -?[0-9]+.
+        for query, headers in [("?since=0", {"Last-Event-ID": "{}"}), ("?since=%2B1", {}), ("?since=1_0", {}),
+                               ("?since=%201", {}), ("", {"Last-Event-ID": "+1"})]:
+            r = await c.get(f"/sse/branches/{B}{query}", headers=headers)
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_since", (query, headers, r.text)
+        assert await close_code(hub, f"/ws/branches/{B}?since=%2B1") == 4400
         r = await c.get("/sse/branches/nope")
         assert r.status_code == 404
 

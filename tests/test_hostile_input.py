@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from conftest import bearer
+from conftest import bearer, push_subscription
 from waiting import deadline
 
 pytestmark = pytest.mark.anyio
@@ -168,3 +168,47 @@ async def test_priority_is_for_staff_to_give(client, tokens):
     r = await client.post(f"/api/branches/{B}/tickets", json={"service": LAND, "channel": "online"},
                           headers=bearer(tokens.citizen("001045012345")))          # born 1945
     assert r.status_code == 201 and r.json()["priority"] is True, r.text
+
+
+async def test_a_number_too_large_for_a_double_is_refused_not_failed(client):
+    """Found by schemathesis: a JSON integer of 400 digits reached float() (travel_minutes) and
+    math.isfinite() (a push subscription's expirationTime), which raise OverflowError: a 500. Such a
+    number is read as a double reads it (inf) and refused as out of range."""
+    t = await a_number(client)
+    huge = "1" + "0" * 400
+    sub = json.dumps({**push_subscription(), "expirationTime": 0}).replace('"expirationTime": 0', f'"expirationTime": {huge}')
+    before = await log_of(client)
+    for body, code in [(f'{{"channel": "sms", "phone": "0912345678", "travel_minutes": {huge}}}', "invalid_travel_minutes"),
+                       (f'{{"channel": "push", "subscription": {sub}}}', "invalid_subscription"),
+                       (f'{{"channel": "sms", "phone": "0912345678", "ahead": {huge}}}', "invalid_field")]:
+        r = await client.post(f"/api/tickets/{t['token']}/notifications", content=body,
+                              headers={"Content-Type": "application/json"})
+        shape(r, 422, code)
+    assert await log_of(client) == before
+
+
+async def test_a_whole_number_may_be_written_as_a_float(client):
+    """JSON has numbers, not ints, and JSON Schema's "integer" takes 5.0: found by schemathesis, a
+    schema-valid `"ahead": 5.0` was refused (422 invalid_field). 5.5 still is."""
+    t = await a_number(client)
+    r = await client.post(f"/api/tickets/{t['token']}/notifications",
+                          json={"channel": "sms", "phone": "0912345678", "ahead": 5.0})
+    assert r.status_code == 200 and r.json()["notifications"]["sms"]["ahead"] == 5, r.text
+    before = await log_of(client)
+    r = await client.post(f"/api/tickets/{t['token']}/notifications",
+                          json={"channel": "sms", "phone": "0912345678", "ahead": 5.5})
+    shape(r, 422, "invalid_field")
+    assert await log_of(client) == before
+
+
+@pytest.mark.parametrize("key", ["k\u00e9y", "\u00a0", "a\tb", "x" * 201])
+async def test_an_idempotency_key_is_visible_ascii(client, key):
+    """/openapi.json says ^[!-~]([ -~]*[!-~])?$ (at most 200): schemathesis sent what isprintable()
+    took and the pattern does not (a Latin-1 letter); now the hub refuses what the document refuses."""
+    before = await log_of(client)
+    r = await client.post(f"/api/branches/{B}/tickets", json=KIOSK,
+                          headers={"Idempotency-Key": key.encode("latin-1")})        # as it comes over the wire
+    shape(r, 422, "invalid_idempotency_key")
+    assert await log_of(client) == before
+    r = await client.post(f"/api/branches/{B}/tickets", json=KIOSK, headers={"Idempotency-Key": "kiosk 3/0917 #1"})
+    assert r.status_code == 201, r.text

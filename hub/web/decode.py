@@ -14,6 +14,11 @@ from hub.domain.errors import DomainError, excerpt, forbidden, invalid
 from hub.service.pipeline import IdemRequest
 
 MAX_IDEMPOTENCY_KEY = 200
+MAX_INT_DIGITS = 300            # digits of a JSON integer kept as an int (a double reaches 1.8e308)
+# Visible ASCII, spaces inside (a UUID, a ULID, "counter-3/17:42:05"); a server takes off any space
+# or tab around it (RFC 9110 5.5). Anything else is no key a client chose. (/openapi.json says so.)
+IDEMPOTENCY_KEY = r"^[!-~](?:[ -~]*[!-~])?$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY)
 T = TypeVar("T")
 
 
@@ -47,7 +52,7 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
                        "Nội dung yêu cầu phải là một đối tượng JSON.")
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_number)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise _err("bad_request", "malformed_json", f"The body is not valid JSON: {e}.",
                    "Nội dung yêu cầu không phải JSON hợp lệ.") from None
@@ -56,6 +61,13 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
                    "Nội dung yêu cầu phải là một đối tượng JSON.")
     _check_text(data)
     return data
+
+
+def _number(digits: str) -> int | float:
+    """A JSON integer, read as a double reads it once it has more digits than any double holds
+    exactly: a 400-digit one is inf (and refused as out of range), not a Python int that every
+    float() downstream (travel_minutes, a push subscription's expirationTime) fails on with a 500."""
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
 
 
 def _is_json(content_type: str) -> bool:
@@ -119,6 +131,8 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, req
             raise invalid("missing_field", f"Field {excerpt(name)} is required.", f"Thiếu trường {excerpt(name)}.", field=name)
         return default
     value = data[name]
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)                    # JSON has numbers, not ints: 5.0 is the integer 5 (JSON Schema agrees)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         want = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise invalid("invalid_field", f"Field {excerpt(name)} must be a {want}.", f"Trường {excerpt(name)} không hợp lệ.",
@@ -168,8 +182,10 @@ def idempotency(request: Request, claims: Claims | None, status: int = 200) -> I
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
-        raise invalid("invalid_idempotency_key", f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} printable characters.",
+    key = key.strip(" \t")                # as a server does (in-process, nothing has)
+    if len(key) > MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise invalid("invalid_idempotency_key",
+                      f"Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY} visible ASCII characters.",
                       "Idempotency-Key không hợp lệ.")
     raw = getattr(request.state, "raw_body", b"")
     # Anonymous keys (kiosks) are scoped to the client address as well: a key another client

@@ -15,11 +15,11 @@ _env = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")
 
 
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(openapi.document())
+    return JSONResponse(openapi.document(request.app.state.centre, request.app.state.settings))
 
 
 async def api_page(request: Request) -> HTMLResponse:
-    doc = openapi.document()
+    doc = openapi.document(request.app.state.centre, request.app.state.settings)
     ops = [(path, method.upper(), op) for path, item in doc["paths"].items() for method, op in item.items()]
     return HTMLResponse(_env.get_template("api.html").render(doc=doc, ops=ops))
 

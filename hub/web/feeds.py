@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.requests import HTTPConnection, Request
@@ -53,14 +54,16 @@ class BadSince(ValueError):
     pass
 
 
-def _since(value: str | None) -> int | None:
+_SEQ = re.compile(r"-?[0-9]+")
+
+
+def _since(value: str | None, what: str = "since") -> int | None:
+    """A seq as a client sends it: ASCII digits (int() alone would take " 1", "+1", "1_0" and "١")."""
     if value is None or value == "":
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise BadSince(f"since must be a whole number, got {excerpt(value)}") from None
-    return n
+    if not _SEQ.fullmatch(value):
+        raise BadSince(f"{what} must be a whole number, got {excerpt(value)}")
+    return int(value)
 
 
 # -- WebSocket ------------------------------------------------------------------------------------------
@@ -196,7 +199,10 @@ async def _events(request: Request, open_feed: OpenFeed) -> Response:
 async def _feed_events(request: Request, open_feed: OpenFeed, release: Callable[[], None]) -> Response:
     """The stream, or an error answer; `release` is called once the feed is over, whichever."""
     try:
-        since = _since(request.query_params.get("since") or request.headers.get("last-event-id"))
+        # A reconnecting EventSource sends the last id it saw; a ?since= in its URL wins, but both must be seqs.
+        since = _since(request.query_params.get("since"))
+        last_seen = _since(request.headers.get("last-event-id"), "Last-Event-ID")
+        since = last_seen if since is None else since
     except BadSince as e:
         release()
         return error_response(400, "invalid_since", str(e))
@@ -239,9 +245,21 @@ async def _feed_events(request: Request, open_feed: OpenFeed, release: Callable[
     return _FeedStream(stream(), end)
 
 
+async def upgrade_required(request: Request) -> Response:
+    """A plain HTTP request to a WebSocket feed: 426 and how to ask (RFC 9110 15.5.22), rather than
+    the 404 a path with no HTTP route would get (the path exists; the protocol was wrong)."""
+    response = error_response(426, "upgrade_required", "This is a WebSocket feed: connect with Upgrade: websocket, "
+                              "or read the same feed as Server-Sent Events under /sse/.",
+                              "Đây là luồng WebSocket: hãy kết nối bằng WebSocket, hoặc dùng luồng SSE dưới /sse/.")
+    response.headers["Upgrade"] = "websocket"
+    return response
+
+
 routes = [
     WebSocketRoute("/ws/branches/{branch}", board_socket),
     WebSocketRoute("/ws/tickets/{token}", ticket_socket),
+    Route("/ws/branches/{branch}", upgrade_required, methods=["GET"]),
+    Route("/ws/tickets/{token}", upgrade_required, methods=["GET"]),
     Route("/sse/branches/{branch}", board_events, methods=["GET"]),
     Route("/sse/tickets/{token}", ticket_events, methods=["GET"]),
 ]

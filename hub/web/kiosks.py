@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -25,6 +26,23 @@ from hub.web import decode
 
 DEVICE_ID = re.compile(r"k[0-9a-f]{10}")
 MAX_CODE = 200
+
+
+class DeviceId(Convertor[str]):
+    """A device id in a path (hub.service.kiosks.new_device_id): only one makes /kiosks/{device} match,
+    so that /kiosks/enrol and /kiosks/me stay paths of their own (a DELETE of them is 405, not a
+    revocation of a device called "enrol")."""
+
+    regex = DEVICE_ID.pattern
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("kiosk_device", DeviceId())       # Starlette keeps convertors in one registry
 
 
 def _required(kind: str) -> Exception:
@@ -72,13 +90,6 @@ def manager(request: Request, branch: str) -> Claims:
     return claims
 
 
-def _device_param(request: Request) -> str:
-    device = request.path_params["device"]
-    if not DEVICE_ID.fullmatch(device):
-        raise not_found("device_not_found", "This branch has no such kiosk device.", "Chi nhánh không có ki-ốt này.")
-    return str(device)
-
-
 async def listing(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
     manager(request, branch)
@@ -99,7 +110,7 @@ async def enrol(request: Request) -> JSONResponse:
 async def revoke(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
     claims = manager(request, branch)
-    device = _device_param(request)
+    device = str(request.path_params["device"])
     return JSONResponse(await request.app.state.service.kiosks.revoke(branch, device, by=claims.subject))
 
 
@@ -134,5 +145,5 @@ routes = [
     Route("/api/branches/{branch}/kiosks", enrol, methods=["POST"]),
     Route("/api/branches/{branch}/kiosks/enrol", claim, methods=["POST"]),
     Route("/api/branches/{branch}/kiosks/me", me, methods=["GET"]),
-    Route("/api/branches/{branch}/kiosks/{device}", revoke, methods=["DELETE"]),
+    Route("/api/branches/{branch}/kiosks/{device:kiosk_device}", revoke, methods=["DELETE"]),
 ]

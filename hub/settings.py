@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hub import redis_url
 from hub.clock import parse_start
 from hub.domain.kiosks import RECENT
 from hub.domain.push import DEFAULT_PUSH_HOSTS, PushDestinations, ip_literal, parse_hosts
@@ -87,10 +88,16 @@ class Settings:
         return replace(s, **values).validated()
 
     def validated(self) -> Settings:
-        if not (self.database.startswith("sqlite:///") or self.database.startswith("redis://")):
-            raise SettingsError(f"QUEUECAST_DATABASE: expected sqlite:///PATH or redis://HOST:PORT/DB, got {self.database!r}")
-        if self.broker and not (self.broker == "memory://" or self.broker.startswith("redis://")):
-            raise SettingsError(f"QUEUECAST_BROKER: expected memory:// or redis://..., got {self.broker!r}")
+        if not self.database.startswith("sqlite:///"):
+            try:
+                redis_url.parse(self.database)
+            except ValueError as e:
+                raise SettingsError(f"QUEUECAST_DATABASE: expected sqlite:///PATH or a Redis URL: {e}") from None
+        if self.broker and self.broker != "memory://":
+            try:
+                redis_url.parse(self.broker)
+            except ValueError as e:
+                raise SettingsError(f"QUEUECAST_BROKER: expected memory:// or a Redis URL: {e}") from None
         try:
             tz = ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError):

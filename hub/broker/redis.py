@@ -14,13 +14,12 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker.local import LocalSubscribers
-from hub.redis_url import split_url
+from hub.redis_url import connect, parse
 
 log = logging.getLogger("queuecast.broker")
 
@@ -32,8 +31,9 @@ MAX_BACKOFF = 60.0
 
 class RedisBroker:
     def __init__(self, url: str):
-        address, self._prefix = split_url(url)
-        self._client = aioredis.Redis.from_url(address, socket_connect_timeout=5, socket_timeout=10)
+        target = parse(url)
+        self._prefix = target.prefix
+        self._client = connect(target, socket_connect_timeout=5, socket_timeout=10)
         self._local = LocalSubscribers()
         self.connected = asyncio.Event()
         self.reconnects = 0            # read by /metrics and /readyz

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from hub.redis_url import FORMS, is_redis
 from hub.store.storage import Storage
 
 
@@ -14,9 +15,9 @@ async def open_store(url: str) -> AsyncIterator[Storage]:
         from hub.store.sqlite import open_sqlite
         async with open_sqlite(url.removeprefix("sqlite:///")) as storage:
             yield storage
-    elif url.startswith("redis://"):
+    elif is_redis(url):
         from hub.store.redis import open_redis
         async with open_redis(url) as storage:
             yield storage
     else:
-        raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
+        raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH, {FORMS}")

@@ -35,9 +35,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
-
-from hub.redis_url import split_url
+from hub.redis_url import connect, parse
 from hub.store.redis_eventlog import RedisEventLog
 from hub.store.redis_keys import Keys
 from hub.store.redis_outbox import RedisOutbox
@@ -47,9 +45,9 @@ from hub.store.storage import Storage
 
 @asynccontextmanager
 async def open_redis(url: str) -> AsyncIterator[Storage]:
-    address, prefix = split_url(url)
-    client = aioredis.Redis.from_url(address, decode_responses=True)
-    keys = Keys(prefix)
+    target = parse(url)
+    client = connect(target, decode_responses=True)
+    keys = Keys(target.prefix)
     try:
         yield Storage(log=RedisEventLog(client, keys), outbox=RedisOutbox(client, keys),
                       predictions=RedisPredictions(client, keys))

@@ -84,7 +84,8 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
-                               settings.public_url, settings.notify_ahead, settings.kiosk_rate())
+                               settings.public_url, settings.notify_ahead, settings.kiosk_rate(),
+                               quotas=storage.quotas)
         await service.load()
         yield service, storage, broker
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from hub.domain.config import Policy, Service
-from hub.domain.errors import conflict, forbidden
+from hub.domain.errors import DomainError, conflict, forbidden
 from hub.domain.state import BranchState
 
 
@@ -73,10 +73,18 @@ def check(history: History, policy: Policy, service: Service, channel: str, day:
                 until=until.isoformat())
     same_field = [n for n in history.numbers if n[2] == service.id]
     if len(same_field) >= p.per_field:
-        raise conflict("field_limit_reached",
-                       f"You already have a number for {service.name_en} on {day:%d/%m/%Y}.",
-                       f"Bạn đã có số thứ tự lĩnh vực {service.name} ngày {day:%d/%m/%Y}.")
+        raise refusal("field_limit_reached", p, service, day)
     if len(history.numbers) >= p.per_day:
-        raise conflict("daily_limit_reached",
-                       f"At most {p.per_day} numbers per citizen and working day.",
-                       f"Mỗi công dân được lấy tối đa {p.per_day} số thứ tự mỗi ngày làm việc.")
+        raise refusal("daily_limit_reached", p, service, day)
+
+
+def refusal(code: str, policy: Policy, service: Service, day: date) -> DomainError:
+    """The refusal of a number past a limit, `field_limit_reached` or `daily_limit_reached`: the
+    same whether this process's states found it (`check`) or the store's reservations did
+    (hub.store.quotas), which hold across processes."""
+    if code == "field_limit_reached":
+        return conflict(code, f"You already have a number for {service.name_en} on {day:%d/%m/%Y}.",
+                        f"Bạn đã có số thứ tự lĩnh vực {service.name} ngày {day:%d/%m/%Y}.")
+    assert code == "daily_limit_reached", code
+    return conflict(code, f"At most {policy.per_day} numbers per citizen and working day.",
+                    f"Mỗi công dân được lấy tối đa {policy.per_day} số thứ tự mỗi ngày làm việc.")

@@ -28,14 +28,19 @@ from hub.service.branches import Branches
 from hub.service.follow import follow
 from hub.service.kiosks import KioskDevices
 from hub.service.pipeline import IdemRequest, Pipeline, Respond
+from hub.service.reserved import ReservedIssue
 from hub.store.eventlog import EventLog, LogHead
+from hub.store.quotas import Quotas
 
 Answer = dict[str, Any]
 
 
 class QueueService:
     def __init__(self, centre: Centre, events: EventLog, broker: Broker, clock: Clock, tokens: Tokens,
-                 public_url: str, notify_ahead: int = 5, kiosk_pace: tuple[int, float] | None = None):
+                 public_url: str, notify_ahead: int = 5, kiosk_pace: tuple[int, float] | None = None,
+                 quotas: Quotas | None = None):
+        """`quotas`: the store's reservations, which hold the per-citizen limits across processes
+        (hub.service.reserved); without them the limits hold within this process only."""
         self.centre, self.broker, self.clock, self.tokens = centre, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
         # The messages an event makes owed go into the log's transaction with it (the outbox).
@@ -43,7 +48,8 @@ class QueueService:
         self.branches = Branches(centre, events)
         self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
         self.run = self.pipeline.run
-        self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches
+        self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches (no quotas)
+        self.reserved = ReservedIssue(quotas, clock) if quotas is not None else None
         # Kiosk devices: enrolled, handed out and revoked through the log; each keeps to this pace.
         self.kiosk_pace = kiosk_pace
         self.kiosks = KioskDevices(self.branches, self.pipeline, tokens, public_url, self.catch_up)
@@ -142,6 +148,10 @@ class QueueService:
             await self.kiosks.refresh(branch, device)
         if citizen is None:
             return await self.run("issue", branch, decide, respond, idem=idem, log_fields=fields)
+        if self.reserved is not None:
+            return await self.reserved.issue(
+                self.state(branch), citizen.pseudonym, service, decide,
+                lambda reserved: self.run("issue", branch, reserved, respond, idem=idem, log_fields=fields), idem)
         async with self._citizen_lock:
             return await self.run("issue", branch, decide, respond, idem=idem, log_fields=fields)
 

@@ -27,6 +27,9 @@ Recorded ETA predictions (hub.store.predictions), per branch and service day, un
 - `...:pred:<YYYY-MM-DD>:seen`  set: their points, `<unix seconds> <ticket>`; a line whose point
                                 is in it already is not added (one script: both or neither)
 - `...:pred:days`                zset: the days with lines (score: the day's ordinal), for pruning
+The per-citizen limits' reservations (hub.store.quotas) are per citizen, not per branch, so under
+the citizen's own tag (their pseudonym, never the CCCD), one hash a day, expiring by itself:
+- `{prefix}{c:<pseudonym>}:quota:<YYYY-MM-DD>`  hash: reservation id → `<field>\t<branch>`
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
@@ -40,6 +43,7 @@ from hub.store.redis_eventlog import RedisEventLog
 from hub.store.redis_keys import Keys
 from hub.store.redis_outbox import RedisOutbox
 from hub.store.redis_predictions import RedisPredictions
+from hub.store.redis_quotas import RedisQuotas
 from hub.store.storage import Storage
 
 
@@ -50,6 +54,6 @@ async def open_redis(url: str) -> AsyncIterator[Storage]:
     keys = Keys(target.prefix)
     try:
         yield Storage(log=RedisEventLog(client, keys), outbox=RedisOutbox(client, keys),
-                      predictions=RedisPredictions(client, keys))
+                      predictions=RedisPredictions(client, keys), quotas=RedisQuotas(client, keys))
     finally:
         await client.aclose()

@@ -34,7 +34,7 @@ PRAGMAS: tuple[str, ...] = (
     "PRAGMA synchronous=FULL",
 )
 
-SCHEMA_VERSION = 3  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
+SCHEMA_VERSION = 4  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
 T = TypeVar("T")
 
 _SCHEMA: tuple[str, ...] = (
@@ -63,6 +63,10 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS predictions(branch TEXT NOT NULL, day TEXT NOT NULL, at REAL NOT NULL,"
     " ticket TEXT NOT NULL, body TEXT NOT NULL, UNIQUE(branch, at, ticket))",
     "CREATE INDEX IF NOT EXISTS predictions_day ON predictions(branch, day, at)",
+    # Version 4: the per-citizen limits' reservations (hub.store.quotas). `expires` in unix seconds.
+    "CREATE TABLE IF NOT EXISTS quotas(citizen TEXT NOT NULL, day TEXT NOT NULL, id TEXT NOT NULL,"
+    " branch TEXT NOT NULL, field TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY(citizen, day, id))",
+    "CREATE INDEX IF NOT EXISTS quotas_expires ON quotas(expires)",
 )
 
 

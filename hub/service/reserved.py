@@ -39,7 +39,18 @@ class ReservedIssue:
                     run: Callable[[Decide], Awaitable[dict[str, Any]]], idem: IdemRequest | None) -> dict[str, Any]:
         """`decide`: the issue's decision; `run(decide)`: the command through the pipeline."""
         now = self.clock.now()
-        [issued] = decide(st, now)             # refuses here what this process can already tell
+        try:
+            [issued] = decide(st, now)         # refuses here what this process can already tell
+        except DomainError as refused:
+            if idem is None:
+                raise
+            # Maybe a retry of a number issued already: the pipeline gives the answer kept under
+            # its key first, and this refusal only if there is none.
+            error = refused
+
+            def refuse(st: BranchState, now: datetime) -> list[Event]:
+                raise error
+            return await run(refuse)
         day = date.fromisoformat(issued["day"])
         # Named by the Idempotency-Key if there is one: a retry finds its reservation HELD.
         rid = f"{st.id}:{idem.key}" if idem is not None else f"{st.id}:once:{secrets.token_hex(12)}"

@@ -1,0 +1,87 @@
+"""The per-citizen limits across real hub processes (issue 15, point 5): three `python -m hub
+serve` on one Redis, 20 citizens each sending all their online numbers at once to all three
+(across branches, and several in one field). Measured before the store's reservations: all 40 of
+40 citizens got 3 numbers, 37 got 2 in one field. Now: none past a limit, every refusal the
+contract's 409 with its code, never a 5xx, and no reservation left behind by a refusal."""
+from __future__ import annotations
+
+import asyncio
+import collections
+from datetime import date
+
+import httpx
+import pytest
+
+from hub.auth import Tokens
+from hub.redis_url import connect, parse
+from hub.store import open_store
+
+from conftest import SECRET, bearer
+from waiting import deadline
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+TOKENS = Tokens(SECRET)
+CIVIL, LAND, RESIDENCE = "ho-tich", "dat-dai", "cu-tru"
+CITIZENS = 20
+LIMIT_CODES = ("field_limit_reached", "daily_limit_reached")
+
+
+def cccd(n: int) -> str:
+    return f"0790851{n:05d}"
+
+
+async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_factory, redis_url, hub_env):
+    env = {**hub_env, "QUEUECAST_DATABASE": redis_url}
+    hubs = [hub_factory(env) for _ in range(3)]
+    # Each hub is asked, for every citizen: its own branch's CIVIL, LAND and RESIDENCE, and branch
+    # 1's CIVIL: 12 asks a citizen, CIVIL 4 times at branch 1 (at every hub) and in all 3 branches.
+    asks = [(h, n, branch, field) for n in range(CITIZENS) for h in range(3)
+            for branch, field in ((str(h + 1), CIVIL), (str(h + 1), LAND), (str(h + 1), RESIDENCE), ("1", CIVIL))]
+    clients = [httpx.AsyncClient(base_url=h.url, timeout=httpx.Timeout(deadline(60))) for h in hubs]
+    try:
+        async def ask(h: int, n: int, branch: str, field: str) -> httpx.Response:
+            return await clients[h].post(f"/api/branches/{branch}/tickets",
+                                         json={"service": field, "channel": "online"},
+                                         headers=bearer(TOKENS.citizen(cccd(n))))
+
+        answers = await asyncio.gather(*(ask(*a) for a in asks))
+    finally:
+        for c in clients:
+            await c.aclose()
+
+    by_status = collections.Counter(r.status_code for r in answers)
+    refused = collections.Counter(r.json()["error"]["code"] for r in answers if r.status_code != 201)
+    print(f"\n{len(asks)} asks of {CITIZENS} citizens at 3 hubs at once: {by_status[201]} issued, refused {dict(refused)}")
+    assert set(by_status) <= {201, 409}, [r.text for r in answers if r.status_code not in (201, 409)][:3]
+    assert set(refused) <= {*LIMIT_CODES, "busy"}, refused
+
+    # What the logs hold, per citizen: at most one per field and two in all, across branches.
+    got: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+    async with open_store(redis_url) as store:
+        for branch in ("1", "2", "3"):
+            for ev in await store.log.events_since(branch, 0):
+                if ev["type"] == "ticket.issued":
+                    got[ev["citizen"]].append((branch, ev["service"]))
+        pseudonyms = {TOKENS.pseudonym(cccd(n)): n for n in range(CITIZENS)}
+        assert set(got) <= set(pseudonyms)
+        over = {p: numbers for p, numbers in got.items()
+                if len(numbers) > 2 or len({f for _, f in numbers}) < len(numbers)}
+        assert not over, over
+        assert sum(map(len, got.values())) == by_status[201]
+        # Each citizen's reservations are exactly their numbers: a refusal kept none.
+        day = (await store.log.events_since("1", 0))[0]["day"]
+        for p in pseudonyms:
+            held = await store.quotas.held(p, date.fromisoformat(day))
+            assert sorted((r.branch, r.field) for r in held) == sorted(got.get(p, [])), p
+    assert by_status[201] >= CITIZENS, by_status        # everyone got a number (2 each, unless 'busy')
+
+    # No key names a citizen by their CCCD.
+    target = parse(redis_url)
+    client = connect(target, decode_responses=True)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{target.prefix}*", count=1000)]
+    finally:
+        await client.aclose()
+    assert any(":quota:" in k for k in keys)
+    assert not [k for k in keys for n in range(CITIZENS) if cccd(n) in k]

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from hub.store import open_store
+from hub.store.sqlite_db import SCHEMA_VERSION
 
 from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
 
@@ -129,4 +130,4 @@ async def test_a_version_2_sqlite_file_gains_the_table(store_url, tmp_path):
         await s.predictions.add("1", DAY, [line(5, 2)])
         assert await s.predictions.of_day("1", DAY) == [line(5, 2)]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)     # and every later table

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from hub.store import open_store
 from hub.store.quotas import ANSWERS, DAILY_LIMIT, FIELD_LIMIT, HELD, TAKEN, Limits, Reservation, lifetime
+from hub.store.sqlite_db import SCHEMA_VERSION
 
 from store_backends import anyio_backend, open_instance, store, store_url  # noqa: F401 (fixtures)
 from waiting import deadline
@@ -143,3 +145,19 @@ def test_processes_sharing_one_sqlite_file_take_exactly_the_limits(tmp_path):
             assert answer in (TAKEN, FIELD_LIMIT, DAILY_LIMIT), answer
             taken[citizen] += answer == TAKEN
     assert taken == {f"cit-{c}": 2 for c in range(10)}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_version_3_sqlite_file_gains_the_table(store_url):
+    """A database written before the reservations (schema 3) opens and keeps them."""
+    path = store_url.removeprefix("sqlite:///")
+    async with open_store(store_url) as s:
+        await s.quotas.reserve(res("a"), RULES, NOW)
+    with sqlite3.connect(path) as db:                   # back to what schema 3 had
+        db.execute("DROP TABLE quotas")
+        db.execute("PRAGMA user_version=3")
+    async with open_store(store_url) as s:
+        assert await s.quotas.held("cit-A", DAY) == []
+        assert await s.quotas.reserve(res("b"), RULES, NOW) == TAKEN
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)

@@ -1,6 +1,7 @@
 """The per-citizen limits across real hub processes (issue 15, point 5): three `python -m hub
 serve` on one Redis, 20 citizens each sending all their online numbers at once to all three
-(across branches, and several in one field). Measured before the store's reservations: all 40 of
+(across branches, and several in one field), then every request again (same Idempotency-Key) at
+another hub. Measured before the store's reservations: all 40 of
 40 citizens got 3 numbers, 37 got 2 in one field. Now: none past a limit, every refusal the
 contract's 409 with its code, never a 5xx, and no reservation left behind by a refusal."""
 from __future__ import annotations
@@ -40,21 +41,30 @@ async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_fact
             for branch, field in ((str(h + 1), CIVIL), (str(h + 1), LAND), (str(h + 1), RESIDENCE), ("1", CIVIL))]
     clients = [httpx.AsyncClient(base_url=h.url, timeout=httpx.Timeout(deadline(60))) for h in hubs]
     try:
-        async def ask(h: int, n: int, branch: str, field: str) -> httpx.Response:
+        async def ask(i: int, h: int, n: int, branch: str, field: str) -> httpx.Response:
             return await clients[h].post(f"/api/branches/{branch}/tickets",
                                          json={"service": field, "channel": "online"},
-                                         headers=bearer(TOKENS.citizen(cccd(n))))
+                                         headers=bearer(TOKENS.citizen(cccd(n)), **{"Idempotency-Key": f"ask-{i}"}))
 
-        answers = await asyncio.gather(*(ask(*a) for a in asks))
+        answers = await asyncio.gather(*(ask(i, *a) for i, a in enumerate(asks)))
+        # Every ask again, with its key, at the next hub: the same answer, nothing more taken.
+        again = await asyncio.gather(*(ask(i, (h + 1) % 3, n, b, f) for i, (h, n, b, f) in enumerate(asks)))
     finally:
         for c in clients:
             await c.aclose()
 
     by_status = collections.Counter(r.status_code for r in answers)
     refused = collections.Counter(r.json()["error"]["code"] for r in answers if r.status_code != 201)
-    print(f"\n{len(asks)} asks of {CITIZENS} citizens at 3 hubs at once: {by_status[201]} issued, refused {dict(refused)}")
+    retried = collections.Counter(r.status_code for r in again)
+    print(f"\n{len(asks)} asks of {CITIZENS} citizens at 3 hubs at once: {by_status[201]} issued, refused {dict(refused)};"
+          f" the same again at another hub: {dict(retried)}")
     assert set(by_status) <= {201, 409}, [r.text for r in answers if r.status_code not in (201, 409)][:3]
     assert set(refused) <= {*LIMIT_CODES, "busy"}, refused
+    for first, retry in zip(answers, again):
+        if first.status_code == 201:
+            assert (retry.status_code, retry.json()) == (201, first.json())
+        else:
+            assert retry.status_code == 409 and retry.json()["error"]["code"] in (*LIMIT_CODES, "busy"), retry.text
 
     # What the logs hold, per citizen: at most one per field and two in all, across branches.
     got: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
@@ -76,12 +86,14 @@ async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_fact
             assert sorted((r.branch, r.field) for r in held) == sorted(got.get(p, [])), p
     assert by_status[201] >= CITIZENS, by_status        # everyone got a number (2 each, unless 'busy')
 
-    # No key names a citizen by their CCCD.
+    # No key, and nothing in a reservation, names a citizen by their CCCD.
     target = parse(redis_url)
     client = connect(target, decode_responses=True)
     try:
         keys = [k async for k in client.scan_iter(match=f"{target.prefix}*", count=1000)]
+        quota = {k: await client.hgetall(k) for k in keys if ":quota:" in k}
     finally:
         await client.aclose()
-    assert any(":quota:" in k for k in keys)
-    assert not [k for k in keys for n in range(CITIZENS) if cccd(n) in k]
+    assert len(quota) == len(got)
+    stored = " ".join([*keys, *(f"{f} {v}" for h in quota.values() for f, v in h.items())])
+    assert not [n for n in range(CITIZENS) if cccd(n) in stored]

@@ -12,6 +12,7 @@ given back later included: every number issued counts (hub.domain.limits.check).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -52,8 +53,10 @@ class ReservedIssue:
                 raise error
             return await run(refuse)
         day = date.fromisoformat(issued["day"])
-        # Named by the Idempotency-Key if there is one: a retry finds its reservation HELD.
-        rid = f"{st.id}:{idem.key}" if idem is not None else f"{st.id}:once:{secrets.token_hex(12)}"
+        # Named by the Idempotency-Key if there is one: a retry finds its reservation HELD. Hashed:
+        # the web layer's key names its holder (the CCCD, hub.web.decode.idempotency).
+        rid = (hashlib.sha256(f"{st.id}\n{idem.key}".encode()).hexdigest()[:32] if idem is not None
+               else secrets.token_hex(16))
         r = Reservation(citizen, day, st.id, service, rid)
         p = st.config.policy
         try:

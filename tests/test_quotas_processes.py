@@ -1,7 +1,7 @@
 """The per-citizen limits across real hub processes (issue 15, point 5): three `python -m hub
 serve` on one Redis, 20 citizens each sending all their online numbers at once to all three
 (across branches, and several in one field), then every request again (same Idempotency-Key) at
-another hub. Measured before the store's reservations: all 40 of
+another hub (a retry is answered as the first time, and takes nothing more). Measured before the store's reservations: all 40 of
 40 citizens got 3 numbers, 37 got 2 in one field. Now: none past a limit, every refusal the
 contract's 409 with its code, never a 5xx, and no reservation left behind by a refusal."""
 from __future__ import annotations
@@ -60,25 +60,34 @@ async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_fact
           f" the same again at another hub: {dict(retried)}")
     assert set(by_status) <= {201, 409}, [r.text for r in answers if r.status_code not in (201, 409)][:3]
     assert set(refused) <= {*LIMIT_CODES, "busy"}, refused
-    for first, retry in zip(answers, again):
+    # A number issued is answered again as it was; a refusal stands, unless the citizen was short
+    # of their two: an attempt answered 'busy' (its branch log changing too fast; try again) held
+    # its reservation for a moment, and asks refused meanwhile may succeed when retried.
+    first_round = collections.Counter(asks[i][1] for i, r in enumerate(answers) if r.status_code == 201)
+    for (_, n, _, _), first, retry in zip(asks, answers, again):
         if first.status_code == 201:
             assert (retry.status_code, retry.json()) == (201, first.json())
+        elif retry.status_code == 201:
+            assert first_round[n] < 2, (first.text, retry.text)
         else:
             assert retry.status_code == 409 and retry.json()["error"]["code"] in (*LIMIT_CODES, "busy"), retry.text
+    tickets = {(r.json()["branch"], r.json()["ticket"]) for r in (*answers, *again) if r.status_code == 201}
 
     # What the logs hold, per citizen: at most one per field and two in all, across branches.
     got: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+    logged: set[tuple[str, str]] = set()
     async with open_store(redis_url) as store:
         for branch in ("1", "2", "3"):
             for ev in await store.log.events_since(branch, 0):
                 if ev["type"] == "ticket.issued":
                     got[ev["citizen"]].append((branch, ev["service"]))
+                    logged.add((branch, ev["ticket"]))
         pseudonyms = {TOKENS.pseudonym(cccd(n)): n for n in range(CITIZENS)}
         assert set(got) <= set(pseudonyms)
         over = {p: numbers for p, numbers in got.items()
                 if len(numbers) > 2 or len({f for _, f in numbers}) < len(numbers)}
         assert not over, over
-        assert sum(map(len, got.values())) == by_status[201]
+        assert logged == tickets            # every number issued was answered 201, and no other
         # Each citizen's reservations are exactly their numbers: a refusal kept none.
         day = (await store.log.events_since("1", 0))[0]["day"]
         for p in pseudonyms:

@@ -9,7 +9,13 @@ appends to the branch's log; if the append does not happen, the reservation is g
 A reservation is named (`Reservation.id`): taking one already held answers HELD and counts
 nothing, so a retried request (same Idempotency-Key) cannot take a second one. A number given
 back or cancelled still counts (hub.domain.limits.check), so a reservation is released only for
-a number that was never issued. Reservations forget themselves two days after their day (`lifetime`, from the hub's `now`).
+a number that was never issued. Reservations forget themselves two days after their day
+(`lifetime`, counted from the hub's `now`).
+
+They live beside the log (the same SQLite file, the same Redis): a store wiped or replaced loses
+both together, and the day starts again for everyone. A branch history replaced on its own (a new
+epoch) leaves the reservations of its lost numbers standing until they expire: a citizen may be
+refused a number they no longer hold, never given one past a limit.
 """
 from __future__ import annotations
 

@@ -340,38 +340,57 @@ def redis_url(redis_server, request) -> str:
 @dataclass
 class RedisClusterServers:
     nodes: list[RedisServer]            # the masters, one shard each (no replicas)
+    workdir: Path
+    bus_ports: list[int]                # each node's cluster bus port, as the others know it
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
+    def start_node(self, i: int) -> RedisServer:
+        """Node `i` (again: same port, bus port, directory and nodes.conf, so it rejoins as it was)."""
+        # A short node timeout: a test that stops a node sees the cluster notice it in seconds.
+        # The bus port is a free port of its own (the default, port + 10000, may not exist).
+        port = self.nodes[i].port if i < len(self.nodes) else None
+        node = start_redis(self.workdir / f"node-{i}", port=port, extra=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000", "--cluster-port", str(self.bus_ports[i])))
+        if i < len(self.nodes):
+            self.nodes[i] = node
+        else:
+            self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            stop_process(node.proc)
+
 
 def start_cluster(workdir: Path, masters: int = 3) -> RedisClusterServers:
     """`masters` cluster-enabled redis-servers joined by `redis-cli --cluster create` (no replicas),
-    returned once every node says cluster_state:ok (bounded wait); stopped by the caller, by pid."""
-    import redis as redis_sync
+    returned once every node says cluster_state:ok (bounded wait); stopped by the caller (.stop())."""
 
-    nodes: list[RedisServer] = []
+    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(masters)])
     try:
         for i in range(masters):
-            # A short node timeout: a test that stops a node sees the cluster notice it in seconds.
-            # The bus port is a free port of its own (the default, port + 10000, may not exist).
-            nodes.append(start_redis(workdir / f"node-{i}", extra=(
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "2000", "--cluster-port", str(free_port()))))
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes),
+            cluster.start_node(i)
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes),
                        "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, capture_output=True, timeout=deadline(60))
-
-        def state(port: int) -> str:
-            with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
-                return r.execute_command("CLUSTER INFO")["cluster_state"]
-        wait_until(lambda: all(state(n.port) == "ok" for n in nodes), "every cluster node to say cluster_state:ok")
+        wait_until(lambda: all(cluster_state(n.port) == "ok" for n in cluster.nodes),
+                   "every cluster node to say cluster_state:ok")
     except BaseException:
-        for n in nodes:
-            stop_process(n.proc)
+        cluster.stop()
         raise
-    return RedisClusterServers(nodes)
+    return cluster
+
+
+def cluster_state(port: int) -> str:
+    """What CLUSTER INFO says on the node at `port`: ok or fail."""
+    import redis as redis_sync
+
+    with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
+        return r.execute_command("CLUSTER INFO")["cluster_state"]
 
 
 def delete_prefixed(ports: list[int], prefix: str) -> None:
@@ -392,8 +411,7 @@ def delete_prefixed(ports: list[int], prefix: str) -> None:
 def redis_cluster(tmp_path_factory) -> RedisClusterServers:
     cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
     yield cluster
-    for node in cluster.nodes:
-        stop_process(node.proc)
+    cluster.stop()
 
 
 @pytest.fixture

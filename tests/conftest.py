@@ -342,6 +342,7 @@ class RedisClusterServers:
     nodes: list[RedisServer]            # the masters, one shard each (no replicas)
     workdir: Path
     bus_ports: list[int]                # each node's cluster bus port, as the others know it
+    appendonly: bool = False            # kept on disk: a node started again has its keys back
 
     @property
     def url(self) -> str:
@@ -352,7 +353,7 @@ class RedisClusterServers:
         # A short node timeout: a test that stops a node sees the cluster notice it in seconds.
         # The bus port is a free port of its own (the default, port + 10000, may not exist).
         port = self.nodes[i].port if i < len(self.nodes) else None
-        node = start_redis(self.workdir / f"node-{i}", port=port, extra=(
+        node = start_redis(self.workdir / f"node-{i}", port=port, appendonly=self.appendonly, extra=(
             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", "2000", "--cluster-port", str(self.bus_ports[i])))
         if i < len(self.nodes):
@@ -366,11 +367,11 @@ class RedisClusterServers:
             stop_process(node.proc)
 
 
-def start_cluster(workdir: Path, masters: int = 3) -> RedisClusterServers:
+def start_cluster(workdir: Path, masters: int = 3, appendonly: bool = False) -> RedisClusterServers:
     """`masters` cluster-enabled redis-servers joined by `redis-cli --cluster create` (no replicas),
     returned once every node says cluster_state:ok (bounded wait); stopped by the caller (.stop())."""
 
-    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(masters)])
+    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(masters)], appendonly)
     try:
         for i in range(masters):
             cluster.start_node(i)

@@ -115,13 +115,21 @@ async def test_a_stopped_master_is_unready_then_resync_when_it_is_back(tmp_path)
     on its port with its nodes.conf, the cluster heals, and every subscriber gets RESYNC."""
     from contextlib import AsyncExitStack
 
-    cluster = start_cluster(tmp_path / "cluster")
+    cluster = start_cluster(tmp_path / "cluster", appendonly=True)
     try:
         url = f"{cluster.url}?prefix=qc-stop:"
         async with open_store(url) as store, RedisBroker.open(url) as broker, AsyncExitStack() as stack:
             queues = await subscribed(broker, stack)
             await store.log.ping()
-            stop_process(cluster.nodes[1].proc)
+            for branch in BRANCHES:     # the append script is now in every master's script cache
+                await store.log.append(branch, 0, [event(branch)])
+            victim = cluster.nodes[1]
+            with redis_sync.Redis(port=victim.port, decode_responses=True) as r:
+                on_victim = sorted({k.split("{b:")[1].split("}")[0] for k in r.scan_iter(match="qc-stop:*")})
+            assert on_victim, "no branch on the master to be stopped"
+            stop_process(victim.proc)
+            with pytest.raises(StoreUnavailable):
+                await store.log.append(on_victim[0], 1, [event(on_victim[0])])
 
             async def store_down() -> bool:
                 try:
@@ -141,12 +149,19 @@ async def test_a_stopped_master_is_unready_then_resync_when_it_is_back(tmp_path)
             for branch in BRANCHES:     # every subscriber, whichever master its branch is on
                 assert await next_message(queues[branch]) == RESYNC, branch
             assert broker.reconnects == 1
+            for branch in BRANCHES:     # the restarted master's script cache is empty: loaded again
+                await store.log.append(branch, 1, [event(branch)])
+                assert [e["seq"] for e in await store.log.events_since(branch, 0)] == [1, 2]
             for branch in BRANCHES:
                 await broker.publish(branch, b'{"back":1}')
                 assert await next_message(queues[branch]) == b'{"back":1}'
             await broker.ping()
     finally:
         cluster.stop()
+
+
+def event(branch: str) -> dict:
+    return {"type": "ticket.issued", "branch": branch, "day": "2026-05-19", "number": "1001"}
 
 
 def store_up(store):

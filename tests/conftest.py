@@ -339,7 +339,7 @@ def redis_url(redis_server, request) -> str:
 
 @dataclass
 class RedisClusterServers:
-    nodes: list[RedisServer]            # the masters, one shard each (no replicas)
+    nodes: list[RedisServer]            # the masters (one shard each), then their replicas
     workdir: Path
     bus_ports: list[int]                # each node's cluster bus port, as the others know it
     appendonly: bool = False            # kept on disk: a node started again has its keys back
@@ -367,19 +367,21 @@ class RedisClusterServers:
             stop_process(node.proc)
 
 
-def start_cluster(workdir: Path, masters: int = 3, appendonly: bool = False) -> RedisClusterServers:
-    """`masters` cluster-enabled redis-servers joined by `redis-cli --cluster create` (no replicas),
-    returned once every node says cluster_state:ok (bounded wait); stopped by the caller (.stop())."""
-
-    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(masters)], appendonly)
+def start_cluster(workdir: Path, masters: int = 3, appendonly: bool = False, replicas: int = 0) -> RedisClusterServers:
+    """`masters` cluster-enabled redis-servers, and `replicas` more of each, joined by
+    `redis-cli --cluster create`, returned once every node says cluster_state:ok and every replica's
+    link to its master is up (bounded wait); stopped by the caller (.stop())."""
+    count = masters * (1 + replicas)
+    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(count)], appendonly)
     try:
-        for i in range(masters):
+        for i in range(count):
             cluster.start_node(i)
         subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes),
-                       "--cluster-replicas", "0", "--cluster-yes"],
+                       "--cluster-replicas", str(replicas), "--cluster-yes"],
                        check=True, capture_output=True, timeout=deadline(60))
-        wait_until(lambda: all(cluster_state(n.port) == "ok" for n in cluster.nodes),
-                   "every cluster node to say cluster_state:ok")
+        wait_until(lambda: all(cluster_state(n.port) == "ok" and replica_link(n.port) in ("up", None)
+                               for n in cluster.nodes),
+                   "every cluster node to say cluster_state:ok, every replica linked to its master")
     except BaseException:
         cluster.stop()
         raise
@@ -392,6 +394,15 @@ def cluster_state(port: int) -> str:
 
     with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
         return r.execute_command("CLUSTER INFO")["cluster_state"]
+
+
+def replica_link(port: int) -> str | None:
+    """A replica's master_link_status (up or down); None for a master."""
+    import redis as redis_sync
+
+    with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
+        info = r.info("replication")
+    return info.get("master_link_status") if info["role"] == "slave" else None
 
 
 def delete_prefixed(ports: list[int], prefix: str) -> None:

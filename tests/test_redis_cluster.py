@@ -1,6 +1,6 @@
 """Redis Cluster (CONTRACTS.md section 2, `redis+cluster://`): the broker's shard channels and its
-RESYNC after a lost link, on a real 3-master cluster and on one real server; the store's readiness
-when a master stops and comes back; the key prefix. The store's contract suites run on the cluster
+RESYNC after a lost link, on a real 3-master cluster and on one real server; the store and the
+broker when a master stops and comes back, and through a failover to a replica (3+3); the key prefix. The store's contract suites run on the cluster
 too (tests/store_backends.py); two hub processes on the cluster are in tests/test_cluster_hubs.py.
 """
 from __future__ import annotations
@@ -109,6 +109,7 @@ async def test_a_branch_subscribed_later_is_listened_to_at_once(broker_url):
                 assert await next_message(messages) == b'{"now":1}'
 
 
+@pytest.mark.slow
 async def test_a_stopped_master_is_unready_then_resync_when_it_is_back(tmp_path):
     """A master of a cluster of its own stops (no replica: the cluster is down, Redis's
     cluster-require-full-coverage): the store's ping and the broker say so; the master starts again
@@ -156,6 +157,52 @@ async def test_a_stopped_master_is_unready_then_resync_when_it_is_back(tmp_path)
                 await broker.publish(branch, b'{"back":1}')
                 assert await next_message(queues[branch]) == b'{"back":1}'
             await broker.ping()
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.slow
+async def test_a_failover_moves_the_links_to_the_promoted_replica_and_brings_resync(tmp_path):
+    """3 masters + 3 replicas: a master is killed (SIGKILL) once its replica has its writes; the
+    replica is promoted (cluster-node-timeout 2 s). The broker's links follow the new master, every
+    subscriber gets RESYNC once, and every branch takes appends again, with what it had before."""
+    from contextlib import AsyncExitStack
+
+    cluster = start_cluster(tmp_path / "cluster", replicas=1)
+    try:
+        url = f"{cluster.url}?prefix=qc-failover:"
+        async with open_store(url) as store, RedisBroker.open(url) as broker, AsyncExitStack() as stack:
+            queues = await subscribed(broker, stack)
+            for branch in BRANCHES:
+                await store.log.append(branch, 0, [event(branch)])
+            victim, on_victim = None, []
+            for node in cluster.nodes:
+                with redis_sync.Redis(port=node.port, decode_responses=True) as r:
+                    if r.info("replication")["role"] == "master":
+                        held = sorted({k.split("{b:")[1].split("}")[0] for k in r.scan_iter(match="qc-failover:*")})
+                        if len(held) > len(on_victim):
+                            victim, on_victim = node, held
+            assert victim is not None and on_victim, "no master holds a branch"
+
+            def replicated() -> bool:
+                with redis_sync.Redis(port=victim.port) as r:
+                    info = r.info("replication")
+                return info.get("slave0", {}).get("offset") == info["master_repl_offset"]
+            await until(replicated, "the victim's replica to have all its writes")
+            victim.proc.kill()                 # ours, by pid: a crash, not a shutdown
+            victim.proc.wait(timeout=WAIT)
+            live = [n for n in cluster.nodes if n is not victim]
+            await until(lambda: all(cluster_state(n.port) == "ok" for n in live), "the replica promoted, cluster ok")
+            await until(lambda: broker.connected.is_set() and broker.reconnects == 1, "the broker's links back")
+            for branch in BRANCHES:     # every subscriber, whichever master its branch is on
+                assert await next_message(queues[branch]) == RESYNC, branch
+            await until(store_up(store), "the store's ping to answer")
+            for branch in BRANCHES:
+                await store.log.append(branch, 1, [event(branch)])
+                assert [e["seq"] for e in await store.log.events_since(branch, 0)] == [1, 2], branch
+                await broker.publish(branch, b'{"after":1}')
+                assert await next_message(queues[branch]) == b'{"after":1}'
+            assert broker.reconnects == 1
     finally:
         cluster.stop()
 

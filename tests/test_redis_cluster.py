@@ -225,3 +225,16 @@ def store_up(store):
 def test_a_prefix_with_a_brace_is_refused(prefix):
     with pytest.raises(ValueError, match="may not contain"):
         Keys(prefix)
+
+
+@pytest.mark.parametrize("branch", ["1", "12", "quan-hoan-kiem", "b:{x"])
+def test_a_branch_keys_and_its_channel_hash_to_one_slot(branch):
+    """What every script's KEYS list relies on, and what keeps a branch's messages on the shard of its log."""
+    from redis.crc import key_slot
+
+    keys = Keys("qc:")
+    names = ["head", "log", "idem", "day:2026-05-19", "pred:2026-05-19", "pred:2026-05-19:seen", "pred:days"]
+    every = [keys.branch(branch, n) for n in names] + keys.outbox(branch)
+    every.append(RedisBroker("redis+cluster://127.0.0.1:7000?prefix=qc:").channel(branch))
+    assert len({key_slot(k.encode()) for k in every}) == 1, every
+    assert key_slot(keys.branch(branch, "log").encode()) != key_slot(keys.branch(branch + "0", "log").encode())

@@ -159,6 +159,8 @@ class RedisBroker:
         finally:
             self.connected.clear()
             self._links = None
+            if not self._failed.done():
+                self._failed.cancel()                       # a late subscriber has nothing to end
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)

@@ -206,6 +206,5 @@ async def run_notifier(settings: Settings, *, lease: float | None = None) -> Non
         await stop.wait()
         done, _ = await asyncio.wait({running}, timeout=NOTIFIER_SHUTDOWN)
         if not done:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+            await loops.stop([running])       # cancelled, and again if a send swallowed it
         notifier_log.info("notifier stopped", extra={"fields": worker.counts})

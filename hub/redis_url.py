@@ -84,6 +84,27 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     return sentinel.master_for(target.master, db=target.db)
 
 
+async def ping(client: Any) -> None:
+    """Raise redis' ConnectionError unless `client` (from `connect`) can serve every key: one server
+    answers PING; a Cluster must answer on every master, each saying cluster_state:ok (a master
+    that sees a slot without a live owner says fail: some branch cannot be written)."""
+    from redis.asyncio.cluster import RedisCluster
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    if not isinstance(client, RedisCluster):
+        await client.ping()
+        return
+    infos = await client.execute_command("CLUSTER INFO", target_nodes=RedisCluster.PRIMARIES)
+    states = {node: _str(info.get("cluster_state", "?")) for node, info in infos.items()}
+    failing = {node: state for node, state in states.items() if state != "ok"}
+    if failing:
+        raise RedisConnectionError(f"redis cluster not ok: {failing}")
+
+
+def _str(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _node(text: str, default_port: int) -> tuple[str, int]:
     text = text.strip()
     host, sep, port = text.rpartition(":")

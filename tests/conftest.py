@@ -39,7 +39,8 @@ SECRET = "test-secret-not-for-production"
 # A test that uses any of these fixtures (directly or through another fixture) gets the marker.
 MARKED_BY_FIXTURE = {
     "browser": {"browser", "new_page"},                                  # Chromium through Playwright
-    "redis": {"redis_server", "redis_url", "redis_factory"},             # the redis-server binary
+    "redis": {"redis_server", "redis_url", "redis_factory",             # the redis-server binary
+              "redis_cluster", "redis_cluster_url"},
 }
 
 
@@ -252,14 +253,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False) -> RedisServer:
+def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False,
+                extra: tuple[str, ...] = ()) -> RedisServer:
     """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait). Tests use
-    the fixtures below, which also give them the `redis` marker."""
+    the fixtures below, which also give them the `redis` marker. `extra`: more server options."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
-            "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
+            "--daemonize", "no", "--logfile", str(workdir / "redis.log"), *extra]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def answers() -> bool:
@@ -331,6 +333,107 @@ def redis_url(redis_server, request) -> str:
             client.delete(*keys)
     finally:
         client.close()
+
+
+# -- a real Redis Cluster, started by the tests --------------------------------------------------------
+
+@dataclass
+class RedisClusterServers:
+    nodes: list[RedisServer]            # the masters (one shard each), then their replicas
+    workdir: Path
+    bus_ports: list[int]                # each node's cluster bus port, as the others know it
+    appendonly: bool = False            # kept on disk: a node started again has its keys back
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start_node(self, i: int) -> RedisServer:
+        """Node `i` (again: same port, bus port, directory and nodes.conf, so it rejoins as it was)."""
+        # A short node timeout: a test that stops a node sees the cluster notice it in seconds.
+        # The bus port is a free port of its own (the default, port + 10000, may not exist).
+        port = self.nodes[i].port if i < len(self.nodes) else None
+        node = start_redis(self.workdir / f"node-{i}", port=port, appendonly=self.appendonly, extra=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000", "--cluster-port", str(self.bus_ports[i])))
+        if i < len(self.nodes):
+            self.nodes[i] = node
+        else:
+            self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            stop_process(node.proc)
+
+
+def start_cluster(workdir: Path, masters: int = 3, appendonly: bool = False, replicas: int = 0) -> RedisClusterServers:
+    """`masters` cluster-enabled redis-servers, and `replicas` more of each, joined by
+    `redis-cli --cluster create`, returned once every node says cluster_state:ok and every replica's
+    link to its master is up (bounded wait); stopped by the caller (.stop())."""
+    count = masters * (1 + replicas)
+    cluster = RedisClusterServers([], workdir, [free_port() for _ in range(count)], appendonly)
+    try:
+        for i in range(count):
+            cluster.start_node(i)
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in cluster.nodes),
+                       "--cluster-replicas", str(replicas), "--cluster-yes"],
+                       check=True, capture_output=True, timeout=deadline(60))
+        wait_until(lambda: all(cluster_state(n.port) == "ok" and replica_link(n.port) in ("up", None)
+                               for n in cluster.nodes),
+                   "every cluster node to say cluster_state:ok, every replica linked to its master")
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def cluster_state(port: int) -> str:
+    """What CLUSTER INFO says on the node at `port`: ok or fail."""
+    import redis as redis_sync
+
+    with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
+        return r.execute_command("CLUSTER INFO")["cluster_state"]
+
+
+def replica_link(port: int) -> str | None:
+    """A replica's master_link_status (up or down); None for a master."""
+    import redis as redis_sync
+
+    with redis_sync.Redis(port=port, socket_timeout=deadline(2), decode_responses=True) as r:
+        info = r.info("replication")
+    return info.get("master_link_status") if info["role"] == "slave" else None
+
+
+def delete_prefixed(ports: list[int], prefix: str) -> None:
+    """Delete the keys that start with `prefix` on every node: one DEL per key (a cluster refuses a
+    DEL of keys in different slots, even on one node)."""
+    import redis as redis_sync
+
+    for port in ports:
+        with redis_sync.Redis(port=port) as client:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.delete(key)
+                pipe.execute()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> RedisClusterServers:
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster) -> str:
+    """The shared test cluster with a key prefix of this test's own; its keys are deleted after, on every node."""
+    import uuid
+
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    yield f"{redis_cluster.url}?prefix={prefix}"
+    delete_prefixed([n.port for n in redis_cluster.nodes], prefix)
 
 
 # -- a real headless Chromium (Debian's), driven by Playwright ----------------------------------------

@@ -1,5 +1,6 @@
-"""The Redis store (`redis://HOST:PORT/DB[?prefix=qc:]`): the same log, outbox and predictions on a
-Redis server shared by any number of hub processes, through one client of this process.
+"""The Redis store (`redis://HOST:PORT/DB`, `redis+cluster://HOST:PORT[,...]` or
+`redis+sentinel://...`, each with `?prefix=qc:`; hub/redis_url.py): the same log, outbox and
+predictions on Redis shared by any number of hub processes, through one client of this process.
 
 Keys of one branch share a hash tag, `{prefix}{b:<branch>}...`, so Redis Cluster keeps a branch on
 one shard and the append script, which touches only that branch's keys, runs there atomically:

@@ -11,14 +11,14 @@ import secrets
 from collections.abc import Sequence
 from datetime import date
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from hub.domain.events import Event
+from hub.redis_url import ping
 from hub.store.errors import SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.outbox import OutboxItem, check_keys
-from hub.store.redis_keys import Keys, dumps, reachable, text
+from hub.store.redis_keys import Client, Keys, dumps, reachable, text
 from hub.store.redis_outbox_scripts import OUTBOX_LUA, encode_item
 
 # KEYS: head, log, idem, one day-list key per event, then the ten outbox keys. ARGV: expected seq,
@@ -60,7 +60,7 @@ class IdempotencyKeyExists(Exception):
 class RedisEventLog:
     shared = True           # other hub processes append to the same log
 
-    def __init__(self, client: aioredis.Redis, keys: Keys):
+    def __init__(self, client: Client, keys: Keys):
         self._r, self._k = client, keys
         self._append = client.register_script(_APPEND)
         self._head = client.register_script(_HEAD)
@@ -124,4 +124,4 @@ class RedisEventLog:
 
     @reachable
     async def ping(self) -> None:
-        await self._r.ping()
+        await ping(self._r)             # a Cluster: every master, and each says cluster_state:ok

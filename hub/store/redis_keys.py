@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterError, CrossSlotTransactionError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -16,6 +19,15 @@ from hub.store.outbox import STATUSES
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# The store's client, from hub.redis_url.connect: one server (or Sentinel's master), or a Cluster.
+# Every key a command or script names lies in one slot (one branch's tag, or an untagged key alone).
+Client: TypeAlias = "Redis | RedisCluster"
+
+# What a Cluster says when a shard cannot serve now (no master for a slot, a failover under way, no
+# node reachable): the store is unavailable, as with a lost connection. A transaction across slots
+# is a bug in this code, not an outage: it stays loud.
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterError, TryAgainError, RedisClusterException)
+
 
 def reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Connection trouble is StoreUnavailable, whatever the client library calls it."""
@@ -23,7 +35,9 @@ def reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, A
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except CrossSlotTransactionError:
+            raise
+        except _UNAVAILABLE as e:
             raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
     return wrapper
 
@@ -43,6 +57,10 @@ class Keys:
     Redis Cluster keeps a branch on one shard and one script may touch all of them."""
 
     def __init__(self, prefix: str):
+        if "{" in prefix or "}" in prefix:
+            # Redis hashes the first {...} of a key: a brace in the prefix would move the tag, and
+            # `{}` would hash whole keys, splitting a branch's keys (and its scripts) across slots.
+            raise ValueError(f"the Redis key prefix {prefix!r} may not contain {{ or }}")
         self.prefix = prefix
 
     def branch(self, branch: str, name: str) -> str:

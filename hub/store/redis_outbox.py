@@ -6,8 +6,6 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from hub.store.outbox import (
     DEAD_LETTERS,
     DELIVERED,
@@ -20,7 +18,7 @@ from hub.store.outbox import (
     branch_of,
     check_keys,
 )
-from hub.store.redis_keys import Keys, reachable, text
+from hub.store.redis_keys import Client, Keys, reachable, text
 from hub.store.redis_outbox_scripts import (
     ADD,
     CLAIM,
@@ -37,7 +35,7 @@ from hub.store.redis_outbox_scripts import (
 
 
 class RedisOutbox:
-    def __init__(self, client: aioredis.Redis, keys: Keys):
+    def __init__(self, client: Client, keys: Keys):
         self._r, self._k = client, keys
         self._add = client.register_script(ADD)
         self._claim = client.register_script(CLAIM)

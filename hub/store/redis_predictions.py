@@ -5,10 +5,8 @@ import json
 from datetime import date
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from hub.store.predictions import instant, point_key
-from hub.store.redis_keys import Keys, dumps, reachable
+from hub.store.redis_keys import Client, Keys, dumps, reachable
 
 # KEYS: the day's seen set, its list, the branch's days index. ARGV: the day, its ordinal, then pairs.
 _PREDICTIONS_ADD = """
@@ -21,7 +19,7 @@ return 0
 
 
 class RedisPredictions:
-    def __init__(self, client: aioredis.Redis, keys: Keys):
+    def __init__(self, client: Client, keys: Keys):
         self._r, self._k = client, keys
         self._add = client.register_script(_PREDICTIONS_ADD)
 

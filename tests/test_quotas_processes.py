@@ -32,7 +32,15 @@ def cccd(n: int) -> str:
     return f"0790851{n:05d}"
 
 
-async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_factory, redis_url, hub_env):
+@pytest.fixture(params=["redis", "cluster"])
+def shared_url(request) -> str:
+    """One Redis server, or the 3-master Cluster (where a citizen's key lies on its own shard,
+    apart from the branches'), with a key prefix of the test's own."""
+    return request.getfixturevalue("redis_url" if request.param == "redis" else "redis_cluster_url")
+
+
+async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_factory, shared_url, hub_env):
+    redis_url = shared_url
     env = {**hub_env, "QUEUECAST_DATABASE": redis_url}
     hubs = [hub_factory(env) for _ in range(3)]
     # Each hub is asked, for every citizen: its own branch's CIVIL, LAND and RESIDENCE, and branch
@@ -56,7 +64,7 @@ async def test_three_hubs_twenty_citizens_all_at_once_none_past_a_limit(hub_fact
     by_status = collections.Counter(r.status_code for r in answers)
     refused = collections.Counter(r.json()["error"]["code"] for r in answers if r.status_code != 201)
     retried = collections.Counter(r.status_code for r in again)
-    print(f"\n{len(asks)} asks of {CITIZENS} citizens at 3 hubs at once: {by_status[201]} issued, refused {dict(refused)};"
+    print(f"\n{parse(redis_url).kind}: {len(asks)} asks of {CITIZENS} citizens at 3 hubs at once: {by_status[201]} issued, refused {dict(refused)};"
           f" the same again at another hub: {dict(retried)}")
     assert set(by_status) <= {201, 409}, [r.text for r in answers if r.status_code not in (201, 409)][:3]
     assert set(refused) <= {*LIMIT_CODES, "busy"}, refused

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import redis.asyncio as aioredis
-
 from hub.store.quotas import Limits, Reservation, lifetime
-from hub.store.redis_keys import Keys, reachable, text
+from hub.store.redis_keys import Client, Keys, reachable, text
 
 # KEYS: the citizen's day hash. ARGV: id, field, branch, per_field, per_day, seconds to keep.
 _RESERVE = """
@@ -32,7 +30,7 @@ return 'taken'
 
 
 class RedisQuotas:
-    def __init__(self, client: aioredis.Redis, keys: Keys):
+    def __init__(self, client: Client, keys: Keys):
         self._r, self._k = client, keys
         self._reserve = client.register_script(_RESERVE)
 

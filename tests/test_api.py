@@ -164,6 +164,19 @@ async def test_online_issue_needs_a_citizen_token(client, tokens):
     assert "987654321" not in (await client.get(f"/api/branches/{B}")).text
 
 
+async def test_a_citizens_retry_key_is_kept_without_the_identity_number(client, tokens, settings):
+    import sqlite3
+    citizen = bearer(tokens.citizen(CITIZEN_ID), **{"Idempotency-Key": "app-retry-1"})
+    body = {"service": LAND, "channel": "online"}
+    r1 = await client.post(f"/api/branches/{B}/tickets", json=body, headers=citizen)
+    r2 = await client.post(f"/api/branches/{B}/tickets", json=body, headers=citizen)
+    assert r1.status_code == 201 and r2.json() == r1.json()          # the retry is the same number
+    with sqlite3.connect(settings.database.removeprefix("sqlite:///")) as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM idempotency")]
+    assert len(keys) == 1 and keys[0].endswith("|app-retry-1"), keys
+    assert CITIZEN_ID not in keys[0] and CITIZEN_ID[-6:] not in keys[0]   # a pseudonym, not the CCCD
+
+
 async def test_online_citizen_limits_and_age_priority(client, tokens):
     citizen = bearer(tokens.citizen(CITIZEN_ID))
     r = await client.post(f"/api/branches/{B}/tickets", json={"service": LAND, "channel": "online"}, headers=citizen)

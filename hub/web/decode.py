@@ -191,5 +191,9 @@ def idempotency(request: Request, claims: Claims | None, status: int = 200) -> I
     # Anonymous keys (kiosks) are scoped to the client address as well: a key another client
     # happens to send must not hand it someone else's ticket.
     who = claims.subject if claims else f"anonymous@{request.client.host if request.client else '-'}"
+    if claims is not None and claims.kind == "citizen" and claims.cccd:
+        # The key is stored in the branch's log: a citizen is named by the deployment's keyed
+        # pseudonym of the CCCD, never by the identity number itself.
+        who = f"citizen:{request.app.state.tokens.pseudonym(claims.cccd)}"
     fp = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), who.encode(), raw])).hexdigest()
     return IdemRequest(f"{who}|{key}", fp, status)

@@ -106,7 +106,7 @@ class Procs:
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.started:
+        for proc in reversed(self.started):        # hubs before the Redis they need to shut down
             stop(proc)
         self.started.clear()
 
@@ -131,7 +131,8 @@ class Procs:
     def pid_on(self, port: int) -> subprocess.Popen:
         """The redis-server this run started on `port` (the last one, after restarts)."""
         for proc in reversed(self.started):
-            if proc.args[0] == "redis-server" and str(port) in proc.args and proc.poll() is None:
+            args = list(proc.args)
+            if "--port" in args and args[args.index("--port") + 1] == str(port) and proc.poll() is None:
                 return proc
         raise LookupError(f"no redis-server of ours on {port}")
 

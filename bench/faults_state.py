@@ -78,8 +78,10 @@ async def limits(procs: Procs, size: Size, citizens: int = 40) -> tuple[dict[str
     fields = ["dat-dai", "ho-tich", "cu-tru", "tu-phap-chung-thuc"]
 
     async def at_once(session: aiohttp.ClientSession, i: int, services: list[str]) -> None:
-        token, branch = TOKENS.citizen(cccd(i)), size.branches[i % len(size.branches)]
-        await asyncio.gather(*(load.command(session, branch, "issue", f"/api/branches/{branch}/tickets",
+        # Request k to hub k at branch i+k: the limits hold across branches, whose logs are apart.
+        token, b = TOKENS.citizen(cccd(i)), size.branches
+        await asyncio.gather(*(load.command(session, b[(i + k) % len(b)], "issue",
+                                            f"/api/branches/{b[(i + k) % len(b)]}/tickets",
                                             {"service": svc, "channel": "online"}, token, k)
                                for k, svc in enumerate(services)))
 

@@ -133,6 +133,14 @@ async def main(argv: list[str] | None = None) -> int:
             print(f"faults: logs kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    print("\nmust be zero (issue 15, the bold lines):")
+    bad = 0
+    for r in results:
+        figures = r["figures"].get("must_be_zero") or {"did_not_complete": 1}
+        nonzero = {k: v for k, v in figures.items() if v}
+        bad += bool(nonzero)
+        print(f"  {r['scenario']:<12} {'0 everywhere' if not nonzero else nonzero}")
+    print(f"faults: {len(results) - bad} of {len(results)} scenarios at zero")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "size": vars(size), "results": results},
                                               indent=2, default=str))

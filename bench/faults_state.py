@@ -59,7 +59,8 @@ async def resume_head(procs: Procs, size: Size) -> tuple[dict[str, Any], str]:
                 first, status = await _first_sse(s, f"{h.url}/sse/branches/{b}?{query}")
                 sse[first["type"] if first else f"status {status}"] += 1
     tries = sum(ws.values())
-    f = {"tries": tries, "websocket": dict(ws), "sse": dict(sse)}
+    f = {"tries": tries, "websocket": dict(ws), "sse": dict(sse),
+         "must_be_zero": {"websocket_not_resumed": tries - ws["resume"], "sse_not_resumed": sum(sse.values()) - sse["resume"]}}
     return f, (f"WebSocket at the head: {ws['resume']} of {tries} resumed {dict(ws)}; "
                f"SSE: {sse['resume']} of {sum(sse.values())} resumed {dict(sse)}")
 
@@ -104,7 +105,8 @@ async def limits(procs: Procs, size: Size, citizens: int = 40) -> tuple[dict[str
     field_over = sum(1 for i in range(citizens) if logged[(TOKENS.pseudonym(cccd(1000 + i)), "ho-tich")] > policy.per_field)
     f = {"citizens": citizens, "requests_per_citizen": n, "per_day": policy.per_day, "per_field": policy.per_field,
          "over_day_limit": day_over, "over_field_limit": field_over, "acknowledged": len(told),
-         "refusals": dict(load.refusals), "faults": dict(load.faults)}
+         "refusals": dict(load.refusals), "faults": dict(load.faults),
+         "must_be_zero": {"over_day_limit": day_over, "over_field_limit": field_over}}
     return f, (f"{day_over} of {citizens} citizens got more than {policy.per_day} numbers (limit {policy.per_day}) "
                f"from {n} requests at once to {size.hubs} hubs; {field_over} of {citizens} got more than "
                f"{policy.per_field} in one field (limit {policy.per_field}); refusals {dict(load.refusals)}")
@@ -140,6 +142,8 @@ async def wipe(procs: Procs, size: Size) -> tuple[dict[str, Any], str]:
                 links["their own ticket"] += 1
     f.update({"issued_before_wipe": len(before), "reissued": reissued, "old_links": dict(links),
               "counters_came_back_closed": len(load.closed_branches)})
+    f["must_be_zero"] = {"reissued": reissued, "old_links_showing_a_stranger": links["a stranger's ticket"],
+                         "counters_came_back_closed": len(load.closed_branches)}
     return f, (f"{reissued} of {len(before)} ticket ids re-issued; old tracking links: {dict(links)}; "
                f"counters came back closed on {len(load.closed_branches)} of {len(size.branches)} branches; "
                f"{f['lost']} of {f['acknowledged']} acknowledged lost, {f['called_twice']} called twice")
@@ -175,6 +179,8 @@ async def old_aof(procs: Procs, size: Size, returning: int = 12) -> tuple[dict[s
     f, _, _ = await measured(procs, size, db, hubs, during, ws)
     over = sum(1 for i, w in enumerate(back) if w.resumes > resumes_before.get(i, w.resumes) and w.contradicted)
     f["returning"], f["returning_resumed_over_changed_history"] = len(back), over
+    f["must_be_zero"] = {"returning_resumed_over_changed_history": over, "called_twice": f["called_twice"],
+                         "gaps": f["gaps"], "duplicates": f["duplicates"]}
     return f, (f"{over} of {len(back)} returning clients resumed over a changed history; "
                f"{f['called_twice']} numbers called twice; {basics(f)}")
 
@@ -202,5 +208,5 @@ async def sigterm(procs: Procs, size: Size, rounds: int = 8) -> tuple[dict[str, 
 
         ws = [Watcher(size.branches[i % len(size.branches)], 0) for i in range(min(size.clients, 48))]
         await run_load(load, 3.0, ws, size.rate, size.branches, during)
-    f = {"rounds": rounds, "hung": hung, "exit_seconds_max": max(exits, default=None)}
+    f = {"rounds": rounds, "hung": hung, "exit_seconds_max": max(exits, default=None), "must_be_zero": {"hung": hung}}
     return f, f"{hung} of {rounds} left `serve` hanging (> 15 s after SIGTERM); slowest exit {f['exit_seconds_max']} s"

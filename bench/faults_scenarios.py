@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -13,6 +13,7 @@ from faults_load import Load, Watcher, run_load
 from faults_procs import Hub, Procs, kill9, readyz
 
 RESTART_AFTER = 2.0             # s from the kill -9 of the Sentinel master to its restart
+SENTINEL_SECONDS = 30.0         # the least load the sentinel scenario runs (see there)
 
 @dataclass
 class Size:
@@ -152,6 +153,9 @@ async def cluster(procs: Procs, size: Size) -> tuple[dict[str, Any], str]:
 
 
 async def sentinel(procs: Procs, size: Size) -> tuple[dict[str, Any], str]:
+    # Long enough after the kill for the sentinels to promote a replica and to turn the restarted
+    # master into a replica (~10 s later here): what clients still connected to it then meet.
+    size = replace(size, seconds=max(size.seconds, SENTINEL_SECONDS))
     mport, _, sentinels = await asyncio.to_thread(procs.sentinel_set)
     db = f"redis+sentinel://{','.join(f'127.0.0.1:{p}' for p in sentinels)}/qc/0?prefix=qc:"
     try:
@@ -184,6 +188,7 @@ async def sentinel(procs: Procs, size: Size) -> tuple[dict[str, Any], str]:
     ready_while_failing = [s for t, _, s in seen if failing and failing[0] <= t <= failing[-1] and s == 200]
     f["readyz_200_while_writes_failed"] = len(ready_while_failing)
     f["readyz_samples_after_kill"] = len(seen)
+    f["load_seconds"] = size.seconds
     f["still_failing_at_end"] = bool(failing) and failing[-1] > load.stop_at - 1.0
     must_be_zero(f, answers_5xx_not_503=not_503(f), readyz_200_while_writes_failed=len(ready_while_failing))
     until = " (still failing at the end of the load)" if f["still_failing_at_end"] else ""

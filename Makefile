@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test lint screenshots bench bench-notifier eta-eval clean
+.PHONY: all setup run test lint screenshots bench bench-notifier bench-faults eta-eval clean
 
 all: test
 
@@ -36,6 +36,11 @@ bench: setup
 bench-notifier:
 	scripts/setup.sh --test
 	.venv/bin/python bench/notifier.py $(ARGS)
+
+# Redis faults with real processes (kill -9, failover, wipe, an older AOF, ...): docs/operations.md; ~5 min.
+bench-faults:
+	scripts/setup.sh --test
+	.venv/bin/python bench/faults.py $(ARGS)
 
 # The ETA estimator against NAIVE, QL and LES on held-out simulated days (docs/eta.md); a few minutes.
 eta-eval: setup

@@ -82,7 +82,8 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
     """The service over the store and the broker of `settings`, every branch loaded from its log."""
     centre = centre or load_config(settings.config or None)
     tokens = tokens or Tokens(settings.resolve_secret())
-    async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
+    async with open_store(settings.database, min_replicas=settings.redis_replicas(), wait_ms=settings.redis_wait_ms) \
+            as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
                                settings.public_url, settings.notify_ahead, settings.kiosk_rate())
         await service.load()

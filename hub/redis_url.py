@@ -84,6 +84,12 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     return sentinel.master_for(target.master, db=target.db)
 
 
+def default_min_replicas(target: RedisTarget) -> int:
+    """Replicas that must confirm an append before it is acknowledged, unless the settings say:
+    one where a failover can promote a replica (Sentinel, Cluster), none for one server."""
+    return 0 if target.kind == "single" else 1
+
+
 def _node(text: str, default_port: int) -> tuple[str, int]:
     text = text.strip()
     host, sep, port = text.rpartition(":")

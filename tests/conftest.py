@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +39,8 @@ SECRET = "test-secret-not-for-production"
 # A test that uses any of these fixtures (directly or through another fixture) gets the marker.
 MARKED_BY_FIXTURE = {
     "browser": {"browser", "new_page"},                                  # Chromium through Playwright
-    "redis": {"redis_server", "redis_url", "redis_factory"},             # the redis-server binary
+    "redis": {"redis_server", "redis_url", "redis_factory",              # the redis-server binary
+              "sentinel_set", "sentinel_url", "sentinel_factory"},
 }
 
 
@@ -252,14 +253,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False) -> RedisServer:
-    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait). Tests use
-    the fixtures below, which also give them the `redis` marker."""
+def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False,
+                extra: tuple[str, ...] = ()) -> RedisServer:
+    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait); `extra`:
+    more options (`--replicaof HOST PORT`). Tests use the fixtures below, which also give them the
+    `redis` marker."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "always",
-            "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
+            "--daemonize", "no", "--logfile", str(workdir / "redis.log"), *extra]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def answers() -> bool:
@@ -331,6 +334,52 @@ def redis_url(redis_server, request) -> str:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@contextmanager
+def sentinel_deployment(workdir: Path):
+    """A master, two replicas and three sentinels (tests/redis_sentinel.py), stopped by pid after."""
+    from redis_sentinel import SentinelSet, populate
+
+    deployment = SentinelSet(workdir)
+    try:
+        populate(deployment, start_redis, free_port)
+        yield deployment
+    finally:
+        for proc in deployment.all():
+            stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def sentinel_set(tmp_path_factory):
+    """One Sentinel deployment for the session's tests that only read and write through it."""
+    with sentinel_deployment(tmp_path_factory.mktemp("sentinel")) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def sentinel_url(sentinel_set) -> str:
+    """`redis+sentinel://` to the shared deployment, with a key prefix of this test's own."""
+    import uuid
+
+    import redis as redis_sync
+
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    yield sentinel_set.url(prefix)
+    client = redis_sync.Redis(port=sentinel_set.master_port())
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def sentinel_factory(tmp_path):
+    """A Sentinel deployment of this test's own, to fail over, kill and restart at will."""
+    with sentinel_deployment(tmp_path / "sentinel") as deployment:
+        yield deployment
 
 
 # -- a real headless Chromium (Debian's), driven by Playwright ----------------------------------------

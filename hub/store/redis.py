@@ -7,6 +7,10 @@ one shard and the append script, which touches only that branch's keys, runs the
 - `...:log`   stream: one entry per event, entry id `<seq>-1`, field `e` = the event's JSON
 - `...:idem`  hash: Idempotency-Key → JSON [fingerprint, status, body]
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)
+- `...:wait`  string: a token, written before WAIT when a kept answer is replayed, so that WAIT
+              has a write of the connection's own to wait for (hub/store/redis_eventlog.py)
+- `{prefix}ready` string: a token the readiness probe writes (expires in a minute): a replica
+              answers PING but refuses writes, and ready means able to write
 The branch's notification outbox is under the same tag, so an append writes its messages in the
 same script and a claim leases atomically, one script per branch:
 - `...:outbox`        hash: item key → JSON of what never changes (ticket, recipient, params, ...),
@@ -27,6 +31,8 @@ Recorded ETA predictions (hub.store.predictions), per branch and service day, un
 - `...:pred:<YYYY-MM-DD>:seen`  set: their points, `<unix seconds> <ticket>`; a line whose point
                                 is in it already is not added (one script: both or neither)
 - `...:pred:days`                zset: the days with lines (score: the day's ordinal), for pruning
+With replicas (Sentinel, Cluster), an append is acknowledged only once `min_replicas` replicas
+have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS), so that a failover loses nothing acknowledged.
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
@@ -35,7 +41,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from hub.redis_url import connect, parse
+from hub.redis_url import connect, default_min_replicas, parse
 from hub.store.redis_eventlog import RedisEventLog
 from hub.store.redis_keys import Keys
 from hub.store.redis_outbox import RedisOutbox
@@ -44,12 +50,17 @@ from hub.store.storage import Storage
 
 
 @asynccontextmanager
-async def open_redis(url: str) -> AsyncIterator[Storage]:
+async def open_redis(url: str, min_replicas: int | None = None, wait_ms: int = 500) -> AsyncIterator[Storage]:
+    """`min_replicas`: how many replicas must have an append before it is acknowledged (WAIT, up to
+    `wait_ms`); None → the URL's default (hub.redis_url.default_min_replicas)."""
     target = parse(url)
-    client = connect(target, decode_responses=True)
+    # Bounded, so that a master that vanished without a word (a partition) is a 503 in seconds,
+    # not a request hanging; the socket outlasts WAIT's own timeout.
+    client = connect(target, decode_responses=True, socket_connect_timeout=2, socket_timeout=5 + wait_ms / 1000)
     keys = Keys(target.prefix)
+    replicas = default_min_replicas(target) if min_replicas is None else min_replicas
     try:
-        yield Storage(log=RedisEventLog(client, keys), outbox=RedisOutbox(client, keys),
+        yield Storage(log=RedisEventLog(client, keys, replicas, wait_ms), outbox=RedisOutbox(client, keys),
                       predictions=RedisPredictions(client, keys))
     finally:
         await client.aclose()

@@ -7,6 +7,14 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,14 +25,33 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# A server that cannot take writes now, though it answers: a master demoted to a replica (READONLY;
+# with Sentinel redis-py turns it into a ConnectionError and asks the sentinels again), a Cluster
+# between masters (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, no node for a slot). Sentinel's "no master"
+# (MasterNotFoundError) and a server loading its data (LOADING) are ConnectionErrors already.
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, ClusterDownError, TryAgainError,
+               SlotNotCoveredError, RedisClusterUnreachableError)
+# What a server says instead when `min-replicas-to-write` stops writes, or it is a stale replica.
+UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "READONLY")
+
+
+def unavailable(e: BaseException) -> bool:
+    return isinstance(e, UNAVAILABLE) or (isinstance(e, ResponseError) and str(e).startswith(UNAVAILABLE_REPLIES))
+
+
 def reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Connection trouble is StoreUnavailable, whatever the client library calls it."""
+    """Connection trouble, and a server that cannot write now, are StoreUnavailable (503, retry),
+    whatever the client library calls them; never a 500."""
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+        except StoreUnavailable:
+            raise
+        except Exception as e:
+            if unavailable(e):
+                raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+            raise
     return wrapper
 
 

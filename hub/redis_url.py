@@ -84,6 +84,19 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     return sentinel.master_for(target.master, db=target.db)
 
 
+async def follow_master(client: Any) -> None:
+    """With Sentinel, ask the sentinels which node is the master now: if it has changed, the pool
+    drops its idle connections to the old one (and the busy ones when they come back), so that the
+    next command goes to the new master. Only a failed connection makes redis-py ask by itself; a
+    master that was replaced but still answers (a partition, or a failover the old master has not
+    heard of) would otherwise keep the client. Anything else: nothing to do."""
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        await pool.get_master_address()     # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+
 def default_min_replicas(target: RedisTarget) -> int:
     """Replicas that must confirm an append before it is acknowledged, unless the settings say:
     one where a failover can promote a replica (Sentinel, Cluster), none for one server."""

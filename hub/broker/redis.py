@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from redis.asyncio.client import PubSub
-from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker.local import LocalSubscribers
-from hub.redis_url import connect, parse
+from hub.redis_url import connect, follow_master, parse
 
 log = logging.getLogger("queuecast.broker")
 
@@ -100,12 +99,9 @@ class RedisBroker:
                 failures = 0
 
     async def _read_once(self) -> None:
-        pool = self._client.connection_pool
-        if isinstance(pool, SentinelConnectionPool):
-            # Ask the sentinels again at each (re)connection: if the master has changed, the pool
-            # drops its idle connections to the old one, so that neither this subscription nor a
-            # publish goes on talking to a demoted master (which would keep the messages to itself).
-            await pool.get_master_address()     # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        # At each (re)connection, so that neither this subscription nor a publish goes on talking
+        # to a replaced master (which would keep the messages to itself).
+        await follow_master(self._client)
         pubsub = self._client.pubsub()
         try:
             await pubsub.psubscribe(f"{self._prefix}{{b:*}}:events")

@@ -18,6 +18,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from hub.domain.events import Event
+from hub.redis_url import follow_master
 from hub.store.errors import NotReplicated, SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.outbox import OutboxItem, check_keys
@@ -99,7 +100,7 @@ class RedisEventLog:
             raise
         if status == "conflict":
             raise SeqConflict(branch, expected_seq, int(seq))
-        self._confirmed(replicas, keys[0])
+        await self._confirmed(replicas, keys[0])
         return stored
 
     async def _replicated(self, script: AsyncScript, keys: list[str], args: list[Any]) -> tuple[Any, Any]:
@@ -127,13 +128,19 @@ class RedisEventLog:
         where: dict[str, Any] = {"target_nodes": self._r.get_node_from_key(key)} if isinstance(self._r, RedisCluster) else {}
         pipe.execute_command("WAIT", self._replicas, self._wait_ms, **where)
 
-    def _confirmed(self, reply: Any, where: str) -> None:
+    async def _confirmed(self, reply: Any, where: str) -> None:
         """NotReplicated unless WAIT's reply counts enough replicas (None: no WAIT asked)."""
         if reply is None:
             return
         if isinstance(reply, Exception):
             raise reply
         if int(reply) < self._replicas:
+            # Replicas gone, or this is a master the sentinels have replaced (it lost its replicas
+            # to the new one, and still takes writes): ask them, so that the retry goes elsewhere.
+            try:
+                await follow_master(self._r)
+            except Exception:           # no sentinel answers: the retry will ask again
+                pass
             raise NotReplicated(f"redis: {reply} of {self._replicas} replicas confirmed the write to {where} "
                                 f"within {self._wait_ms} ms")
 
@@ -182,4 +189,4 @@ class RedisEventLog:
             replies = await pipe.execute(raise_on_error=False)
         if isinstance(replies[0], Exception):
             raise replies[0]
-        self._confirmed(replies[1] if self._replicas else None, key)
+        await self._confirmed(replies[1] if self._replicas else None, key)

@@ -11,10 +11,13 @@ from collections import Counter
 
 import httpx
 import pytest
+import redis as redis_sync
 
 from hub.auth import Tokens
 from hub.settings import Settings
 from hub.store import open_store
+from hub.store.errors import NotReplicated
+from hub.store.eventlog import LogHead
 
 from conftest import SECRET, bearer, running_app, start_redis
 from redis_sentinel import SentinelSet, ask, start_node
@@ -216,3 +219,34 @@ async def test_a_demoted_master_in_a_plain_url_answers_503_not_500(redis_factory
             assert r.status_code == 503 and r.headers["Retry-After"] == "2", r.text
         ready = await c.get("/readyz")
         assert ready.status_code == 503 and "ReadOnlyError" in ready.json()["store"], ready.text
+
+
+def issued(order: int) -> dict:
+    number = str(1000 + order)
+    return {"type": "ticket.issued", "t": f"2026-05-19T08:{order:02d}:12+07:00", "branch": B, "day": "2026-05-19",
+            "ticket": f"20260519-{number}", "number": number, "service": LAND, "channel": "kiosk",
+            "priority": False, "order": order}
+
+
+async def test_events_no_replica_confirmed_then_lost_in_a_failover_replace_the_history(redis_url):
+    """An append that WAIT did not confirm (503) stays in the master's log, and the hub's state
+    follows that log. If a failover then loses it and another append takes its seq, the log
+    differs from the state at an equal head: the store says so with a new epoch, so that every
+    process rebuilds its state (hub.service.branches: "branch history replaced")."""
+    async with open_store(redis_url, min_replicas=1, wait_ms=50) as a, open_store(redis_url, min_replicas=0) as b:
+        epoch = (await a.log.head(B)).epoch
+        with pytest.raises(NotReplicated):
+            await a.log.append(B, 0, [issued(1)])       # no replica at all: never confirmed
+        assert await a.log.head(B) == LogHead(1, epoch), "in the master's log, the history unchanged"
+        # What a failover to a replica that never had it leaves: the event gone, the head back at 0
+        # (done by hand here), then another process appending at the same seq.
+        raw = redis_sync.Redis.from_url(redis_url.split("?")[0], decode_responses=True)
+        prefix = redis_url.split("prefix=")[1]
+        raw.delete(f"{prefix}{{b:{B}}}:log")
+        raw.hset(f"{prefix}{{b:{B}}}:head", "seq", 0)
+        raw.close()
+        await b.log.append(B, 0, [issued(2)])
+        head = await a.log.head(B)
+        assert head.seq == 1 and head.epoch != epoch, "the replaced history was not noticed"
+        assert (await b.log.head(B)).epoch == head.epoch, "every process sees the new epoch"
+        assert (await a.log.head(B)).epoch == head.epoch, "noticed once"

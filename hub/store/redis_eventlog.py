@@ -67,13 +67,32 @@ class RedisEventLog:
     def __init__(self, client: aioredis.Redis, keys: Keys, min_replicas: int = 0, wait_ms: int = 500):
         self._r, self._k = client, keys
         self._replicas, self._wait_ms = min_replicas, wait_ms
+        # branch → (seq, JSON) of the last event of an append that WAIT did not confirm (see head)
+        self._unconfirmed: dict[str, tuple[int, str]] = {}
         self._append = client.register_script(_APPEND)
         self._head = client.register_script(_HEAD)
 
     @reachable
     async def head(self, branch: str) -> LogHead:
         seq, epoch = await self._head(keys=[self._k.branch(branch, "head")], args=[secrets.token_hex(8)])
+        if branch in self._unconfirmed:
+            epoch = await self._recheck(branch, epoch)
         return LogHead(int(seq), epoch)
+
+    async def _recheck(self, branch: str, epoch: str) -> str:
+        """After an append that no replica confirmed (answered 503), the hub processes may have
+        folded its events (this one did, to stay in step with the master's log). A failover can
+        lose them, and another append then take their seqs: the log would differ from the state at
+        an equal head. So until an append of ours is confirmed, check the events are still there;
+        if not, the history was replaced: a new epoch makes every process rebuild from the log."""
+        seq, written = self._unconfirmed[branch]
+        entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{seq}-1", max=f"{seq}-1")
+        if entries and entries[0][1] is not None and entries[0][1].get("e") == written:
+            return epoch
+        epoch = secrets.token_hex(8)
+        await self._r.hset(self._k.branch(branch, "head"), "epoch", epoch)
+        del self._unconfirmed[branch]
+        return epoch
 
     @reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
@@ -100,7 +119,13 @@ class RedisEventLog:
             raise
         if status == "conflict":
             raise SeqConflict(branch, expected_seq, int(seq))
-        await self._confirmed(replicas, keys[0])
+        try:
+            await self._confirmed(replicas, keys[0])
+        except NotReplicated:
+            if stored:
+                self._unconfirmed[branch] = (stored[-1]["seq"], dumps(stored[-1]))
+            raise
+        self._unconfirmed.pop(branch, None)     # replication is in order: the earlier ones too
         return stored
 
     async def _replicated(self, script: AsyncScript, keys: list[str], args: list[Any]) -> tuple[Any, Any]:

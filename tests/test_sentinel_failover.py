@@ -118,7 +118,9 @@ async def test_a_master_killed_under_load_loses_nothing_acknowledged(sentinel_fa
     d = sentinel_factory
     url = d.url("qcfail:")
     hub = hub_factory({**hub_env, "QUEUECAST_DATABASE": url})
-    async with httpx.AsyncClient(base_url=hub.url, timeout=TIMEOUT) as c:
+    other = hub_factory({**hub_env, "QUEUECAST_DATABASE": url})     # learns of `hub`'s events by pub/sub only
+    async with httpx.AsyncClient(base_url=hub.url, timeout=TIMEOUT) as c, \
+            httpx.AsyncClient(base_url=other.url, timeout=TIMEOUT) as c_other:
         for counter in COUNTERS:
             r = await c.post(f"/api/branches/{B}/counters/{counter}/open", json={"services": [LAND]}, headers=STAFF)
             assert r.status_code == 200, r.text
@@ -163,6 +165,14 @@ async def test_a_master_killed_under_load_loses_nothing_acknowledged(sentinel_fa
         assert load.statuses[503] > 0, "the kill never showed: the test proves nothing"
         assert any(s == 503 for _, s in after), "/readyz said ready while the master was gone"
         await until(ready_now(c), "/readyz 200 after the failover")
+        # The brokers follow the master too: the other process's subscription and this one's
+        # publishing are on the new master, so one more command reaches the other's view.
+        await load.send(f"/api/branches/{B}/tickets", "last", {"service": LAND, "channel": "kiosk"})
+        head = len(events) + 1
+
+        async def other_has_it() -> bool:
+            return (await c_other.get(f"/api/branches/{B}")).json()["seq"] == head
+        await until(other_has_it, f"the other hub process to see seq {head} (pub/sub on the new master)")
 
 
 async def test_an_append_no_replica_confirms_is_a_503_and_its_retry_answers_once(sentinel_factory, hub_factory,

@@ -20,7 +20,7 @@ from hub.store import open_store
 from hub.store.errors import NotReplicated
 from hub.store.eventlog import LogHead
 
-from conftest import SECRET, bearer, running_app, start_redis
+from conftest import SECRET, bearer, running_app, start_redis, stop_process
 from redis_sentinel import SentinelSet, ask, start_node
 from waiting import deadline, until, wait_until
 
@@ -243,6 +243,11 @@ async def test_a_demoted_master_in_a_plain_url_answers_503_not_500(redis_factory
             assert r.status_code == 503 and r.headers["Retry-After"] == "2", r.text
         ready = await c.get("/readyz")
         assert ready.status_code == 503 and "ReadOnlyError" in ready.json()["store"], ready.text
+        # A store met outside a command (the redrive API reads the outbox) answers alike when gone.
+        stop_process(pinned.proc)
+        r = await c.post("/api/outbox/redrive", json={}, headers=STAFF)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2", r.text
+        assert r.json()["error"]["code"] == "store_unavailable"
 
 
 def issued(order: int) -> dict:

@@ -89,11 +89,7 @@ class Pipeline:
             raise
         except StoreUnavailable as e:
             outcome = "store_unavailable"
-            # NotReplicated: the command may be in the log (an Idempotency-Key retry answers it).
-            message, message_vi = getattr(e, "public", (
-                "The queue's store cannot be reached; nothing was done. Retry shortly.",
-                "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại."))
-            raise DomainError("unavailable", "store_unavailable", message, message_vi, retry_after=2) from e
+            raise DomainError("unavailable", "store_unavailable", *e.public, retry_after=2) from e
         finally:
             fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
             if "phone" in fields:

@@ -15,6 +15,10 @@ class StoreUnavailable(Exception):
     timeout, a disk error). The command did not happen, or its outcome is unknown: retry it with
     the same Idempotency-Key."""
 
+    # What the API answers (503 store_unavailable, with Retry-After): English, Vietnamese.
+    public = ("The queue's store cannot be reached; nothing was done. Retry shortly.",
+              "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại.")
+
 
 class NotReplicated(StoreUnavailable):
     """The command is in the master's log but fewer replicas than required confirmed it in time

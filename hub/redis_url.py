@@ -71,7 +71,8 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     the data connections (decode_responses, socket timeouts, ...)."""
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.sentinel import Sentinel
+
+    from hub.sentinel import NewestSentinel
 
     if target.kind == "single":
         return aioredis.Redis.from_url(target.url, **options)
@@ -79,22 +80,9 @@ def connect(target: RedisTarget, **options: Any) -> Any:
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
                             username=target.username, password=target.password, **options)
     timeouts = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=timeouts, username=target.username,
-                        password=target.password, **options)
+    sentinel = NewestSentinel(list(target.nodes), sentinel_kwargs=timeouts, username=target.username,
+                              password=target.password, **options)
     return sentinel.master_for(target.master, db=target.db)
-
-
-async def follow_master(client: Any) -> None:
-    """With Sentinel, ask the sentinels which node is the master now: if it has changed, the pool
-    drops its idle connections to the old one (and the busy ones when they come back), so that the
-    next command goes to the new master. Only a failed connection makes redis-py ask by itself; a
-    master that was replaced but still answers (a partition, or a failover the old master has not
-    heard of) would otherwise keep the client. Anything else: nothing to do."""
-    from redis.asyncio.sentinel import SentinelConnectionPool
-
-    pool = getattr(client, "connection_pool", None)
-    if isinstance(pool, SentinelConnectionPool):
-        await pool.get_master_address()     # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
 
 def default_min_replicas(target: RedisTarget) -> int:

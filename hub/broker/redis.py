@@ -19,7 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker.local import LocalSubscribers
-from hub.redis_url import connect, follow_master, parse
+from hub.redis_url import connect, parse
+from hub.sentinel import follow_master
 
 log = logging.getLogger("queuecast.broker")
 

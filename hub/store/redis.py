@@ -42,6 +42,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
 from hub.redis_url import connect, default_min_replicas, parse
 from hub.store.redis_eventlog import RedisEventLog
 from hub.store.redis_keys import Keys
@@ -56,8 +59,10 @@ async def open_redis(url: str, min_replicas: int | None = None, wait_ms: int = 5
     `wait_ms`); None → the URL's default (hub.redis_url.default_min_replicas)."""
     target = parse(url)
     # Bounded, so that a master that vanished without a word (a partition) is a 503 in seconds,
-    # not a request hanging; the socket outlasts WAIT's own timeout.
-    client = connect(target, decode_responses=True, socket_connect_timeout=2, socket_timeout=5 + wait_ms / 1000)
+    # not a request hanging with its branch locked: each try outlasts WAIT's own timeout, and a
+    # few quick retries (redis-py's default is ten) ride out a failover's switch to the new master.
+    client = connect(target, decode_responses=True, socket_connect_timeout=2, socket_timeout=5 + wait_ms / 1000,
+                     retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), retries=3))
     keys = Keys(target.prefix)
     replicas = default_min_replicas(target) if min_replicas is None else min_replicas
     try:

@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
 from hub.domain.events import Event
-from hub.redis_url import follow_master
+from hub.sentinel import follow_master
 from hub.store.errors import NotReplicated, SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.outbox import OutboxItem, check_keys

@@ -33,7 +33,9 @@ Recorded ETA predictions (hub.store.predictions), per branch and service day, un
                                 is in it already is not added (one script: both or neither)
 - `...:pred:days`                zset: the days with lines (score: the day's ordinal), for pruning
 With replicas (Sentinel, Cluster), an append is acknowledged only once `min_replicas` replicas
-have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS), so that a failover loses nothing acknowledged.
+have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS). One survives a master's crash (the failover promotes
+the replica that has the most); surviving a partition that heals mid-failover, when the old master
+may still have a replica following it for a moment, takes every replica.
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """

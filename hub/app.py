@@ -41,6 +41,7 @@ from hub.ratelimit import RateLimiter
 from hub.service.queue import QueueService
 from hub.settings import Settings
 from hub.store import open_store
+from hub.store.errors import StoreUnavailable
 from hub.store.storage import Storage
 from hub.web import api, docs, errors, feeds, health, kiosks, redrive
 from hub.web.body_deadline import BodyDeadline
@@ -82,7 +83,8 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
     """The service over the store and the broker of `settings`, every branch loaded from its log."""
     centre = centre or load_config(settings.config or None)
     tokens = tokens or Tokens(settings.resolve_secret())
-    async with open_store(settings.database) as storage, open_broker(settings.broker_url) as broker:
+    async with open_store(settings.database, min_replicas=settings.redis_replicas(), wait_ms=settings.redis_wait_ms) \
+            as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
                                settings.public_url, settings.notify_ahead, settings.kiosk_rate(),
                                quotas=storage.quotas)
@@ -155,7 +157,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         # Starlette types a handler as taking any Exception, though it passes only the class it is
         # registered for (Kludex/starlette#2403 would make the type generic).
         exception_handlers={DomainError: errors.domain_error, HTTPException: errors.http_error,  # type: ignore[dict-item]
-                            ClientDisconnect: errors.client_gone, Exception: errors.server_error},  # type: ignore[dict-item]
+                            ClientDisconnect: errors.client_gone,  # type: ignore[dict-item]
+                            StoreUnavailable: errors.store_unavailable,  # type: ignore[dict-item]
+                            Exception: errors.server_error},
         middleware=[Middleware(SecurityHeaders),          # CSP, nosniff, ... on every HTTP answer
                     Middleware(BodyDeadline, seconds=settings.request_timeout),   # 408 for a trickled body
                     # Pages and their JSON twins shrink ~10x (a phone on 3G refreshing /branches); SSE

@@ -71,7 +71,8 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     the data connections (decode_responses, socket timeouts, ...)."""
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.sentinel import Sentinel
+
+    from hub.sentinel import NewestSentinel
 
     if target.kind == "single":
         return aioredis.Redis.from_url(target.url, **options)
@@ -79,8 +80,8 @@ def connect(target: RedisTarget, **options: Any) -> Any:
         return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
                             username=target.username, password=target.password, **options)
     timeouts = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=timeouts, username=target.username,
-                        password=target.password, **options)
+    sentinel = NewestSentinel(list(target.nodes), sentinel_kwargs=timeouts, username=target.username,
+                              password=target.password, **options)
     return sentinel.master_for(target.master, db=target.db)
 
 
@@ -103,6 +104,12 @@ async def ping(client: Any) -> None:
 
 def _str(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def default_min_replicas(target: RedisTarget) -> int:
+    """Replicas that must confirm an append before it is acknowledged, unless the settings say:
+    one where a failover can promote a replica (Sentinel, Cluster), none for one server."""
+    return 0 if target.kind == "single" else 1
 
 
 def _node(text: str, default_port: int) -> tuple[str, int]:

@@ -36,6 +36,8 @@ _VAPID_SUBJECT = re.compile(r"mailto:[^@\s]+@[^@\s]+|https://(?:localhost|[\w-]+
 class Settings:
     database: str = "sqlite:///./queuecast.db"
     broker: str = ""                     # "" → memory:// with sqlite, the same Redis with redis
+    redis_min_replicas: str = ""         # replicas that must have an append (WAIT); "" → by URL (redis_replicas)
+    redis_wait_ms: int = 500             # how long an append waits for them before answering 503
     secret: str = ""                     # "" → generated once and kept beside the sqlite file
     config: str = ""                     # "" → the bundled Hanoi configuration
     tz: str = "Asia/Ho_Chi_Minh"
@@ -78,7 +80,7 @@ class Settings:
             var = f"QUEUECAST_{name.upper()}"
             if var in env and env[var] != "":
                 values[name] = env[var]
-        for name in ("notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days",
+        for name in ("redis_wait_ms", "notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days",
                      "max_feeds_per_address", "request_timeout"):
             if name in values:
                 try:
@@ -93,6 +95,9 @@ class Settings:
                 redis_url.parse(self.database)
             except ValueError as e:
                 raise SettingsError(f"QUEUECAST_DATABASE: expected sqlite:///PATH or a Redis URL: {e}") from None
+        self.redis_replicas()
+        if not 1 <= self.redis_wait_ms <= 60_000:
+            raise SettingsError(f"QUEUECAST_REDIS_WAIT_MS: 1 to 60000 milliseconds, got {self.redis_wait_ms}")
         if self.broker and self.broker != "memory://":
             try:
                 redis_url.parse(self.broker)
@@ -150,6 +155,19 @@ class Settings:
     @property
     def broker_url(self) -> str:
         return self.broker or ("memory://" if self.database.startswith("sqlite:") else self.database)
+
+    def redis_replicas(self) -> int:
+        """QUEUECAST_REDIS_MIN_REPLICAS: replicas that must have an append before it is acknowledged
+        (Redis WAIT); unset, 1 for Sentinel and Cluster URLs (a failover promotes a replica), 0 for
+        one server. Not for SQLite."""
+        if self.redis_min_replicas == "":
+            return 0 if self.sqlite_path() else redis_url.default_min_replicas(redis_url.parse(self.database))
+        if self.sqlite_path():
+            raise SettingsError("QUEUECAST_REDIS_MIN_REPLICAS: only with a Redis database (QUEUECAST_DATABASE=redis...)")
+        if not self.redis_min_replicas.isdigit() or int(self.redis_min_replicas) > 16:
+            raise SettingsError(f"QUEUECAST_REDIS_MIN_REPLICAS: a whole number of replicas, 0 to 16, "
+                                f"got {self.redis_min_replicas!r}")
+        return int(self.redis_min_replicas)
 
     def rate_limit(self) -> tuple[int, float]:
         try:

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ SECRET = "test-secret-not-for-production"
 MARKED_BY_FIXTURE = {
     "browser": {"browser", "new_page"},                                  # Chromium through Playwright
     "redis": {"redis_server", "redis_url", "redis_factory",             # the redis-server binary
-              "redis_cluster", "redis_cluster_url"},
+              "redis_cluster", "redis_cluster_url", "sentinel_set", "sentinel_url", "sentinel_factory"},
 }
 
 
@@ -255,8 +255,9 @@ class RedisServer:
 
 def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = False,
                 extra: tuple[str, ...] = ()) -> RedisServer:
-    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait). Tests use
-    the fixtures below, which also give them the `redis` marker. `extra`: more server options."""
+    """`redis-server` on 127.0.0.1, answering PING before this returns (bounded wait); `extra`:
+    more options (`--replicaof HOST PORT`, cluster options). Tests use the fixtures below, which
+    also give them the `redis` marker."""
     port = port or free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
@@ -421,7 +422,8 @@ def delete_prefixed(ports: list[int], prefix: str) -> None:
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory) -> RedisClusterServers:
-    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    # A replica per master: a Cluster's appends WAIT for one by default (QUEUECAST_REDIS_MIN_REPLICAS).
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"), replicas=1)
     yield cluster
     cluster.stop()
 
@@ -434,6 +436,54 @@ def redis_cluster_url(redis_cluster) -> str:
     prefix = f"t{uuid.uuid4().hex[:12]}:"
     yield f"{redis_cluster.url}?prefix={prefix}"
     delete_prefixed([n.port for n in redis_cluster.nodes], prefix)
+
+
+# -- a real Sentinel deployment, started by the tests ----------------------------------------------
+
+@contextmanager
+def sentinel_deployment(workdir: Path):
+    """A master, two replicas and three sentinels (tests/redis_sentinel.py), stopped by pid after."""
+    from redis_sentinel import SentinelSet, populate
+
+    deployment = SentinelSet(workdir)
+    try:
+        populate(deployment, start_redis, free_port)
+        yield deployment
+    finally:
+        for proc in deployment.all():
+            stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def sentinel_set(tmp_path_factory):
+    """One Sentinel deployment for the session's tests that only read and write through it."""
+    with sentinel_deployment(tmp_path_factory.mktemp("sentinel")) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def sentinel_url(sentinel_set) -> str:
+    """`redis+sentinel://` to the shared deployment, with a key prefix of this test's own."""
+    import uuid
+
+    import redis as redis_sync
+
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    yield sentinel_set.url(prefix)
+    client = redis_sync.Redis(port=sentinel_set.master_port())
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def sentinel_factory(tmp_path):
+    """A Sentinel deployment of this test's own, to fail over, kill and restart at will."""
+    with sentinel_deployment(tmp_path / "sentinel") as deployment:
+        yield deployment
 
 
 # -- a real headless Chromium (Debian's), driven by Playwright ----------------------------------------

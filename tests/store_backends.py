@@ -20,13 +20,13 @@ from hub.store import open_store
 from hub.store.redis_eventlog import IdempotencyKeyExists
 from hub.store.storage import Storage
 
-BACKENDS = ["sqlite", "redis", "cluster"]
+BACKENDS = ["sqlite", "redis", "cluster", "sentinel"]
 # What each backend raises for an append whose Idempotency-Key already holds an answer: its own
 # error, never the service's (the service looks the key up first and answers the kept response).
 USED_KEY_ERRORS: dict[str, type[Exception]] = {"sqlite": sqlite3.IntegrityError, "redis": IdempotencyKeyExists,
-                                               "cluster": IdempotencyKeyExists}
+                                               "cluster": IdempotencyKeyExists, "sentinel": IdempotencyKeyExists}
 # A backend that needs a server the tests start carries its marker (`-m "not redis"` leaves it out).
-_NEEDS = {"redis": pytest.mark.redis, "cluster": pytest.mark.redis}
+_NEEDS = {"redis": pytest.mark.redis, "cluster": pytest.mark.redis, "sentinel": pytest.mark.redis}
 
 
 @pytest.fixture
@@ -42,6 +42,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         yield request.getfixturevalue("redis_url")  # a real server, a key prefix of this test's own
     elif request.param == "cluster":
         yield request.getfixturevalue("redis_cluster_url")  # a real 3-master Redis Cluster, likewise
+    elif request.param == "sentinel":
+        # the master that three sentinels name, two replicas, each append WAITing for one of them
+        yield request.getfixturevalue("sentinel_url")
     else:
         raise ValueError(f"no storage set up for backend {request.param!r}")
 

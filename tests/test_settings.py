@@ -98,3 +98,32 @@ def test_secret_is_still_kept_beside_the_database(tmp_path):
     assert s.resolve_secret() == (tmp_path / "hub.db.secret").read_text().strip() == s.resolve_secret()
     with pytest.raises(SettingsError, match="QUEUECAST_SECRET"):
         Settings(database="redis://127.0.0.1:6379/0").resolve_secret()
+
+
+@pytest.mark.parametrize("database, replicas", [
+    ("redis://127.0.0.1:6379/0", 0),                                    # one server: nothing to wait for
+    ("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/qc/0", 1),        # a failover promotes a replica
+    ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", 1),
+    ("sqlite:///./queuecast.db", 0),
+])
+def test_appends_wait_for_a_replica_where_a_failover_can_promote_one(database, replicas):
+    s = Settings.from_env({"QUEUECAST_DATABASE": database, "QUEUECAST_SECRET": "s"})
+    assert (s.redis_replicas(), s.redis_wait_ms) == (replicas, 500)
+    s = Settings.from_env({"QUEUECAST_DATABASE": "redis+sentinel://h:26379/qc/0", "QUEUECAST_REDIS_MIN_REPLICAS": "2",
+                           "QUEUECAST_REDIS_WAIT_MS": "250"})
+    assert (s.redis_replicas(), s.redis_wait_ms) == (2, 250)
+
+
+@pytest.mark.parametrize("env", [
+    {"QUEUECAST_REDIS_MIN_REPLICAS": "one"},
+    {"QUEUECAST_REDIS_MIN_REPLICAS": "-1"},
+    {"QUEUECAST_REDIS_MIN_REPLICAS": "17"},
+    {"QUEUECAST_REDIS_MIN_REPLICAS": "1", "QUEUECAST_DATABASE": "sqlite:///./queuecast.db"},   # SQLite has none
+    {"QUEUECAST_REDIS_WAIT_MS": "0"},
+    {"QUEUECAST_REDIS_WAIT_MS": "half a second"},
+    {"QUEUECAST_REDIS_WAIT_MS": "600000"},
+])
+def test_a_bad_replica_setting_names_its_variable(env):
+    var = next(iter(env))
+    with pytest.raises(SettingsError, match=var):
+        Settings.from_env({"QUEUECAST_DATABASE": "redis+sentinel://h:26379/qc/0", **env})

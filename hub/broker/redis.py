@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.broker.local import LocalSubscribers
 from hub.redis_url import connect, parse, ping
+from hub.sentinel import follow_master
 
 log = logging.getLogger("queuecast.broker")
 
@@ -138,6 +139,10 @@ class RedisBroker:
 
     async def _read_once(self) -> None:
         """One life of the links: made, subscribed, RESYNC sent, then read until one fails."""
+        # At each (re)connection, so that a publish does not go on talking to a replaced master
+        # (which would keep the messages to itself); the links below are new clients, which ask
+        # the sentinels afresh.
+        await follow_master(self._client)
         clients = await self._masters()
         links = {name: client.pubsub() for name, client in clients.items()}
         readers: list[asyncio.Future[None]] = []

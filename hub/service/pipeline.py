@@ -89,10 +89,7 @@ class Pipeline:
             raise
         except StoreUnavailable as e:
             outcome = "store_unavailable"
-            raise DomainError("unavailable", "store_unavailable",
-                              "The queue's store cannot be reached; nothing was done. Retry shortly.",
-                              "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại.",
-                              retry_after=2) from e
+            raise DomainError("unavailable", "store_unavailable", *e.public, retry_after=2) from e
         finally:
             fields = {k: v for k, v in (log_fields or {}).items() if v is not None}
             if "phone" in fields:

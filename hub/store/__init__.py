@@ -10,14 +10,15 @@ from hub.store.storage import Storage
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Storage]:
+async def open_store(url: str, *, min_replicas: int | None = None, wait_ms: int = 500) -> AsyncIterator[Storage]:
+    """`min_replicas`, `wait_ms`: Redis only (hub.store.redis.open_redis)."""
     if url.startswith("sqlite:///"):
         from hub.store.sqlite import open_sqlite
         async with open_sqlite(url.removeprefix("sqlite:///")) as storage:
             yield storage
     elif is_redis(url):
         from hub.store.redis import open_redis
-        async with open_redis(url) as storage:
+        async with open_redis(url, min_replicas, wait_ms) as storage:
             yield storage
     else:
         raise ValueError(f"unsupported store URL {url!r}: use sqlite:///PATH, {FORMS}")

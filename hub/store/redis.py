@@ -4,10 +4,15 @@ predictions on Redis shared by any number of hub processes, through one client o
 
 Keys of one branch share a hash tag, `{prefix}{b:<branch>}...`, so Redis Cluster keeps a branch on
 one shard and the append script, which touches only that branch's keys, runs there atomically:
-- `...:head`  hash: seq, epoch
+- `...:head`  hash: seq, epoch (a new epoch: the history was replaced, as when a failover lost
+              events no replica had confirmed: RedisEventLog.head)
 - `...:log`   stream: one entry per event, entry id `<seq>-1`, field `e` = the event's JSON
 - `...:idem`  hash: Idempotency-Key → JSON [fingerprint, status, body]
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)
+- `...:wait`  string: a token, written before WAIT when a kept answer is replayed, so that WAIT
+              has a write of the connection's own to wait for (hub/store/redis_eventlog.py)
+- `{prefix}ready` string: a token the readiness probe writes (expires in a minute): a replica
+              answers PING but refuses writes, and ready means able to write
 The branch's notification outbox is under the same tag, so an append writes its messages in the
 same script and a claim leases atomically, one script per branch:
 - `...:outbox`        hash: item key → JSON of what never changes (ticket, recipient, params, ...),
@@ -31,6 +36,10 @@ Recorded ETA predictions (hub.store.predictions), per branch and service day, un
 The per-citizen limits' reservations (hub.store.quotas) are per citizen, not per branch, so under
 the citizen's own tag (their pseudonym, never the CCCD), one hash a day, expiring by itself:
 - `{prefix}{c:<pseudonym>}:quota:<YYYY-MM-DD>`  hash: reservation id → `<field>\t<branch>`
+With replicas (Sentinel, Cluster), an append is acknowledged only once `min_replicas` replicas
+have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS). One survives a master's crash (the failover promotes
+the replica that has the most); surviving a partition that heals mid-failover, when the old master
+may still have a replica following it for a moment, takes every replica.
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """
@@ -39,7 +48,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from hub.redis_url import connect, parse
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from hub.redis_url import connect, default_min_replicas, parse
 from hub.store.redis_eventlog import RedisEventLog
 from hub.store.redis_keys import Keys
 from hub.store.redis_outbox import RedisOutbox
@@ -49,12 +61,19 @@ from hub.store.storage import Storage
 
 
 @asynccontextmanager
-async def open_redis(url: str) -> AsyncIterator[Storage]:
+async def open_redis(url: str, min_replicas: int | None = None, wait_ms: int = 500) -> AsyncIterator[Storage]:
+    """`min_replicas`: how many replicas must have an append before it is acknowledged (WAIT, up to
+    `wait_ms`); None → the URL's default (hub.redis_url.default_min_replicas)."""
     target = parse(url)
-    client = connect(target, decode_responses=True)
+    # Bounded, so that a master that vanished without a word (a partition) is a 503 in seconds,
+    # not a request hanging with its branch locked: each try outlasts WAIT's own timeout, and a
+    # few quick retries (redis-py's default is ten) ride out a failover's switch to the new master.
+    client = connect(target, decode_responses=True, socket_connect_timeout=2, socket_timeout=5 + wait_ms / 1000,
+                     retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), retries=3))
     keys = Keys(target.prefix)
+    replicas = default_min_replicas(target) if min_replicas is None else min_replicas
     try:
-        yield Storage(log=RedisEventLog(client, keys), outbox=RedisOutbox(client, keys),
+        yield Storage(log=RedisEventLog(client, keys, replicas, wait_ms), outbox=RedisOutbox(client, keys),
                       predictions=RedisPredictions(client, keys), quotas=RedisQuotas(client, keys))
     finally:
         await client.aclose()

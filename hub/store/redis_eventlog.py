@@ -10,12 +10,16 @@ import json
 import secrets
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
 
 from hub.domain.events import Event
 from hub.redis_url import ping
-from hub.store.errors import SeqConflict
+from hub.sentinel import follow_master
+from hub.store.errors import NotReplicated, SeqConflict
 from hub.store.eventlog import Idempotency, LogHead
 from hub.store.outbox import OutboxItem, check_keys
 from hub.store.redis_keys import Client, Keys, dumps, reachable, text
@@ -60,15 +64,35 @@ class IdempotencyKeyExists(Exception):
 class RedisEventLog:
     shared = True           # other hub processes append to the same log
 
-    def __init__(self, client: Client, keys: Keys):
+    def __init__(self, client: Client, keys: Keys, min_replicas: int = 0, wait_ms: int = 500):
         self._r, self._k = client, keys
+        self._replicas, self._wait_ms = min_replicas, wait_ms
+        # branch → (seq, JSON) of the last event of an append that WAIT did not confirm (see head)
+        self._unconfirmed: dict[str, tuple[int, str]] = {}
         self._append = client.register_script(_APPEND)
         self._head = client.register_script(_HEAD)
 
     @reachable
     async def head(self, branch: str) -> LogHead:
         seq, epoch = await self._head(keys=[self._k.branch(branch, "head")], args=[secrets.token_hex(8)])
+        if branch in self._unconfirmed:
+            epoch = await self._recheck(branch, epoch)
         return LogHead(int(seq), epoch)
+
+    async def _recheck(self, branch: str, epoch: str) -> str:
+        """After an append that no replica confirmed (answered 503), the hub processes may have
+        folded its events (this one did, to stay in step with the master's log). A failover can
+        lose them, and another append then take their seqs: the log would differ from the state at
+        an equal head. So until an append of ours is confirmed, check the events are still there;
+        if not, the history was replaced: a new epoch makes every process rebuild from the log."""
+        seq, written = self._unconfirmed[branch]
+        entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{seq}-1", max=f"{seq}-1")
+        if entries and entries[0][1] is not None and entries[0][1].get("e") == written:
+            return epoch
+        epoch = secrets.token_hex(8)
+        await self._r.hset(self._k.branch(branch, "head"), "epoch", epoch)
+        del self._unconfirmed[branch]
+        return epoch
 
     @reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
@@ -86,7 +110,7 @@ class RedisEventLog:
         if outbox:
             await self._r.sadd(self._k.untagged("outbox:branches"), branch)
         try:
-            status, seq = await self._append(keys=keys, args=[
+            (status, seq), replicas = await self._replicated(self._append, keys, [
                 expected_seq, secrets.token_hex(8), idem_key, idem_value, len(stored),
                 *map(dumps, stored), *(arg for item in outbox for arg in encode_item(item))])
         except ResponseError as e:
@@ -95,7 +119,55 @@ class RedisEventLog:
             raise
         if status == "conflict":
             raise SeqConflict(branch, expected_seq, int(seq))
+        try:
+            await self._confirmed(replicas, keys[0])
+        except NotReplicated:
+            if stored:
+                self._unconfirmed[branch] = (stored[-1]["seq"], dumps(stored[-1]))
+            raise
+        self._unconfirmed.pop(branch, None)     # replication is in order: the earlier ones too
         return stored
+
+    async def _replicated(self, script: AsyncScript, keys: list[str], args: list[Any]) -> tuple[Any, Any]:
+        """Run `script`, then (min replicas > 0) WAIT for that many replicas to have it, so that what
+        is acknowledged survives a failover; the script's reply and WAIT's (None without). WAIT
+        counts the writes of its own connection, so it goes in one pipeline with the script (one
+        connection; in a Cluster, the keys' node), never through the pool on its own, where another
+        connection would confirm nothing."""
+        for _ in range(2):                      # once more after loading the script (NOSCRIPT)
+            async with self._r.pipeline(transaction=False) as pipe:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                if self._replicas:
+                    self._wait(pipe, keys[0])
+                replies = await pipe.execute(raise_on_error=False)
+            if isinstance(replies[0], NoScriptError):
+                await self._r.script_load(script.script)
+                continue
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+            return replies[0], replies[1] if self._replicas else None
+        raise NoScriptError(f"script {script.sha} not kept by the server")
+
+    def _wait(self, pipe: Any, key: str) -> None:
+        """Queue WAIT on `pipe`, behind a write to `key` (a Cluster sends it to that key's node)."""
+        where: dict[str, Any] = {"target_nodes": self._r.get_node_from_key(key)} if isinstance(self._r, RedisCluster) else {}
+        pipe.execute_command("WAIT", self._replicas, self._wait_ms, **where)
+
+    async def _confirmed(self, reply: Any, where: str) -> None:
+        """NotReplicated unless WAIT's reply counts enough replicas (None: no WAIT asked)."""
+        if reply is None:
+            return
+        if isinstance(reply, Exception):
+            raise reply
+        if int(reply) < self._replicas:
+            # Replicas gone, or this is a master the sentinels have replaced (it lost its replicas
+            # to the new one, and still takes writes): ask them, so that the retry goes elsewhere.
+            try:
+                await follow_master(self._r)
+            except Exception:           # no sentinel answers: the retry will ask again
+                pass
+            raise NotReplicated(f"redis: {reply} of {self._replicas} replicas confirmed the write to {where} "
+                                f"within {self._wait_ms} ms")
 
     @reachable
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
@@ -119,9 +191,29 @@ class RedisEventLog:
         raw = await self._r.hget(self._k.branch(branch, "idem"), key)
         if raw is None:
             return None
+        if self._replicas:
+            # The answer may have been written by an append whose WAIT fell short (answered 503):
+            # it is acknowledged only once replicas have it. Replication is in order, so replicas
+            # that have a later write of ours have the record too.
+            await self._write_and_wait(self._k.branch(branch, "wait"))
         fingerprint, status, body = json.loads(raw)
         return Idempotency(key=key, fingerprint=fingerprint, status=status, body=body)
 
     @reachable
     async def ping(self) -> None:
-        await ping(self._r)             # a Cluster: every master, and each says cluster_state:ok
+        """Ready means able to write, as an append: a master (a replica, such as a demoted master,
+        answers PING but refuses writes) that the required replicas follow (WAIT); on a Cluster,
+        every master answering and saying cluster_state:ok besides."""
+        await ping(self._r)
+        await self._write_and_wait(self._k.untagged("ready"))
+
+    async def _write_and_wait(self, key: str) -> None:
+        """A tiny write to `key`, then WAIT on the same connection (one pipeline)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.set(key, secrets.token_hex(4), px=60_000)
+            if self._replicas:
+                self._wait(pipe, key)
+            replies = await pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        await self._confirmed(replies[1] if self._replicas else None, key)

@@ -9,7 +9,17 @@ from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ClusterError, CrossSlotTransactionError, RedisClusterException, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    CrossSlotTransactionError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -23,22 +33,36 @@ R = TypeVar("R")
 # Every key a command or script names lies in one slot (one branch's tag, or an untagged key alone).
 Client: TypeAlias = "Redis | RedisCluster"
 
-# What a Cluster says when a shard cannot serve now (no master for a slot, a failover under way, no
-# node reachable): the store is unavailable, as with a lost connection. A transaction across slots
-# is a bug in this code, not an outage: it stays loud.
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ClusterError, TryAgainError, RedisClusterException)
+
+# A server that cannot take writes now, though it answers: a master demoted to a replica (READONLY;
+# with Sentinel redis-py turns it into a ConnectionError and asks the sentinels again), a Cluster
+# between masters (CLUSTERDOWN, MASTERDOWN, TRYAGAIN, no node for a slot, no node reachable).
+# Sentinel's "no master" (MasterNotFoundError) and a server loading its data (LOADING) are
+# ConnectionErrors already. A transaction across slots is a bug in this code, not an outage: it
+# stays loud (reachable re-raises it before asking).
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, ReadOnlyError, ClusterDownError, TryAgainError,
+               SlotNotCoveredError, RedisClusterUnreachableError, ClusterError, RedisClusterException)
+# What a server says instead when `min-replicas-to-write` stops writes, or it is a stale replica.
+UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "READONLY")
+
+
+def unavailable(e: BaseException) -> bool:
+    return isinstance(e, UNAVAILABLE) or (isinstance(e, ResponseError) and str(e).startswith(UNAVAILABLE_REPLIES))
 
 
 def reachable(method: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Connection trouble is StoreUnavailable, whatever the client library calls it."""
+    """Connection trouble, and a server that cannot write now, are StoreUnavailable (503, retry),
+    whatever the client library calls them; never a 500."""
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
-        except CrossSlotTransactionError:
+        except (StoreUnavailable, CrossSlotTransactionError):
             raise
-        except _UNAVAILABLE as e:
-            raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+        except Exception as e:
+            if unavailable(e):
+                raise StoreUnavailable(f"redis: {type(e).__name__}: {e}") from e
+            raise
     return wrapper
 
 

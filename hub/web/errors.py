@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from hub.domain.errors import DomainError
 from hub.logs import redact
+from hub.store.errors import StoreUnavailable
 
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401,
           "rate_limited": 429, "too_large": 413, "unsupported_media": 415, "bad_request": 400,
@@ -53,6 +54,13 @@ async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
     log.info("client went away mid-request", extra={"fields": {"method": request.method,
                                                                "path": redact(request.url.path)}})
     return error_response(400, "client_disconnected", "The client closed the connection mid-request.")
+
+
+async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+    """A store that cannot write now, met outside a command (the redrive API, delivery reports,
+    kiosk enrolment, ...): 503 with Retry-After, as a command answers it, never a 500."""
+    log.warning("store unavailable", extra={"fields": {"path": redact(request.url.path), "error": str(exc)}})
+    return error_response(503, "store_unavailable", *exc.public, retry_after=2)
 
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub import views
-from hub.domain.errors import not_found
 from hub.domain.events import CITIZEN_TYPES, Event, for_board, on_board, public
 from hub.feeds.addresses import AddressSlots
 from hub.feeds.frames import Frame
@@ -81,17 +80,17 @@ class FeedHub:
             return await self._resume(branch, since, head, current, for_board), sub
 
     async def open_ticket(self, token: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
-        branch, tid = self.service.tokens.read_ticket(token)
-        st = self.service.state(branch)
-        if tid not in st.tickets:
-            raise not_found("ticket_not_found", "No ticket for this link.", "Không tìm thấy số thứ tự.")
+        ref = self.service.tokens.read_ticket(token)
+        branch, tid = ref.branch, ref.ticket
+        self.service.held(self.service.state(branch), ref)        # 404 unless the token's very ticket
         sub = self._register(self.tickets.setdefault(branch, {}).setdefault(tid, set()), "ticket")
         with _unregister_on_failure(sub):
             async with self.service.lock(branch):
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
                 sub.skip_through = head
-                view = views.ticket_view(st, st.tickets[tid], now)
+                # Again under the lock: the branch may have been reset meanwhile.
+                view = views.ticket_view(st, self.service.held(st, ref), now)
                 if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
@@ -122,7 +121,8 @@ class FeedHub:
     async def _resume(self, branch: str, since: int, head: int, epoch: str,
                       shape: Callable[[Event], dict[str, Any]]) -> list[Frame]:
         self.stats.resumes += 1
-        missed = await self.service.events_since(branch, since, limit=head - since)
+        # At the head (a phone back after a blip) there is nothing to read: no store round trip.
+        missed = await self.service.events_since(branch, since, limit=head - since) if head > since else []
         frames = [Frame.of(since, {"type": "resume", "seq": since, "epoch": epoch, "resumed": True})]
         frames += [Frame.of(ev["seq"], shape(ev)) for ev in missed]
         return frames

@@ -5,13 +5,18 @@ A state moves only under its branch's lock, in seq order; whoever moves it tells
 truth: a state that may hold what the log does not (an append that failed half-way) is marked
 stale and rebuilt from the log before anything else uses it, and a log that is not the one we
 folded (another epoch, a head behind our seq) resets the watchers (`on_reset`) instead.
+
+A head behind what this process has seen in the same epoch (an older AOF, a failover that lost
+writes) is a history that went back without anyone saying so: this process mints a new epoch in
+the store (EventLog.new_epoch, a compare-and-set, so every process ends in the same one), and
+every process then treats it like a wipe: reload from the log, resync every watcher.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
 from hub.domain.config import Centre
@@ -43,6 +48,10 @@ class Branches:
         self.before_fold: list[Callable[[BranchState, datetime], None]] = []
         # Called when a branch's history may have been lost (epoch changed): clients must resync.
         self.on_reset: list[Callable[[str], None]] = []
+        # Called under the branch lock after a reset found a new epoch with nothing written in it
+        # yet, with the state this process had folded before: what it knew that the new log lost
+        # may be recorded again (hub.service.pipeline: the counters' open state).
+        self.after_reset: Callable[[str, BranchState], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
@@ -111,14 +120,21 @@ class Branches:
         history are never passed on as if they followed the ones the watchers have."""
         st = self.states[branch]
         head = await self.eventlog.head(branch)
-        if head.epoch != self.epochs[branch] or head.seq < st.seq:
+        if head.epoch == self.epochs[branch] and head.seq < st.seq:
+            # Behind what we folded, in the same epoch: the history went back (an older AOF, a
+            # lost failover). Whatever is appended next would reuse seqs clients have seen with
+            # other events, so it must be another epoch; ours or one another process minted.
+            head = await self.eventlog.new_epoch(branch, head.epoch)
+        if head.epoch != self.epochs[branch]:
             # The log is not the one we folded (a wiped or replaced Redis): start again from it.
-            log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
-                                                                     "head": head.seq}})
+            log.warning("branch history replaced", extra={"fields": {
+                "branch": branch, "seq": st.seq, "head": head.seq, "epoch": head.epoch}})
             self.epochs[branch] = head.epoch
-            await self.reload(branch, replaced=True)
+            new = await self.reload(branch, replaced=True)
             for fn in self.on_reset:
                 fn(branch)
+            if self.after_reset is not None and new.seq == head.base:
+                await self.after_reset(branch, st)
             return
         if branch in self.stale:
             await self.reload(branch)

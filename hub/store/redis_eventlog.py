@@ -45,11 +45,16 @@ ob_add(ob_keys(4 + n), 6 + n)
 return {'ok', seq}
 """
 
+# KEYS: head. ARGV: an epoch for a branch that has none (a new or wiped log: FLUSHALL leaves no
+# head, and a head minted here can never be mistaken for the one lost), then optionally the epoch
+# the caller saw: if it is still the head's, a fresh epoch (ARGV[1]) begins at the head's seq.
 _HEAD = """
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
-  redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[1])
+  redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[1], 'base', 0)
+elseif ARGV[2] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'base', redis.call('HGET', KEYS[1], 'seq') or 0)
 end
-return redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+return redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'base')
 """
 
 
@@ -67,8 +72,15 @@ class RedisEventLog:
 
     @reachable
     async def head(self, branch: str) -> LogHead:
-        seq, epoch = await self._head(keys=[self._k.branch(branch, "head")], args=[secrets.token_hex(8)])
-        return LogHead(int(seq), epoch)
+        return await self._read_head(branch, secrets.token_hex(8))
+
+    @reachable
+    async def new_epoch(self, branch: str, seen: str) -> LogHead:
+        return await self._read_head(branch, secrets.token_hex(8), seen)
+
+    async def _read_head(self, branch: str, *args: str) -> LogHead:
+        seq, epoch, base = await self._head(keys=[self._k.branch(branch, "head")], args=list(args))
+        return LogHead(int(seq), epoch, int(base or 0))     # no base: a head written before bases were kept
 
     @reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
@@ -99,6 +111,8 @@ class RedisEventLog:
 
     @reachable
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
+        if limit is not None and limit <= 0:
+            return []           # "nothing new" (a resume at the head); XRANGE refuses COUNT 0
         entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{after_seq + 1}-0", max="+",
                                        count=limit)
         # redis-py types the reply and an entry's fields Optional (XCLAIM's deleted entries); XRANGE has both

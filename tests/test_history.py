@@ -16,6 +16,8 @@ import redis as redis_sync
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from hub.domain.errors import DomainError
+
 from conftest import free_port, stop_process
 from test_feeds import (
     CIVIL,
@@ -312,3 +314,60 @@ async def test_redis_back_from_an_older_aof_gets_a_new_epoch_and_no_client_resum
         # The counter opened in the lost part is open again, recorded into the new epoch.
         assert await counters(ca) == await counters(cb) == {"1": (True, [LAND]), "6": (True, [CIVIL])}
         assert [ev["counter"] for ev in new_log if ev.get("restored")] == ["6"]
+
+
+# -- a log that went back and grew again ------------------------------------------------------------------
+
+async def test_a_log_that_went_back_and_grew_again_is_another_history(redis_url, centre, clock):
+    """Redis loses a process's last writes (an older AOF), and another process, which never saw
+    them, appends past where the first one was before it looks: the head is not behind it, yet the
+    history changed under it. The first process finds another event at its own last seq: a new
+    epoch, the state reloaded, its watchers reset; and the second process follows into that epoch."""
+    import redis.asyncio as aioredis
+
+    from hub.auth import Tokens
+    from hub.broker.memory import MemoryBroker
+    from hub.service.queue import QueueService
+    from hub.store import open_store
+    from hub.store.redis_keys import Keys
+
+    from conftest import SECRET
+
+    tokens = Tokens(SECRET)
+    async with open_store(redis_url) as store_a, open_store(redis_url) as store_b:
+        a = QueueService(centre, store_a.log, MemoryBroker(), clock, tokens, "http://hub.test")
+        await a.load()
+        resets: list[str] = []
+        a.on_reset.append(resets.append)
+        mine = [await a.issue(B, service=LAND, channel="kiosk") for _ in range(5)]
+        epoch = a.epochs[B]
+
+        keys = Keys(redis_url.split("prefix=", 1)[1])
+        raw = aioredis.from_url(redis_url.split("?", 1)[0], decode_responses=True)
+        try:                                       # the store as an older AOF has it: seq 3
+            stream = keys.branch(B, "log")
+            kept = await raw.xrange(stream, max="3-1")
+            await raw.delete(stream)                # (XDEL would keep the stream's last id)
+            for entry_id, fields in kept:
+                await raw.xadd(stream, fields, id=entry_id)
+            await raw.hset(keys.branch(B, "head"), "seq", 3)
+        finally:
+            await raw.aclose()
+
+        b = QueueService(centre, store_b.log, MemoryBroker(), clock, tokens, "http://hub.test")
+        await b.load()
+        others = [await b.issue(B, service=LAND, channel="kiosk") for _ in range(3)]
+        assert [t["number"] for t in others] == [t["number"] for t in mine[3:]] + [str(int(mine[4]["number"]) + 1)]
+
+        await a.catch_up(B)
+        assert a.epochs[B] != epoch and resets == [B]
+        assert a.state(B).seq == 6 and set(a.state(B).tickets) == set(b.state(B).tickets)
+        for t in mine[3:]:                          # lost; the same numbers are someone else's now
+            with pytest.raises(DomainError) as e:
+                a.ticket_view(t["token"])
+            assert e.value.code == "ticket_not_found"
+        assert a.ticket_view(others[0]["token"])["number"] == others[0]["number"]
+        assert a.ticket_view(mine[0]["token"])["number"] == mine[0]["number"]     # kept: still his
+
+        await b.catch_up(B)
+        assert b.epochs[B] == a.epochs[B] == (await store_b.log.head(B)).epoch

@@ -52,12 +52,17 @@ class Branches:
         # yet, with the state this process had folded before: what it knew that the new log lost
         # may be recorded again (hub.service.pipeline: the counters' open state).
         self.after_reset: Callable[[str, BranchState], Awaitable[None]] | None = None
+        # The last event folded into each state, in one spelling: a catch-up reads it again from
+        # the log, and another event there means the log was replaced at the same length or longer.
+        self._tips: dict[str, str] = {}
 
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
         for b in self.centre.branches.values():
             self.epochs[b.id] = (await self.eventlog.head(b.id)).epoch
-            self.states[b.id] = fold(b, await self.eventlog.events_since(b.id, 0))
+            evs = await self.eventlog.events_since(b.id, 0)
+            self.states[b.id] = fold(b, evs)
+            self._tip(b.id, evs)
 
     def state(self, branch: str) -> BranchState:
         st = self.states.get(branch)
@@ -84,7 +89,17 @@ class Branches:
 
     # -- moving a state -----------------------------------------------------------------------------
 
+    def _tip(self, branch: str, evs: list[Event]) -> None:
+        if evs:
+            self._tips[branch] = json.dumps(evs[-1], sort_keys=True)
+
+    def _follows(self, branch: str, ev: Event) -> bool:
+        """Whether `ev`, read from the log at our seq, is the event we folded there."""
+        tip = self._tips.get(branch)
+        return tip is None or tip == json.dumps(ev, sort_keys=True)
+
     def deliver(self, branch: str, evs: list[Event]) -> None:
+        self._tip(branch, evs)
         for ev in evs:
             data = dumps(for_board(ev))
             for fn in self.on_event:
@@ -109,6 +124,8 @@ class Branches:
         evs = await self.eventlog.events_since(branch, 0)
         st = fold(self.centre.branches[branch], evs)
         self.states[branch] = st
+        self._tips.pop(branch, None)
+        self._tip(branch, evs)
         self.stale.discard(branch)
         if not replaced:
             self.deliver(branch, [ev for ev in evs if ev["seq"] > seen])
@@ -120,7 +137,14 @@ class Branches:
         history are never passed on as if they followed the ones the watchers have."""
         st = self.states[branch]
         head = await self.eventlog.head(branch)
-        if head.epoch == self.epochs[branch] and head.seq < st.seq:
+        went_back, evs = head.seq < st.seq, []
+        if head.epoch == self.epochs[branch] and head.seq > st.seq and st.seq and branch not in self.stale:
+            # Read from our own last event on: another event there means the log went back and
+            # grew again (other processes wrote over a lost part before we looked).
+            evs = await self.eventlog.events_since(branch, st.seq - 1)
+            went_back = not evs or not self._follows(branch, evs[0])
+            evs = evs[1:]
+        if head.epoch == self.epochs[branch] and went_back:
             # Behind what we folded, in the same epoch: the history went back (an older AOF, a
             # lost failover). Whatever is appended next would reuse seqs clients have seen with
             # other events, so it must be another epoch; ours or one another process minted.
@@ -141,7 +165,8 @@ class Branches:
             return
         if head.seq == st.seq:
             return
-        evs = await self.eventlog.events_since(branch, st.seq)
+        if not evs:
+            evs = await self.eventlog.events_since(branch, st.seq)
         for ev in evs:
             apply(st, ev)
         self.deliver(branch, evs)

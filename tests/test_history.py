@@ -9,6 +9,7 @@ import asyncio
 import json
 import shutil
 from collections import Counter
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
@@ -316,58 +317,105 @@ async def test_redis_back_from_an_older_aof_gets_a_new_epoch_and_no_client_resum
         assert [ev["counter"] for ev in new_log if ev.get("restored")] == ["6"]
 
 
-# -- a log that went back and grew again ------------------------------------------------------------------
+# -- a log that went back, seen by a process that has not looked yet -----------------------------------------
+
+async def cut_log(redis_url: str, keep: int) -> None:
+    """The branch's log as an older AOF has it: its first `keep` events (XDEL would keep the
+    stream's last id, so the stream is written again)."""
+    import redis.asyncio as aioredis
+
+    from hub.store.redis_keys import Keys
+
+    keys = Keys(redis_url.split("prefix=", 1)[1])
+    raw = aioredis.from_url(redis_url.split("?", 1)[0], decode_responses=True)
+    try:
+        stream = keys.branch(B, "log")
+        kept = await raw.xrange(stream, max=f"{keep}-1")
+        await raw.delete(stream)
+        for entry_id, fields in kept:
+            await raw.xadd(stream, fields, id=entry_id)
+        await raw.hset(keys.branch(B, "head"), "seq", keep)
+    finally:
+        await raw.aclose()
+
+
+@asynccontextmanager
+async def services(redis_url: str, centre, clock, n: int):
+    """`n` queue services on one Redis, each with its own store client and (unlinked) broker, as
+    hub processes that do not hear from each other."""
+    from hub.auth import Tokens
+    from hub.broker.memory import MemoryBroker
+    from hub.service.queue import QueueService
+    from hub.store import open_store
+
+    from conftest import SECRET
+
+    async with AsyncExitStack() as stack:
+        out = []
+        for _ in range(n):
+            store = await stack.enter_async_context(open_store(redis_url))
+            out.append(QueueService(centre, store.log, MemoryBroker(), clock, Tokens(SECRET), "http://hub.test"))
+            await out[-1].load()
+        yield out
+
 
 async def test_a_log_that_went_back_and_grew_again_is_another_history(redis_url, centre, clock):
     """Redis loses a process's last writes (an older AOF), and another process, which never saw
     them, appends past where the first one was before it looks: the head is not behind it, yet the
     history changed under it. The first process finds another event at its own last seq: a new
     epoch, the state reloaded, its watchers reset; and the second process follows into that epoch."""
-    import redis.asyncio as aioredis
-
-    from hub.auth import Tokens
-    from hub.broker.memory import MemoryBroker
-    from hub.service.queue import QueueService
-    from hub.store import open_store
-    from hub.store.redis_keys import Keys
-
-    from conftest import SECRET
-
-    tokens = Tokens(SECRET)
-    async with open_store(redis_url) as store_a, open_store(redis_url) as store_b:
-        a = QueueService(centre, store_a.log, MemoryBroker(), clock, tokens, "http://hub.test")
-        await a.load()
+    async with services(redis_url, centre, clock, 1) as [a]:
         resets: list[str] = []
         a.on_reset.append(resets.append)
         mine = [await a.issue(B, service=LAND, channel="kiosk") for _ in range(5)]
         epoch = a.epochs[B]
+        await cut_log(redis_url, 3)
+        async with services(redis_url, centre, clock, 1) as [b]:
+            others = [await b.issue(B, service=LAND, channel="kiosk") for _ in range(3)]
+            assert [t["ticket"] for t in others[:2]] == [t["ticket"] for t in mine[3:]]
 
-        keys = Keys(redis_url.split("prefix=", 1)[1])
-        raw = aioredis.from_url(redis_url.split("?", 1)[0], decode_responses=True)
-        try:                                       # the store as an older AOF has it: seq 3
-            stream = keys.branch(B, "log")
-            kept = await raw.xrange(stream, max="3-1")
-            await raw.delete(stream)                # (XDEL would keep the stream's last id)
-            for entry_id, fields in kept:
-                await raw.xadd(stream, fields, id=entry_id)
-            await raw.hset(keys.branch(B, "head"), "seq", 3)
-        finally:
-            await raw.aclose()
+            await a.catch_up(B)
+            assert a.epochs[B] != epoch and resets == [B]
+            assert a.state(B).seq == 6 and set(a.state(B).tickets) == set(b.state(B).tickets)
+            for t in mine[3:]:                      # lost; the same ids are someone else's now
+                with pytest.raises(DomainError) as e:
+                    a.ticket_view(t["token"])
+                assert e.value.code == "ticket_not_found"
+            assert a.ticket_view(others[0]["token"])["number"] == others[0]["number"]
+            assert a.ticket_view(mine[0]["token"])["number"] == mine[0]["number"]     # kept: still theirs
 
-        b = QueueService(centre, store_b.log, MemoryBroker(), clock, tokens, "http://hub.test")
-        await b.load()
-        others = [await b.issue(B, service=LAND, channel="kiosk") for _ in range(3)]
-        assert [t["number"] for t in others] == [t["number"] for t in mine[3:]] + [str(int(mine[4]["number"]) + 1)]
+            await b.catch_up(B)
+            assert b.epochs[B] == a.epochs[B]
 
-        await a.catch_up(B)
-        assert a.epochs[B] != epoch and resets == [B]
-        assert a.state(B).seq == 6 and set(a.state(B).tickets) == set(b.state(B).tickets)
-        for t in mine[3:]:                          # lost; the same numbers are someone else's now
-            with pytest.raises(DomainError) as e:
-                a.ticket_view(t["token"])
-            assert e.value.code == "ticket_not_found"
-        assert a.ticket_view(others[0]["token"])["number"] == others[0]["number"]
-        assert a.ticket_view(mine[0]["token"])["number"] == mine[0]["number"]     # kept: still his
 
-        await b.catch_up(B)
-        assert b.epochs[B] == a.epochs[B] == (await store_b.log.head(B)).epoch
+async def test_a_resume_through_a_process_that_has_not_looked_yet_is_a_snapshot_of_the_new_epoch(
+        redis_url, centre, clock):
+    """A phone comes back before its hub has noticed the store went back: the events it asks for
+    are no longer in the log. Never a partial (or another history's) replay: the hub looks, mints
+    the new epoch, and the phone gets a snapshot of it."""
+    from hub.feeds.fanout import FeedHub
+
+    async with services(redis_url, centre, clock, 1) as [a]:
+        feeds = FeedHub(a)
+        for _ in range(5):
+            await a.issue(B, service=LAND, channel="kiosk")
+        epoch = a.epochs[B]
+        _, watcher = await feeds.open_board(B, None, None)
+        await cut_log(redis_url, 3)
+
+        frames, sub = await feeds.open_board(B, 4, epoch)
+        [m] = [json.loads(f.text) for f in frames]
+        assert (m["type"], m["seq"], m["resumed"]) == ("snapshot", 3, False) and m["epoch"] != epoch
+        assert m["epoch"] == a.epochs[B] and watcher.closed == "resync" and sub.closed is None
+        assert feeds.stats.connections["board"] == 1           # the failed resume left nothing behind
+
+        # Again, and this time the log grew back past where the hub is: seq 3 names another event.
+        second = a.epochs[B]
+        await cut_log(redis_url, 2)
+        async with services(redis_url, centre, clock, 1) as [b]:
+            for _ in range(3):
+                await b.issue(B, service=CIVIL, channel="kiosk")
+        frames, _ = await feeds.open_board(B, 2, second)
+        [m] = [json.loads(f.text) for f in frames]
+        assert (m["type"], m["seq"]) == ("snapshot", 5) and m["epoch"] == a.epochs[B] not in (epoch, second)
+        assert a.state(B).tickets["20260519-1001"].service == LAND and len(a.state(B).tickets) == 5

@@ -32,6 +32,11 @@ def dumps(ev: Event) -> bytes:
     return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def spelling(ev: Event) -> str:
+    """One spelling of an event, to tell whether the log holds the very event a state folded."""
+    return json.dumps(ev, sort_keys=True)
+
+
 class Branches:
     def __init__(self, centre: Centre, events: EventLog):
         self.centre, self.eventlog = centre, events
@@ -91,12 +96,16 @@ class Branches:
 
     def _tip(self, branch: str, evs: list[Event]) -> None:
         if evs:
-            self._tips[branch] = json.dumps(evs[-1], sort_keys=True)
+            self._tips[branch] = spelling(evs[-1])
 
     def _follows(self, branch: str, ev: Event) -> bool:
         """Whether `ev`, read from the log at our seq, is the event we folded there."""
         tip = self._tips.get(branch)
-        return tip is None or tip == json.dumps(ev, sort_keys=True)
+        return tip is None or tip == spelling(ev)
+
+    def tip(self, branch: str) -> str | None:
+        """The spelling of the last event folded into the branch's state (read it under the lock)."""
+        return self._tips.get(branch)
 
     def deliver(self, branch: str, evs: list[Event]) -> None:
         self._tip(branch, evs)

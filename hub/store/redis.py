@@ -3,7 +3,7 @@ Redis server shared by any number of hub processes, through one client of this p
 
 Keys of one branch share a hash tag, `{prefix}{b:<branch>}...`, so Redis Cluster keeps a branch on
 one shard and the append script, which touches only that branch's keys, runs there atomically:
-- `...:head`  hash: seq, epoch
+- `...:head`  hash: seq, epoch, base (the seq at which the epoch began)
 - `...:log`   stream: one entry per event, entry id `<seq>-1`, field `e` = the event's JSON
 - `...:idem`  hash: Idempotency-Key → JSON [fingerprint, status, body]
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)

@@ -175,8 +175,7 @@ async def ticket_page(request: Request) -> Response:
         service.state(branch)
         if not token or len(token) > 200:
             raise _missing()
-        tb, _ = service.tokens.read_ticket(token)
-        if tb != branch:
+        if service.tokens.read_ticket(token).branch != branch:
             raise _missing()
         view = service.ticket_view(token)
     except DomainError as e:

@@ -2,7 +2,11 @@
 
 - staff token: a branch (and optionally one counter), with an expiry;
 - citizen token: a CCCD verified by an identity provider (VNeID in production), optional phone;
-- ticket token: names one ticket; 128-bit MAC, so it cannot be guessed, and nothing to store;
+- ticket token: names one ticket; 128-bit MAC, so it cannot be guessed, and nothing to store. It
+  also carries the ticket's nonce (random, kept in its `ticket.issued` event): ticket ids are
+  `day-number` and come round again if a branch's history is lost (a wiped Redis issues 1001 once
+  more), and a token must never name the stranger who got the number next (hub.service.queue
+  compares the nonces). Tokens made before nonces (no third part) name only tickets without one;
 - kiosk token: a kiosk device of a branch (its id), valid for years: the branch's event log says
   whether the device is still enrolled (hub.domain.kiosks), so revoking it needs no token list;
 - enrolment code: a one-time, short-lived code the admin page hands a kiosk to fetch its kiosk token
@@ -18,6 +22,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hub.domain.errors import DomainError, not_found
 
@@ -50,6 +55,14 @@ class Claims:
         if self.kind == "kiosk":
             return f"kiosk:{self.branch}:{self.device}"
         return f"staff:{self.branch}:{self.counter or '*'}" if self.kind == "staff" else f"citizen:{self.cccd}"
+
+
+class TicketRef(NamedTuple):
+    """What a ticket token names: the ticket `ticket` of `branch`, issued with `nonce` (None in a
+    token made before nonces were kept)."""
+    branch: str
+    ticket: str
+    nonce: str | None
 
 
 def _bad_token(why: str) -> DomainError:
@@ -112,12 +125,13 @@ class Tokens:
 
     # -- ticket tokens -----------------------------------------------------------------------------
 
-    def ticket(self, branch: str, ticket: str) -> str:
-        ref = _b64(f"{branch}/{ticket}".encode())
+    def ticket(self, branch: str, ticket: str, nonce: str | None = None) -> str:
+        ref = _b64((f"{branch}/{ticket}" if nonce is None else f"{branch}/{ticket}/{nonce}").encode())
         return f"{ref}.{_b64(self._mac('ticket', ref.encode(), 16))}"
 
-    def read_ticket(self, token: str) -> tuple[str, str]:
-        """(branch, ticket id) named by a ticket token; any forgery is simply 'not found'."""
+    def read_ticket(self, token: str) -> TicketRef:
+        """What a ticket token names; any forgery is simply 'not found'. Whether that ticket is
+        still the one the token was made for is the caller's to check (the nonce)."""
         missing = not_found("ticket_not_found", "No ticket for this link.", "Không tìm thấy số thứ tự.")
         if not token.isascii():                     # as in verify: no token of ours, and no TypeError
             raise missing
@@ -125,10 +139,14 @@ class Tokens:
         if not mac or not hmac.compare_digest(_b64(self._mac("ticket", ref.encode(), 16)), mac):
             raise missing
         try:
-            branch, _, tid = _unb64(ref).decode().partition("/")
+            parts = _unb64(ref).decode().split("/")
         except (ValueError, UnicodeDecodeError):
             raise missing from None
-        return branch, tid
+        if len(parts) == 2:
+            return TicketRef(parts[0], parts[1], None)
+        if len(parts) == 3:
+            return TicketRef(parts[0], parts[1], parts[2])
+        raise missing
 
     # -- kiosk enrolment codes -----------------------------------------------------------------------
 

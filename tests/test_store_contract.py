@@ -256,3 +256,27 @@ async def test_vietnamese_text_round_trips(store, open_instance):
 
 async def test_ping(store):
     assert await store.log.ping() is None
+
+
+async def test_events_since_with_limit_0_is_nothing_new(store):
+    """A feed resuming at the head asks for at most 0 events: an answer, not an error (Redis's
+    XRANGE refuses COUNT 0)."""
+    await store.log.append("1", 0, [issued(i) for i in range(1, 4)])
+    assert await store.log.events_since("1", 3, limit=0) == []
+    assert await store.log.events_since("1", 1, limit=0) == []
+    assert await store.log.events_since("1", 0, limit=-1) == []
+
+
+async def test_new_epoch_is_minted_once_for_the_epoch_seen(store, open_instance):
+    """Two processes find the log behind what they saw, both in epoch E: one new epoch, which both get."""
+    await store.log.append("1", 0, [issued(i) for i in range(1, 4)])
+    before = await store.log.head("1")
+    first = await store.log.new_epoch("1", before.epoch)
+    assert first.seq == 3 and first.epoch != before.epoch
+    async with open_instance() as other:
+        second = await other.log.new_epoch("1", before.epoch)      # too late: E is gone already
+    assert second.epoch == first.epoch and await store.log.head("1") == first
+    assert (await store.log.head("2")).epoch != first.epoch        # other branches keep theirs
+    # Appends go on in the new epoch, from the same seq.
+    assert [e["seq"] for e in await store.log.append("1", 3, [issued(4)])] == [4]
+    assert (await store.log.head("1")).epoch == first.epoch

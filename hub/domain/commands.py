@@ -25,8 +25,11 @@ CHANNELS = ("kiosk", "online")
 def issue(st: BranchState, now: datetime, *, service: str, channel: str, priority: bool = False,
           phone: str | None = None, citizen: Citizen | None = None,
           history: History | None = None, lang: str | None = None, device: str | None = None,
-          pace: tuple[int, float] | None = None) -> list[Event]:
+          pace: tuple[int, float] | None = None, nonce: str | None = None) -> list[Event]:
     """A new number under the centre's rules (docs/rules.md).
+
+    `nonce`: random, chosen by the caller (the domain does no I/O), kept in the event; the
+    holder's token carries it, so that a number issued again after a lost history is not theirs.
 
     `history` is the citizen's record across all branches (hub.domain.limits.history); it is
     required with a citizen. A kiosk number without identity is counted against no one.
@@ -70,7 +73,8 @@ def issue(st: BranchState, now: datetime, *, service: str, channel: str, priorit
         priority = priority or now.year - citizen.birth_year >= p.priority_age
     return [events.make("ticket.issued", now, b.id, day, ticket=ticket_id(day, number), number=number,
                         service=service, channel=channel, priority=bool(priority), order=st.next_order,
-                        citizen=citizen.pseudonym if citizen else None, phone=phone, lang=lang, device=device)]
+                        citizen=citizen.pseudonym if citizen else None, phone=phone, lang=lang, device=device,
+                        nonce=nonce)]
 
 
 # -- counters ----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from typing import Any
 
 Event = dict[str, Any]
 
-PRIVATE_FIELDS = frozenset({"citizen", "phone", "token", "subscription", "comment", "lang", "device"})
+# `nonce`: part of the holder's token (hub.auth), so the holder's business only.
+PRIVATE_FIELDS = frozenset({"citizen", "phone", "token", "subscription", "comment", "lang", "device", "nonce"})
 
 # The trace format (docs/trace.md): the fields each type carries in a trace, besides t, type, branch.
 TRACE_FIELDS: dict[str, tuple[str, ...]] = {

@@ -145,7 +145,8 @@ def _issued(s: BranchState, ev: Event, now: datetime) -> None:
     t = Ticket(id=ev["ticket"], number=ev["number"], day=day, service=ev["service"],
                channel=ev["channel"], priority=bool(ev.get("priority", False)),
                order=ev["order"], issued_at=now, citizen=ev.get("citizen"),
-               phone=ev.get("phone"), checked_in=ev["channel"] == "kiosk", lang=ev.get("lang", "vi"))
+               phone=ev.get("phone"), checked_in=ev["channel"] == "kiosk", lang=ev.get("lang", "vi"),
+               nonce=ev.get("nonce"))
     if t.phone:                                  # a phone given at issue opts in to SMS
         t.notify["sms"] = {"phone": t.phone}
     s.tickets[t.id] = t

@@ -66,6 +66,9 @@ class Ticket:
     lang: str = "vi"                      # of the messages: the last language the holder asked in
     rating: tuple[int, str] | None = None  # (1–5, comment) after service
     changes: tuple[datetime, ...] = ()    # when the holder last changed something (hub.domain.holder)
+    # Random, from the issued event; its holder's token carries it (hub.auth). The id comes round
+    # again if the log is lost, the nonce does not. None for tickets issued before nonces.
+    nonce: str | None = None
 
     def queue_key(self) -> tuple[bool, int]:
         """Sort key of the calling rule: priority first, then registration order."""

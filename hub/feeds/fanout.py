@@ -7,18 +7,21 @@ drop live frames already covered by what was sent. So nothing is missed and noth
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub import views
-from hub.domain.errors import not_found
 from hub.domain.events import CITIZEN_TYPES, Event, for_board, on_board, public
 from hub.feeds.addresses import AddressSlots
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
+from hub.service.branches import spelling
 from hub.service.queue import QueueService
+
+log = logging.getLogger("queuecast.feeds")
 
 MAX_REPLAY = 5000      # events; a client further behind than this gets a snapshot instead
 MAX_PER_ADDRESS = 50   # open feeds per client address (QUEUECAST_MAX_FEEDS_PER_ADDRESS)
@@ -72,33 +75,51 @@ class FeedHub:
             async with self.service.lock(branch):
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
+                tip = self.service.branches.tip(branch)
                 sub.skip_through = head
                 if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     view = views.branch_view(st, now)
                     return [Frame.of(head, {**view, "type": "snapshot", "seq": head, "epoch": current,
                                             "resumed": False})], sub
-            return await self._resume(branch, since, head, current, for_board), sub
+            frames = await self._resume(branch, since, head, current, tip, for_board)
+        if frames is None:
+            await self._look_again(branch, sub)
+            return await self.open_board(branch, None, None)
+        return frames, sub
 
     async def open_ticket(self, token: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
-        branch, tid = self.service.tokens.read_ticket(token)
-        st = self.service.state(branch)
-        if tid not in st.tickets:
-            raise not_found("ticket_not_found", "No ticket for this link.", "Không tìm thấy số thứ tự.")
+        ref = self.service.tokens.read_ticket(token)
+        branch, tid = ref.branch, ref.ticket
+        self.service.held(self.service.state(branch), ref)        # 404 unless the token's very ticket
         sub = self._register(self.tickets.setdefault(branch, {}).setdefault(tid, set()), "ticket")
         with _unregister_on_failure(sub):
             async with self.service.lock(branch):
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
+                tip = self.service.branches.tip(branch)
                 sub.skip_through = head
-                view = views.ticket_view(st, st.tickets[tid], now)
+                # Again under the lock: the branch may have been reset meanwhile.
+                view = views.ticket_view(st, self.service.held(st, ref), now)
                 if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
                                             "resumed": False, "ticket": view})], sub
             # Replayed events carry the ticket as it is now: what the phone must show.
-            return await self._resume(branch, since, head, current,
-                                      lambda ev: {**_for_ticket(ev, tid), "ticket": view}), sub
+            frames = await self._resume(branch, since, head, current, tip,
+                                        lambda ev: {**_for_ticket(ev, tid), "ticket": view})
+        if frames is None:
+            await self._look_again(branch, sub)
+            return await self.open_ticket(token, None, None)       # a 404 now, if the history lost it
+        return frames, sub
+
+    async def _look_again(self, branch: str, sub: Subscriber) -> None:
+        """A resume found the log other than this process folded it: let the process catch up with
+        the log (which gives the branch a new epoch and resets its watchers if the history changed),
+        and start the client afresh with a snapshot instead."""
+        sub.close(GONE)
+        log.warning("a resume found the log changed", extra={"fields": {"branch": branch}})
+        await self.service.catch_up(branch)
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()
@@ -119,10 +140,17 @@ class FeedHub:
         return (0 <= since <= head and head - since <= MAX_REPLAY
                 and (epoch is None or epoch == current))
 
-    async def _resume(self, branch: str, since: int, head: int, epoch: str,
-                      shape: Callable[[Event], dict[str, Any]]) -> list[Frame]:
+    async def _resume(self, branch: str, since: int, head: int, epoch: str, tip: str | None,
+                      shape: Callable[[Event], dict[str, Any]]) -> list[Frame] | None:
+        """The resume marker and exactly the events after `since` up to `head`; None if the log no
+        longer holds the events this process folded up to `head` (it went back, and this process
+        has not looked at it since): then no resume at all (_look_again)."""
         self.stats.resumes += 1
-        missed = await self.service.events_since(branch, since, limit=head - since)
+        # At the head (a phone back after a blip) there is nothing to read: no store round trip.
+        missed = await self.service.events_since(branch, since, limit=head - since) if head > since else []
+        if [ev["seq"] for ev in missed] != list(range(since + 1, head + 1)) or (
+                missed and tip is not None and spelling(missed[-1]) != tip):
+            return None
         frames = [Frame.of(since, {"type": "resume", "seq": since, "epoch": epoch, "resumed": True})]
         frames += [Frame.of(ev["seq"], shape(ev)) for ev in missed]
         return frames

@@ -5,13 +5,18 @@ A state moves only under its branch's lock, in seq order; whoever moves it tells
 truth: a state that may hold what the log does not (an append that failed half-way) is marked
 stale and rebuilt from the log before anything else uses it, and a log that is not the one we
 folded (another epoch, a head behind our seq) resets the watchers (`on_reset`) instead.
+
+A head behind what this process has seen in the same epoch (an older AOF, a failover that lost
+writes) is a history that went back without anyone saying so: this process mints a new epoch in
+the store (EventLog.new_epoch, a compare-and-set, so every process ends in the same one), and
+every process then treats it like a wipe: reload from the log, resync every watcher.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
 from hub.domain.config import Centre
@@ -25,6 +30,11 @@ log = logging.getLogger("queuecast.command")
 
 def dumps(ev: Event) -> bytes:
     return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def spelling(ev: Event) -> str:
+    """One spelling of an event, to tell whether the log holds the very event a state folded."""
+    return json.dumps(ev, sort_keys=True)
 
 
 class Branches:
@@ -43,12 +53,21 @@ class Branches:
         self.before_fold: list[Callable[[BranchState, datetime], None]] = []
         # Called when a branch's history may have been lost (epoch changed): clients must resync.
         self.on_reset: list[Callable[[str], None]] = []
+        # Called under the branch lock after a reset found a new epoch with nothing written in it
+        # yet, with the state this process had folded before: what it knew that the new log lost
+        # may be recorded again (hub.service.pipeline: the counters' open state).
+        self.after_reset: Callable[[str, BranchState], Awaitable[None]] | None = None
+        # The last event folded into each state, in one spelling: a catch-up reads it again from
+        # the log, and another event there means the log was replaced at the same length or longer.
+        self._tips: dict[str, str] = {}
 
     async def load(self) -> None:
         """Rebuild every branch's state from its log."""
         for b in self.centre.branches.values():
             self.epochs[b.id] = (await self.eventlog.head(b.id)).epoch
-            self.states[b.id] = fold(b, await self.eventlog.events_since(b.id, 0))
+            evs = await self.eventlog.events_since(b.id, 0)
+            self.states[b.id] = fold(b, evs)
+            self._tip(b.id, evs)
 
     def state(self, branch: str) -> BranchState:
         st = self.states.get(branch)
@@ -75,7 +94,21 @@ class Branches:
 
     # -- moving a state -----------------------------------------------------------------------------
 
+    def _tip(self, branch: str, evs: list[Event]) -> None:
+        if evs:
+            self._tips[branch] = spelling(evs[-1])
+
+    def _follows(self, branch: str, ev: Event) -> bool:
+        """Whether `ev`, read from the log at our seq, is the event we folded there."""
+        tip = self._tips.get(branch)
+        return tip is None or tip == spelling(ev)
+
+    def tip(self, branch: str) -> str | None:
+        """The spelling of the last event folded into the branch's state (read it under the lock)."""
+        return self._tips.get(branch)
+
     def deliver(self, branch: str, evs: list[Event]) -> None:
+        self._tip(branch, evs)
         for ev in evs:
             data = dumps(for_board(ev))
             for fn in self.on_event:
@@ -100,6 +133,8 @@ class Branches:
         evs = await self.eventlog.events_since(branch, 0)
         st = fold(self.centre.branches[branch], evs)
         self.states[branch] = st
+        self._tips.pop(branch, None)
+        self._tip(branch, evs)
         self.stale.discard(branch)
         if not replaced:
             self.deliver(branch, [ev for ev in evs if ev["seq"] > seen])
@@ -111,21 +146,36 @@ class Branches:
         history are never passed on as if they followed the ones the watchers have."""
         st = self.states[branch]
         head = await self.eventlog.head(branch)
-        if head.epoch != self.epochs[branch] or head.seq < st.seq:
+        went_back, evs = head.seq < st.seq, []
+        if head.epoch == self.epochs[branch] and head.seq > st.seq and st.seq and branch not in self.stale:
+            # Read from our own last event on: another event there means the log went back and
+            # grew again (other processes wrote over a lost part before we looked).
+            evs = await self.eventlog.events_since(branch, st.seq - 1)
+            went_back = not evs or not self._follows(branch, evs[0])
+            evs = evs[1:]
+        if head.epoch == self.epochs[branch] and went_back:
+            # Behind what we folded, in the same epoch: the history went back (an older AOF, a
+            # lost failover). Whatever is appended next would reuse seqs clients have seen with
+            # other events, so it must be another epoch; ours or one another process minted.
+            head = await self.eventlog.new_epoch(branch, head.epoch)
+        if head.epoch != self.epochs[branch]:
             # The log is not the one we folded (a wiped or replaced Redis): start again from it.
-            log.warning("branch history replaced", extra={"fields": {"branch": branch, "seq": st.seq,
-                                                                     "head": head.seq}})
+            log.warning("branch history replaced", extra={"fields": {
+                "branch": branch, "seq": st.seq, "head": head.seq, "epoch": head.epoch}})
             self.epochs[branch] = head.epoch
-            await self.reload(branch, replaced=True)
+            new = await self.reload(branch, replaced=True)
             for fn in self.on_reset:
                 fn(branch)
+            if self.after_reset is not None and new.seq == head.base:
+                await self.after_reset(branch, st)
             return
         if branch in self.stale:
             await self.reload(branch)
             return
         if head.seq == st.seq:
             return
-        evs = await self.eventlog.events_since(branch, st.seq)
+        if not evs:
+            evs = await self.eventlog.events_since(branch, st.seq)
         for ev in evs:
             apply(st, ev)
         self.deliver(branch, evs)

@@ -2,6 +2,8 @@
 
 A gap in what arrives, or a broker reconnect (the broker then says RESYNC), is filled from the log,
 so a state never skips an event; events of our own process come back too and are passed over.
+An event of another epoch than ours (another process noticed a wipe or an older log first) sends
+us to the log too, where Branches.catch_up_locked resets this process's branch and its watchers.
 """
 from __future__ import annotations
 
@@ -22,6 +24,10 @@ async def follow(branches: Branches, broker: Broker) -> None:
             await branches.catch_up(branch)            # what happened before we subscribed
             async for raw in messages:
                 ev = json.loads(raw)
+                epoch = ev.pop("epoch", None)          # the publisher's (hub.service.pipeline), not the event's
+                if epoch is not None and epoch != branches.epochs[branch]:
+                    await branches.catch_up(branch)    # another history (a wipe we missed): the log decides
+                    continue
                 seq = ev.get("seq")
                 if seq is not None and seq <= branches.states[branch].seq:
                     continue                           # ours, or already caught up

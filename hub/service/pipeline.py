@@ -20,7 +20,7 @@ from typing import Any
 
 from hub.broker.base import Broker
 from hub.clock import Clock
-from hub.domain import identity
+from hub.domain import commands, identity
 from hub.domain.errors import DomainError, conflict
 from hub.domain.events import Event
 from hub.domain.notifications.rules import Rules
@@ -55,6 +55,7 @@ class Pipeline:
         self.shared = events.shared
         # Told of every command: (name, outcome, seconds). /metrics listens.
         self.on_command: list[Callable[[str, str, float], None]] = []
+        branches.after_reset = self.re_record
 
     async def run(self, name: str, branch: str, decide: Decide, respond: Respond, *,
                   idem: IdemRequest | None = None, log_fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -139,12 +140,53 @@ class Pipeline:
             raise
         st.seq = head + len(stored)
         self.branches.deliver(st.id, stored)
+        # Published with the epoch they were written in: a process still folding another epoch
+        # (a wipe it has not noticed) takes them as the sign to reload (hub.service.follow).
+        epoch = self.branches.epochs[st.id]
         for ev in stored:
             try:
-                await self.broker.publish(st.id, dumps(ev))
+                await self.broker.publish(st.id, dumps({**ev, "epoch": epoch}))
             except Exception:       # the event is in the log: other processes will catch up from it
                 log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
         return body
+
+    async def re_record(self, branch: str, known: BranchState) -> None:
+        """After a reset (a wiped Redis, an older AOF), record again in the new epoch's log which
+        counters were open, and with which fields, as this process knew them (call with the lock
+        held, before anything is written in the new epoch: Branches.catch_up_locked checks).
+
+        Why counters and only they: a counter's state is what its staff last said, and they have
+        no reason to say it again; left out, every counter would come back closed and call-next
+        would refuse while people wait. The events are ordinary counter.opened / counter.closed
+        (marked `restored`), so the log stays the truth and every process folds them alike.
+        Tickets are not re-recorded: a lost number is gone, and its holder's old link says so
+        (hub.auth ticket tokens carry a nonce a re-issued number cannot have). Appended at the
+        epoch's first seq: if any other process (or staff) wrote first, the seq check refuses this
+        and what they wrote stands."""
+        def decide(st: BranchState, now: datetime) -> list[Event]:
+            evs: list[Event] = []
+            for c in known.counters.values():
+                now_there = st.counters.get(c.id)
+                try:
+                    if c.open:
+                        made = commands.open_counter(st, now, c.id, list(c.services))
+                    elif now_there is not None and now_there.open:
+                        made = commands.close_counter(st, now, c.id)
+                    else:
+                        continue
+                except DomainError:       # a counter the log shows serving someone stays as it is
+                    continue
+                evs += [{**ev, "restored": True} for ev in made]
+            return evs
+
+        st = self.branches.states[branch]
+        if not decide(st, self.clock.now()):
+            return                          # the log already says what we knew
+        try:
+            await self._attempt(st, decide, lambda st, evs, now: {}, None)
+        except (SeqConflict, StoreUnavailable, DomainError) as e:
+            log.warning("counters not re-recorded after a reset", extra={"fields": {
+                "branch": branch, "why": type(e).__name__}})
 
     def _owed(self, st: BranchState, evs: list[Event], now: datetime) -> list[OutboxItem]:
         """The messages the events make owed, written with them (the outbox)."""

@@ -6,12 +6,13 @@ Answers are JSON-ready dicts; refusals are DomainErrors, which the web layer tur
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from hub import views
-from hub.auth import Claims, Tokens
+from hub.auth import Claims, TicketRef, Tokens
 from hub.broker.base import Broker
 from hub.clock import Clock
 from hub.domain import commands, identity
@@ -44,7 +45,7 @@ class QueueService:
         self.centre, self.broker, self.clock, self.tokens = centre, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
         # The messages an event makes owed go into the log's transaction with it (the outbox).
-        self.rules = Rules(lambda branch, tid: self.tracking_url(self.tokens.ticket(branch, tid)), notify_ahead)
+        self.rules = Rules(self._link, notify_ahead)
         self.branches = Branches(centre, events)
         self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
         self.run = self.pipeline.run
@@ -130,11 +131,11 @@ class QueueService:
                 hist = history(citizen, day, self.states.values())
             return commands.issue(st, now, service=service, channel=channel, priority=priority,
                                   phone=phone, citizen=citizen, history=hist, lang=lang, device=device,
-                                  pace=self.kiosk_pace)
+                                  pace=self.kiosk_pace, nonce=nonce)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             t = st.tickets[evs[0]["ticket"]]
-            token = self.tokens.ticket(st.id, t.id)
+            token = self.token_of(st.id, t)
             view = views.ticket_view(st, t, now, tracking_url=self.tracking_url(token))
             return {"number": t.number, "service": t.service, "token": token,
                     "tracking_url": view["tracking_url"], "issued_at": view["issued_at"],
@@ -143,6 +144,7 @@ class QueueService:
                     "people_ahead": view["people_ahead"], "service_name": view["service_name"],
                     "branch_name": view["branch_name"]}
 
+        nonce = secrets.token_urlsafe(6)       # 48 random bits: a re-issued id never gets the same
         fields = {"service": service, "channel": channel, "phone": phone, "device": device}
         if device is not None:
             await self.kiosks.refresh(branch, device)
@@ -223,14 +225,14 @@ class QueueService:
     async def _holder(self, name: str, token: str, decide_on: Callable[[BranchState, datetime, Ticket], list[Event]],
                       log_fields: dict[str, Any] | None = None) -> Answer:
         """A command by a ticket's holder, who proves it with the ticket token."""
-        branch, tid = self.tokens.read_ticket(token)
-        st = self.state(branch)
+        ref = self.tokens.read_ticket(token)
+        st = self.state(ref.branch)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
-            return views.ticket_view(st, st.tickets[tid], now, tracking_url=self.tracking_url(token))
+            return views.ticket_view(st, st.tickets[ref.ticket], now, tracking_url=self.tracking_url(token))
 
-        return await self.run(name, st.id, lambda st, now: decide_on(st, now, self._ticket(st, tid)), respond,
-                              log_fields={"ticket": tid, **(log_fields or {})})
+        return await self.run(name, st.id, lambda st, now: decide_on(st, now, self.held(st, ref)), respond,
+                              log_fields={"ticket": ref.ticket, **(log_fields or {})})
 
     async def opt_in(self, token: str, *, channel: str, phone: str | None = None, subscription: dict[str, Any] | None = None,
                      ahead: int | None = None, travel_minutes: float | None = None,
@@ -269,17 +271,18 @@ class QueueService:
         if device is not None:          # a device that may no longer act learns nothing of the ticket
             await self.kiosks.refresh(branch, device)
             self.state(branch).kiosks.require(device)
-        tb, tid = self.tokens.read_ticket(token)
-        if tb != branch:
+        ref = self.tokens.read_ticket(token)
+        if ref.branch != branch:
             raise conflict("wrong_branch", "This number is for another branch.", "Số thứ tự này thuộc chi nhánh khác.")
 
         def decide(st: BranchState, now: datetime) -> list[Event]:
-            return commands.check_in(st, now, self._ticket(st, tid), device)
+            return commands.check_in(st, now, self.held(st, ref), device)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
-            return views.ticket_view(st, st.tickets[tid], now)
+            return views.ticket_view(st, st.tickets[ref.ticket], now)
 
-        return await self.run("check-in", branch, decide, respond, log_fields={"ticket": tid, "device": device})
+        return await self.run("check-in", branch, decide, respond,
+                              log_fields={"ticket": ref.ticket, "device": device})
 
     async def tick(self) -> int:
         """Time-driven events (expiry at closing) for every branch; returns how many happened."""
@@ -300,15 +303,34 @@ class QueueService:
         return [views.branch_view(st, now) for st in self.states.values()]
 
     def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict[str, Any]:
-        branch, tid = self.tokens.read_ticket(token)
-        st = self.state(branch)
-        return views.ticket_view(st, self._ticket(st, tid), self.now(), tracking_url=self.tracking_url(token),
+        ref = self.tokens.read_ticket(token)
+        st = self.state(ref.branch)
+        return views.ticket_view(st, self.held(st, ref), self.now(), tracking_url=self.tracking_url(token),
                                  travel_minutes=travel_minutes)
 
     def tracking_url(self, token: str) -> str:
         return f"{self.public_url}/t/{token}"
 
+    def _link(self, branch: str, tid: str) -> str:
+        """A ticket's tracking link, for the messages its events make owed (hub.domain.notifications)."""
+        return self.tracking_url(self.token_of(branch, self.states[branch].tickets[tid]))
+
+    def token_of(self, branch: str, t: Ticket) -> str:
+        """The holder's token of ticket `t` of `branch`: names it, and only it (its nonce)."""
+        return self.tokens.ticket(branch, t.id, t.nonce)
+
     # -- helpers ------------------------------------------------------------------------------------
+
+    def held(self, st: BranchState, ref: TicketRef) -> Ticket:
+        """The ticket a holder's token names in `st`: the same id is not enough, the nonce must be
+        the one it was issued with. Another nonce means the number was lost with its history (a
+        wiped or older log) and issued again to someone else: to this token it does not exist."""
+        t = self._ticket(st, ref.ticket)
+        if t.nonce != ref.nonce:
+            raise not_found("ticket_not_found", "No ticket for this link: this number was issued again after "
+                            "the branch's records were reset, to someone else.",
+                            "Không tìm thấy số thứ tự của đường dẫn này (dữ liệu chi nhánh đã được khôi phục).")
+        return t
 
     def _ticket(self, st: BranchState, tid: str) -> Ticket:
         t = st.tickets.get(tid)

@@ -30,6 +30,9 @@ class Idempotency:
 class LogHead:
     seq: int                # seq of the last event, 0 for an empty log
     epoch: str              # changes whenever the branch's history may have been lost
+    # The seq at which `epoch` began: 0 for a new (or wiped) log, the head's seq when a process
+    # found the log behind what it had seen (new_epoch). head == base: nothing written since.
+    base: int = 0
 
 
 class EventLog(Protocol):
@@ -42,6 +45,12 @@ class EventLog(Protocol):
     async def head(self, branch: str) -> LogHead:
         """The log's head; creates the branch's epoch on first use."""
 
+    async def new_epoch(self, branch: str, seen: str) -> LogHead:
+        """A fresh epoch for the branch if its epoch is still `seen`, with `base` = the head's seq;
+        the head either way. Called by a process that found the log behind what it had seen (a
+        wipe, an older AOF, a failover that lost writes): the first such process mints it, every
+        other one finds it minted, so all agree, and no client resumes over the changed history."""
+
     async def append(self, branch: str, expected_seq: int, events: list[Event],
                      idempotency: Idempotency | None = None,
                      outbox: Sequence[OutboxItem] = ()) -> list[Event]:
@@ -52,7 +61,8 @@ class EventLog(Protocol):
         and ValueError if an outbox item is of another branch; then nothing is written."""
 
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
-        """Events with seq > after_seq in order (at most `limit`)."""
+        """Events with seq > after_seq in order (at most `limit`; none for a limit of 0, as a feed
+        resuming at the head asks: "nothing new" is an answer, not an error)."""
 
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
         """The events whose `day` is `day`, in seq order."""

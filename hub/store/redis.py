@@ -4,8 +4,9 @@ predictions on Redis shared by any number of hub processes, through one client o
 
 Keys of one branch share a hash tag, `{prefix}{b:<branch>}...`, so Redis Cluster keeps a branch on
 one shard and the append script, which touches only that branch's keys, runs there atomically:
-- `...:head`  hash: seq, epoch (a new epoch: the history was replaced, as when a failover lost
-              events no replica had confirmed: RedisEventLog.head)
+- `...:head`  hash: seq, epoch, base (the seq at which the epoch began); a new epoch whenever the
+              history was replaced (a wipe, an older AOF, a failover that lost events no replica
+              had confirmed: RedisEventLog.head, new_epoch)
 - `...:log`   stream: one entry per event, entry id `<seq>-1`, field `e` = the event's JSON
 - `...:idem`  hash: Idempotency-Key → JSON [fingerprint, status, body]
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)

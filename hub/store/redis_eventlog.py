@@ -49,11 +49,16 @@ ob_add(ob_keys(4 + n), 6 + n)
 return {'ok', seq}
 """
 
+# KEYS: head. ARGV: an epoch for a branch that has none (a new or wiped log: FLUSHALL leaves no
+# head, and a head minted here can never be mistaken for the one lost), then optionally the epoch
+# the caller saw: if it is still the head's, a fresh epoch (ARGV[1]) begins at the head's seq.
 _HEAD = """
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
-  redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[1])
+  redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[1], 'base', 0)
+elseif ARGV[2] and redis.call('HGET', KEYS[1], 'epoch') == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'base', redis.call('HGET', KEYS[1], 'seq') or 0)
 end
-return redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+return redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'base')
 """
 
 
@@ -74,12 +79,20 @@ class RedisEventLog:
 
     @reachable
     async def head(self, branch: str) -> LogHead:
-        seq, epoch = await self._head(keys=[self._k.branch(branch, "head")], args=[secrets.token_hex(8)])
+        head = await self._read_head(branch, secrets.token_hex(8))
         if branch in self._unconfirmed:
-            epoch = await self._recheck(branch, epoch)
-        return LogHead(int(seq), epoch)
+            head = await self._recheck(branch, head)
+        return head
 
-    async def _recheck(self, branch: str, epoch: str) -> str:
+    @reachable
+    async def new_epoch(self, branch: str, seen: str) -> LogHead:
+        return await self._read_head(branch, secrets.token_hex(8), seen)
+
+    async def _read_head(self, branch: str, *args: str) -> LogHead:
+        seq, epoch, base = await self._head(keys=[self._k.branch(branch, "head")], args=list(args))
+        return LogHead(int(seq), epoch, int(base or 0))     # no base: a head written before bases were kept
+
+    async def _recheck(self, branch: str, head: LogHead) -> LogHead:
         """After an append that no replica confirmed (answered 503), the hub processes may have
         folded its events (this one did, to stay in step with the master's log). A failover can
         lose them, and another append then take their seqs: the log would differ from the state at
@@ -88,11 +101,9 @@ class RedisEventLog:
         seq, written = self._unconfirmed[branch]
         entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{seq}-1", max=f"{seq}-1")
         if entries and entries[0][1] is not None and entries[0][1].get("e") == written:
-            return epoch
-        epoch = secrets.token_hex(8)
-        await self._r.hset(self._k.branch(branch, "head"), "epoch", epoch)
+            return head
         del self._unconfirmed[branch]
-        return epoch
+        return await self._read_head(branch, secrets.token_hex(8), head.epoch)
 
     @reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
@@ -171,6 +182,8 @@ class RedisEventLog:
 
     @reachable
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
+        if limit is not None and limit <= 0:
+            return []           # "nothing new" (a resume at the head); XRANGE refuses COUNT 0
         entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{after_seq + 1}-0", max="+",
                                        count=limit)
         # redis-py types the reply and an entry's fields Optional (XCLAIM's deleted entries); XRANGE has both

@@ -50,6 +50,14 @@ class SQLiteEventLog:
         assert head is not None
         return head
 
+    async def new_epoch(self, branch: str, seen: str) -> LogHead:
+        # The file keeps no base: a log found behind on SQLite (a file restored under a running
+        # hub) starts its new epoch with base 0, so nothing is re-recorded into it (hub.service.branches).
+        async with self._db.lock:
+            await self._db.conn.execute("UPDATE branches SET epoch = ? WHERE branch = ? AND epoch = ?",
+                                        (secrets.token_hex(8), branch, seen))
+        return await self.head(branch)
+
     async def append(self, branch: str, expected_seq: int, events: list[Event],
                      idempotency: Idempotency | None = None,
                      outbox: Sequence[OutboxItem] = ()) -> list[Event]:
@@ -88,6 +96,8 @@ class SQLiteEventLog:
         return [json.loads(body) for (body,) in await self._db.select(sql, params)]
 
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
+        if limit is not None and limit <= 0:
+            return []           # as on Redis; SQLite would read LIMIT -1 as "no limit"
         return await self._select_events(
             "SELECT body FROM events WHERE branch = ? AND seq > ? ORDER BY seq LIMIT ?",
             (branch, after_seq, -1 if limit is None else limit))  # LIMIT -1: no limit

@@ -412,6 +412,8 @@ def delete_prefixed(ports: list[int], prefix: str) -> None:
     import redis as redis_sync
 
     for port in ports:
+        if replica_link(port) is not None:
+            continue                    # a replica refuses a DEL (MOVED); its master's is copied to it
         with redis_sync.Redis(port=port) as client:
             keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
             with client.pipeline(transaction=False) as pipe:

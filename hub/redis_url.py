@@ -72,7 +72,7 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-    from hub.sentinel import NewestSentinel
+    from hub.sentinel import NewestSentinel, SentinelMaster
 
     if target.kind == "single":
         return aioredis.Redis.from_url(target.url, **options)
@@ -82,7 +82,7 @@ def connect(target: RedisTarget, **options: Any) -> Any:
     timeouts = {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
     sentinel = NewestSentinel(list(target.nodes), sentinel_kwargs=timeouts, username=target.username,
                               password=target.password, **options)
-    return sentinel.master_for(target.master, db=target.db)
+    return sentinel.master_for(target.master, redis_class=SentinelMaster, db=target.db)
 
 
 async def ping(client: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
 ASK_TIMEOUT = 1.0           # seconds for one sentinel's answer; a silent one is left out
@@ -23,14 +24,29 @@ class NewestSentinel(Sentinel):
                 return await sentinel.sentinel_masters()
 
         replies = await asyncio.gather(*(ask(s) for s in self.sentinels), return_exceptions=True)
-        states = [r[service_name] for r in replies
-                  if isinstance(r, dict) and service_name in r and self.check_master_state(r[service_name], service_name)]
-        if not states:
+        states = [r[service_name] for r in replies if isinstance(r, dict) and service_name in r]
+        # The newest configuration first, and only then whether its master is up: an older
+        # sentinel's "up" for the replaced master must not win over it.
+        newest = max(states, key=lambda state: int(state.get("config-epoch", 0)), default=None)
+        if newest is None or not self.check_master_state(newest, service_name):
             errors = [f"{s}: {type(r).__name__}: {r}" for s, r in zip(self.sentinels, replies, strict=True)
                       if isinstance(r, BaseException)]
             raise MasterNotFoundError(f"No master found for {service_name!r}" + (f" : {', '.join(errors)}" if errors else ""))
-        newest = max(states, key=lambda state: int(state.get("config-epoch", 0)))
         return newest["ip"], int(newest["port"])
+
+
+class SentinelMaster(Redis):
+    """The client of the master (`Sentinel.master_for(redis_class=SentinelMaster)`), which also
+    closes the connections to the sentinels when it is closed: redis-py leaves them to the caller,
+    and a client made at each reconnection (the broker's links) would leak one per sentinel."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for sentinel in getattr(manager, "sentinels", ()):
+                await sentinel.aclose()
 
 
 async def follow_master(client: Any) -> None:

@@ -419,3 +419,30 @@ async def test_a_resume_through_a_process_that_has_not_looked_yet_is_a_snapshot_
         [m] = [json.loads(f.text) for f in frames]
         assert (m["type"], m["seq"]) == ("snapshot", 5) and m["epoch"] == a.epochs[B] not in (epoch, second)
         assert a.state(B).tickets["20260519-1001"].service == LAND and len(a.state(B).tickets) == 5
+
+
+async def test_a_resume_over_a_log_that_grew_back_to_the_same_length_is_another_history(
+        redis_url, centre, clock):
+    """The log lost a process's last two events and another process, which never saw them, wrote
+    two others: the heads are equal again, and only the events differ. A phone resuming through
+    the first process is not replayed the other history: the hub compares its last event with the
+    log's, mints a new epoch and rebuilds from the log, and the phone gets a snapshot of it."""
+    from hub.feeds.fanout import FeedHub
+
+    async with services(redis_url, centre, clock, 1) as [a]:
+        feeds = FeedHub(a)
+        for _ in range(5):
+            await a.issue(B, service=LAND, channel="kiosk")
+        epoch = a.epochs[B]
+        await cut_log(redis_url, 3)
+        async with services(redis_url, centre, clock, 1) as [b]:
+            for _ in range(2):
+                await b.issue(B, service=CIVIL, channel="kiosk")
+        assert (await a.head(B)).seq == a.state(B).seq == 5 and (await a.head(B)).epoch == epoch
+
+        frames, _ = await feeds.open_board(B, 3, epoch)
+        [m] = [json.loads(f.text) for f in frames]
+        assert (m["type"], m["seq"], m["resumed"]) == ("snapshot", 5, False)
+        assert m["epoch"] == a.epochs[B] != epoch
+        log = await a.branches.eventlog.events_since(B, 0)
+        assert {ev["ticket"] for ev in log if ev["type"] == "ticket.issued"} == set(a.state(B).tickets)

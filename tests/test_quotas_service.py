@@ -131,3 +131,23 @@ async def test_a_store_that_cannot_be_reached_answers_unavailable_and_issues_not
             await hub.issue("1", service=CIVIL, channel="online", claims=citizen(5))
         assert (down.value.kind, down.value.code) == ("unavailable", "store_unavailable")
         assert not any(t.citizen for t in hub.state("1").tickets.values())
+
+
+async def test_a_number_whose_store_could_not_confirm_it_keeps_its_reservation(redis_url, centre, clock):
+    """WAIT short of replicas (one server, one replica required): the number is in the log but the
+    command answers 503. Its reservation stays, so the citizen cannot get a second number in the
+    field at the other hub, which never heard of the first (nothing was published)."""
+    async with open_store(redis_url, min_replicas=1, wait_ms=10) as sa, open_store(redis_url) as sb:
+        a = QueueService(centre, sa.log, MemoryBroker(), clock, TOKENS, "http://hub.test", quotas=sa.quotas)
+        b = QueueService(centre, sb.log, MemoryBroker(), clock, TOKENS, "http://hub.test", quotas=sb.quotas)
+        for h in (a, b):
+            await h.load()
+        with pytest.raises(DomainError) as refused:
+            await a.issue("1", service=CIVIL, channel="online", claims=citizen(1))
+        assert refused.value.code == "store_unavailable"
+        assert len(await sb.log.events_since("1", 0)) == 1               # the number is in the log
+        held = await sb.quotas.held(TOKENS.pseudonym(citizen(1).cccd), DAY)
+        assert [(r.branch, r.field) for r in held] == [("1", CIVIL)]
+        with pytest.raises(DomainError) as again:
+            await b.issue("2", service=CIVIL, channel="online", claims=citizen(1))
+        assert again.value.code == "field_limit_reached"

@@ -119,7 +119,7 @@ class FeedHub:
         and start the client afresh with a snapshot instead."""
         sub.close(GONE)
         log.warning("a resume found the log changed", extra={"fields": {"branch": branch}})
-        await self.service.catch_up(branch)
+        await self.service.catch_up(branch, verify=True)
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()

@@ -140,14 +140,17 @@ class Branches:
             self.deliver(branch, [ev for ev in evs if ev["seq"] > seen])
         return st
 
-    async def catch_up_locked(self, branch: str) -> None:
+    async def catch_up_locked(self, branch: str, *, verify: bool = False) -> None:
         """Fold in what other processes appended since our seq, or rebuild a stale state (call
         with the branch lock held). The epoch is checked first, so that the events of a replaced
-        history are never passed on as if they followed the ones the watchers have."""
+        history are never passed on as if they followed the ones the watchers have. `verify`: our
+        last event is compared with the log's even when the heads are equal (a resume found the
+        log other than we folded it: it may have gone back and grown again to the same length)."""
         st = self.states[branch]
         head = await self.eventlog.head(branch)
         went_back, evs = head.seq < st.seq, []
-        if head.epoch == self.epochs[branch] and head.seq > st.seq and st.seq and branch not in self.stale:
+        ahead = head.seq > st.seq or (verify and head.seq == st.seq)
+        if head.epoch == self.epochs[branch] and ahead and st.seq and branch not in self.stale:
             # Read from our own last event on: another event there means the log went back and
             # grew again (other processes wrote over a lost part before we looked).
             evs = await self.eventlog.events_since(branch, st.seq - 1)
@@ -180,9 +183,9 @@ class Branches:
             apply(st, ev)
         self.deliver(branch, evs)
 
-    async def catch_up(self, branch: str | None = None) -> None:
+    async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended, to one branch or every branch (a process with no
-        broker to tell it, like the notifier on SQLite, polls this)."""
+        broker to tell it, like the notifier on SQLite, polls this); `verify`: see catch_up_locked."""
         for b in self.states if branch is None else (branch,):
             async with self._locks[b]:
-                await self.catch_up_locked(b)
+                await self.catch_up_locked(b, verify=verify)

@@ -88,9 +88,10 @@ class QueueService:
         """Fold in what other processes publish, for the process's lifetime (hub.service.follow)."""
         await follow(self.branches, self.broker)
 
-    async def catch_up(self, branch: str | None = None) -> None:
-        """Fold in what other processes appended (a process with no broker to tell it polls this)."""
-        await self.branches.catch_up(branch)
+    async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
+        """Fold in what other processes appended (a process with no broker to tell it polls this);
+        `verify`: compare our last event with the log's even at an equal head (Branches.catch_up_locked)."""
+        await self.branches.catch_up(branch, verify=verify)
 
     async def head(self, branch: str) -> LogHead:
         self.state(branch)

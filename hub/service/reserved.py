@@ -62,7 +62,7 @@ class ReservedIssue:
         try:
             answer = await self.quotas.reserve(r, Limits(p.per_field, p.per_day), now)
         except StoreUnavailable as e:
-            raise unavailable() from e
+            raise DomainError("unavailable", "store_unavailable", *e.public, retry_after=2) from e
         if answer in (FIELD_LIMIT, DAILY_LIMIT):
             raise limits.refusal(answer, p, st.config.services[service], day)
 
@@ -76,8 +76,11 @@ class ReservedIssue:
         async def issue_or_release() -> dict[str, Any]:
             try:
                 return await run(decide_reserved)
-            except BaseException:
-                if answer == TAKEN:                 # HELD: the request that took it answers for it
+            except BaseException as e:
+                # HELD: the request that took it answers for it. A store that failed mid-command
+                # (a WAIT short of replicas, a reply lost) may have kept the number: the
+                # reservation stays (until its day ends), since a limit must never be passed.
+                if answer == TAKEN and not _outcome_unknown(e):
                     await self._release(r)
                 raise
 
@@ -97,8 +100,5 @@ class ReservedIssue:
                         extra={"fields": {"branch": r.branch, "day": r.day.isoformat(), "field": r.field}})
 
 
-def unavailable() -> DomainError:
-    """StoreUnavailable as the pipeline answers it: 503, nothing done, retry."""
-    return DomainError("unavailable", "store_unavailable",
-                       "The queue's store cannot be reached; nothing was done. Retry shortly.",
-                       "Không kết nối được kho dữ liệu; chưa thực hiện. Vui lòng thử lại.", retry_after=2)
+def _outcome_unknown(e: BaseException) -> bool:
+    return isinstance(e, StoreUnavailable) or isinstance(e.__cause__, StoreUnavailable)

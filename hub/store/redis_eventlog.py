@@ -26,14 +26,20 @@ from hub.store.redis_keys import Client, Keys, dumps, reachable, text
 from hub.store.redis_outbox_scripts import OUTBOX_LUA, encode_item
 
 # KEYS: head, log, idem, one day-list key per event, then the ten outbox keys. ARGV: expected seq,
-# new epoch, idempotency key ('' for none), its record, the number of events, per event its JSON,
-# then the outbox items (see ob_add).
+# this attempt's token (random; also the epoch of a log that has none), idempotency key ('' for
+# none), its record, the number of events, per event its JSON, then the outbox items (see ob_add).
+# The head keeps the token of the last append: a client library that sends the script again after
+# a lost reply (redis-py retries on a connection error, a Cluster after MOVED) finds its own
+# append there and is answered 'ok', not 'conflict' (which would have the command decided again).
 _APPEND = OUTBOX_LUA + """
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
   redis.call('HSET', KEYS[1], 'seq', 0, 'epoch', ARGV[2])
 end
-if seq ~= tonumber(ARGV[1]) then return {'conflict', seq} end
+if seq ~= tonumber(ARGV[1]) then
+  if redis.call('HGET', KEYS[1], 'attempt') == ARGV[2] then return {'ok', seq} end
+  return {'conflict', seq}
+end
 if ARGV[3] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then
   return redis.error_reply('IDEMPOTENCY_KEY_EXISTS ' .. ARGV[3])
 end
@@ -43,7 +49,7 @@ for i = 1, n do
   redis.call('XADD', KEYS[2], seq .. '-1', 'e', ARGV[5 + i])
   redis.call('RPUSH', KEYS[3 + i], seq)
 end
-redis.call('HSET', KEYS[1], 'seq', seq)
+redis.call('HSET', KEYS[1], 'seq', seq, 'attempt', ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
 ob_add(ob_keys(4 + n), 6 + n)
 return {'ok', seq}
@@ -102,8 +108,9 @@ class RedisEventLog:
         entries = await self._r.xrange(self._k.branch(branch, "log"), min=f"{seq}-1", max=f"{seq}-1")
         if entries and entries[0][1] is not None and entries[0][1].get("e") == written:
             return head
-        del self._unconfirmed[branch]
-        return await self._read_head(branch, secrets.token_hex(8), head.epoch)
+        head = await self._read_head(branch, secrets.token_hex(8), head.epoch)
+        del self._unconfirmed[branch]           # only once the new epoch is minted (it may fail)
+        return head
 
     @reachable
     async def append(self, branch: str, expected_seq: int, events: list[Event],
@@ -145,7 +152,11 @@ class RedisEventLog:
         counts the writes of its own connection, so it goes in one pipeline with the script (one
         connection; in a Cluster, the keys' node), never through the pool on its own, where another
         connection would confirm nothing."""
+        def node() -> object:
+            return self._r.get_node_from_key(keys[0]) if isinstance(self._r, RedisCluster) else None
+
         for _ in range(2):                      # once more after loading the script (NOSCRIPT)
+            before = node()
             async with self._r.pipeline(transaction=False) as pipe:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
                 if self._replicas:
@@ -156,7 +167,12 @@ class RedisEventLog:
                 continue
             if isinstance(replies[0], Exception):
                 raise replies[0]
-            return replies[0], replies[1] if self._replicas else None
+            waited = replies[1] if self._replicas else None
+            if self._replicas and node() != before:
+                # The script was sent on to the slot's new master (MOVED) but WAIT, queued for the
+                # old one, counted nothing of it: not confirmed.
+                waited = NotReplicated("the branch's slot moved during the append")
+            return replies[0], waited
         raise NoScriptError(f"script {script.sha} not kept by the server")
 
     def _wait(self, pipe: Any, key: str) -> None:
@@ -168,17 +184,17 @@ class RedisEventLog:
         """NotReplicated unless WAIT's reply counts enough replicas (None: no WAIT asked)."""
         if reply is None:
             return
-        if isinstance(reply, Exception):
-            raise reply
-        if int(reply) < self._replicas:
+        if isinstance(reply, Exception) or int(reply) < self._replicas:
+            # WAIT itself failed (sent to a node that is a replica now) or counted too few.
             # Replicas gone, or this is a master the sentinels have replaced (it lost its replicas
             # to the new one, and still takes writes): ask them, so that the retry goes elsewhere.
             try:
                 await follow_master(self._r)
             except Exception:           # no sentinel answers: the retry will ask again
                 pass
-            raise NotReplicated(f"redis: {reply} of {self._replicas} replicas confirmed the write to {where} "
-                                f"within {self._wait_ms} ms")
+            why = f"WAIT failed: {reply}" if isinstance(reply, Exception) else \
+                f"{reply} of {self._replicas} replicas confirmed it within {self._wait_ms} ms"
+            raise NotReplicated(f"redis: the write to {where} is not confirmed ({why})")
 
     @reachable
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:

@@ -155,6 +155,8 @@ class RedisEventLog:
         def node() -> object:
             return self._r.get_node_from_key(keys[0]) if isinstance(self._r, RedisCluster) else None
 
+        if isinstance(self._r, RedisCluster):
+            await self._r.initialize()          # the slots are known (a no-op once they are)
         for _ in range(2):                      # once more after loading the script (NOSCRIPT)
             before = node()
             async with self._r.pipeline(transaction=False) as pipe:

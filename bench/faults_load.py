@@ -38,6 +38,8 @@ class Load:
     refusals: Counter = field(default_factory=Counter)  # 4xx codes (queue_empty, counter_closed, ...)
     faults: Counter = field(default_factory=Counter)    # 5xx statuses and codes, and "no answer"
     fault_times: dict[str, list[float]] = field(default_factory=dict)
+    # per hub URL, (time, wrote) of every command's answer: True a 2xx, False a 5xx or no answer
+    outcomes: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
     given_up: int = 0                                # commands never answered 2xx/4xx before the end
     stop_at: float = 0.0
     grace: float = 15.0                             # s past stop_at a command is still retried
@@ -58,7 +60,8 @@ class Load:
         for i in range(1000):
             if time.monotonic() > self.stop_at + self.grace:
                 break
-            url = self.hubs[(start + i) % len(self.hubs)] + path
+            hub = self.hubs[(start + i) % len(self.hubs)]
+            url = hub + path
             try:
                 async with session.post(url, data=data, headers=headers,
                                         timeout=aiohttp.ClientTimeout(total=10)) as r:
@@ -66,8 +69,11 @@ class Load:
                     status = r.status
             except (TimeoutError, aiohttp.ClientError, ValueError) as e:
                 self.fault(f"no answer ({type(e).__name__})")
+                self.outcomes.setdefault(hub, []).append((time.monotonic(), False))
                 await asyncio.sleep(0.2)
                 continue
+            if status < 400 or status >= 500:
+                self.outcomes.setdefault(hub, []).append((time.monotonic(), status < 400))
             if 200 <= status < 300:
                 ack = Ack(branch, kind, key, answer, time.monotonic())
                 self.acks.append(ack)
@@ -101,6 +107,12 @@ class Load:
                                        token, start + step)
             step += 1
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
+
+    def failing_at(self, hub: str, t: float, within: float = 1.0) -> bool:
+        """Were `hub`'s writes failing at `t`: its last answer before `t` (at most `within` s
+        before) a 5xx or none, and no 2xx from it since?"""
+        before = [(at, wrote) for at, wrote in self.outcomes.get(hub, ()) if t - within <= at <= t]
+        return bool(before) and not before[-1][1]
 
     def acked(self, *kinds: str) -> list[Ack]:
         return [a for a in self.acks if a.kind in kinds]

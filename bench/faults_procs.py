@@ -136,13 +136,16 @@ class Procs:
                 return proc
         raise LookupError(f"no redis-server of ours on {port}")
 
-    def cluster(self, masters: int = 3) -> list[int]:
+    def cluster(self, masters: int = 3, replicas: int = 1) -> list[int]:
+        """`masters` shards with `replicas` each: a replica per master, as a deployment has (appends
+        WAIT for one by default, QUEUECAST_REDIS_MIN_REPLICAS)."""
         ports = [self.redis(f"cluster-{i}", None, "--cluster-enabled", "yes", "--cluster-config-file",
-                            "nodes.conf", "--cluster-node-timeout", "2000") for i in range(masters)]
+                            "nodes.conf", "--cluster-node-timeout", "2000") for i in range(masters * (1 + replicas))]
         subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-                        "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, timeout=60, check=True)
-        wait_for(lambda: all("cluster_state:ok" in redis_cli(p, "cluster", "info") for p in ports),
-                 "cluster_state:ok on every node", 60, 0.3)
+                        "--cluster-replicas", str(replicas), "--cluster-yes"], capture_output=True, timeout=60, check=True)
+        wait_for(lambda: all("cluster_state:ok" in redis_cli(p, "cluster", "info") for p in ports)
+                 and all("master_link_status:down" not in redis_cli(p, "info", "replication") for p in ports),
+                 "cluster_state:ok on every node, every replica linked", 60, 0.3)
         return ports
 
     def sentinel_set(self, master: str = "qc", down_ms: int = 1000) -> tuple[int, list[int], list[int]]:

@@ -109,10 +109,13 @@ class Load:
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - t0)))
 
     def failing_at(self, hub: str, t: float, within: float = 1.0) -> bool:
-        """Were `hub`'s writes failing at `t`: its last answer before `t` (at most `within` s
-        before) a 5xx or none, and no 2xx from it since?"""
-        before = [(at, wrote) for at, wrote in self.outcomes.get(hub, ()) if t - within <= at <= t]
-        return bool(before) and not before[-1][1]
+        """Were `hub`'s writes failing at `t`: its last answer before `t` and its first after it
+        (each at most `within` s away) both a 5xx or none? (A probe between a failure and a
+        success saw the store come back: not a ready hub that cannot write.)"""
+        near = self.outcomes.get(hub, ())
+        before = [wrote for at, wrote in near if t - within <= at <= t]
+        after = [wrote for at, wrote in near if t < at <= t + within]
+        return bool(before) and bool(after) and not before[-1] and not after[0]
 
     def acked(self, *kinds: str) -> list[Ack]:
         return [a for a in self.acks if a.kind in kinds]

@@ -139,8 +139,10 @@ class Procs:
     def cluster(self, masters: int = 3, replicas: int = 1) -> list[int]:
         """`masters` shards with `replicas` each: a replica per master, as a deployment has (appends
         WAIT for one by default, QUEUECAST_REDIS_MIN_REPLICAS)."""
+        # The bus port is a free port of its own: the default (port + 10000) may not exist.
         ports = [self.redis(f"cluster-{i}", None, "--cluster-enabled", "yes", "--cluster-config-file",
-                            "nodes.conf", "--cluster-node-timeout", "2000") for i in range(masters * (1 + replicas))]
+                            "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-port", str(free_port()))
+                 for i in range(masters * (1 + replicas))]
         subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
                         "--cluster-replicas", str(replicas), "--cluster-yes"], capture_output=True, timeout=60, check=True)
         wait_for(lambda: all("cluster_state:ok" in redis_cli(p, "cluster", "info") for p in ports)

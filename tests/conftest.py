@@ -323,17 +323,10 @@ def redis_url(redis_server, request) -> str:
     """The shared test Redis with a key prefix of this test's own; its keys are deleted after."""
     import uuid
 
-    import redis as redis_sync
 
     prefix = f"t{uuid.uuid4().hex[:12]}:"
     yield f"{redis_server.url}?prefix={prefix}"
-    client = redis_sync.Redis(port=redis_server.port)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_prefixed([redis_server.port], prefix)
 
 
 # -- a real Redis Cluster, started by the tests --------------------------------------------------------
@@ -468,17 +461,10 @@ def sentinel_url(sentinel_set) -> str:
     """`redis+sentinel://` to the shared deployment, with a key prefix of this test's own."""
     import uuid
 
-    import redis as redis_sync
 
     prefix = f"t{uuid.uuid4().hex[:12]}:"
     yield sentinel_set.url(prefix)
-    client = redis_sync.Redis(port=sentinel_set.master_port())
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_prefixed([sentinel_set.master_port()], prefix)
 
 
 @pytest.fixture

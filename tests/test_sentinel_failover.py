@@ -115,12 +115,13 @@ def promoted(d: SentinelSet, old: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fault, replicas", [("kill", "1"), ("freeze", "2")])
+@pytest.mark.parametrize("fault, replicas", [("kill", "2"), ("freeze", "2")])
 async def test_a_master_lost_under_load_loses_nothing_acknowledged(fault, replicas, sentinel_factory, hub_factory,
                                                                    hub_env):
-    """kill: `kill -9` of the master, which comes back empty and is made a replica. One replica's
-    WAIT is enough: the sentinels promote the replica that has the most, so anything a replica
-    confirmed survives.
+    """kill: `kill -9` of the master, which comes back empty and is made a replica. Every replica
+    confirms each write: the sentinels choose the replica to promote by the offsets they last
+    polled, so with one of two required the promoted one can miss the last acknowledged write (a
+    run of the whole suite on a busy machine once found a number acknowledged, then gone).
     freeze: SIGSTOP until the sentinels have promoted a replica, then SIGCONT: the old master wakes
     still a master, with the hub's connections open and, until the sentinels move it, the other
     replica still following it, so one replica's WAIT would acknowledge writes the failover then

@@ -38,9 +38,10 @@ The per-citizen limits' reservations (hub.store.quotas) are per citizen, not per
 the citizen's own tag (their pseudonym, never the CCCD), one hash a day, expiring by itself:
 - `{prefix}{c:<pseudonym>}:quota:<YYYY-MM-DD>`  hash: reservation id → `<field>\t<branch>`
 With replicas (Sentinel, Cluster), an append is acknowledged only once `min_replicas` replicas
-have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS). One survives a master's crash (the failover promotes
-the replica that has the most); surviving a partition that heals mid-failover, when the old master
-may still have a replica following it for a moment, takes every replica.
+have it (WAIT; QUEUECAST_REDIS_MIN_REPLICAS). Nothing acknowledged is lost to a crash or to a
+partition that heals mid-failover only when every replica of the master confirms: the sentinels
+may promote another replica than the one that did, and an old master may keep a replica following
+it for a moment (docs/operations.md).
 Durability is the server's: run it with `appendonly yes` and `appendfsync always` for the same
 guarantee as SQLite's synchronous=FULL (`everysec` may lose the last second on power loss).
 """

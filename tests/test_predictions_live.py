@@ -365,7 +365,8 @@ async def test_export_trace_writes_the_recorded_predictions_in_the_replay_format
 
 async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(redis_url, clock, lobby_config):
     """Two hubs on one Redis (in this process, each with its own store, broker and state): the one
-    that learns the events from the other publishes the same points, and the store keeps one line each."""
+    that learns the events from the other publishes the same points, and the store keeps one line each.
+    It simulates none of them: it publishes the forecasts the other sent (the boundary's once it came)."""
 
     settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker",
                         config=lobby_config)
@@ -377,10 +378,16 @@ async def test_two_hub_processes_publish_the_same_points_and_each_is_kept_once(r
             await until(lambda: b.app.state.service.states[B].seq >= a.app.state.service.states[B].seq,
                         "b to follow a through the Redis broker", interval=0.01)
         at(clock, DAY1, 9, 5, 1)
-        for hub in (a, b):
-            await hub.app.state.predictions.step()
-        lines = await recorded(a)
         pa, pb = a.app.state.predictions, b.app.state.predictions
+        await pa.step()
+
+        async def b_published() -> bool:
+            await pb.step()
+            return pb.published == 4 + 4
+        await until(b_published, "b to publish the 09:05 boundary a sent", interval=0.01)
+        lines = await recorded(a)
+        assert b.app.state.service.states[B].eta.simulations == 0
+        assert a.app.state.service.states[B].eta.simulations == 1 + 4 + 1  # each state it made, the boundary
         assert pa.published == pb.published == len(lines) == 4 + 4
         assert pa.passed_over == pb.passed_over == 0
         assert len({(x["t"], x["ticket"]) for x in lines}) == len(lines)

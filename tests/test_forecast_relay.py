@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_predictions_live import DAY1, LAND, at, ok, staff
+from test_predictions_live import issue as issue_at
 
 from hub.settings import Settings
 
 from conftest import SECRET, running_app
 from test_feeds import call_next, feed, http, issue, metric, open_counter, recv, redis_env
-from test_predictions_live import DAY1, LAND, at, ok, staff
-from test_predictions_live import issue as issue_at
 from waiting import until
 
 pytestmark = pytest.mark.anyio

@@ -19,12 +19,13 @@ Who simulates. On a log several processes append to (Redis), a point's forecast 
 by the process that appended the branch's last event (it made the forecast of that state, sent
 with the event: hub.service.pipeline), which also sends the boundary points it simulates. The
 others adopt what comes (hub.service.follow) and publish it without simulating; a point they are
-due before its forecast came waits for it, and is made by them only GRACE after its time.
+due before its forecast came waits for it, and is made by them only `grace` after its time.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -44,6 +45,8 @@ MAX_CATCH_UP = 2 * 24 * 12      # boundaries published at most after a jump of t
 MAX_UNWRITTEN = 100_000         # lines kept per branch while the store refuses them; the oldest go
 NOTHING = Quantiles(0.0, 0.0, 0.0)     # as the replay: a number called within the second it was issued
 GRACE = timedelta(seconds=10)   # a point not sent by the process that should make it is made after this
+GRACE_SPREAD = 10.0             # ... and up to this many seconds more, drawn per process: the first to
+#                                 make it sends it, and the others, still waiting, take it from there
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Publisher:
         self.published = 0                           # lines published by this process
         self.passed_over = 0                         # points the state had moved past (see above)
         self.slowest_ms = 0.0                        # the longest one branch's point has held the loop
+        self.grace = GRACE + timedelta(seconds=random.uniform(0, GRACE_SPREAD))
         self._stepping = asyncio.Lock()
         service.on_event.append(self._on_event)
         service.before_fold.append(self._before_fold)
@@ -181,7 +185,7 @@ class Publisher:
         if not self.service.pipeline.shared:
             return True
         mine = not est.relaying and est.current() is not None
-        return mine or now - t > GRACE
+        return mine or now - t > self.grace
 
     def _pass_over(self, branch: str, t: datetime, tickets: list[str]) -> None:
         self.passed_over += len(tickets)

@@ -9,6 +9,7 @@ two real hub processes, whose count is read from /metrics.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from test_predictions_live import DAY1, LAND, at, ok, staff
@@ -129,3 +130,30 @@ async def test_two_real_hub_processes_simulate_only_where_the_branch_changed(hub
                 assert abs(frames[-1]["ticket"]["eta"][q] - va["eta"][q]) <= 0.2
         assert await metric(cb, FORECASTS, f'branch="{B}"') == 0
         assert await metric(ca, FORECASTS, f'branch="{B}"') >= 1 + 3 + 2     # every change, at a
+
+
+async def test_a_point_the_appending_process_never_sends_is_made_by_another_after_its_grace(
+        redis_url, clock, lobby_config):
+    """The process that appended the last event stops before a boundary: the other waits for the
+    point (it may be on its way), then makes and records it itself."""
+    settings = Settings(database=redis_url, secret=SECRET, issue_rate="1000/60", notifier="worker",
+                        config=lobby_config)
+    async with running_app(settings, clock) as b:
+        async with running_app(settings, clock) as a:
+            at(clock, DAY1, 9, 2)
+            await staff(a, "counters/1/open", {"services": [LAND]})
+            at(clock, DAY1, 9, 3, 10)
+            await issue_at(a)
+            await follows(b, a)
+        pb = b.app.state.predictions
+        at(clock, DAY1, 9, 4)
+        await pb.step()
+        assert pb.published == 1 and made(b) == 0        # the issue point, a's forecast
+        at(clock, DAY1, 9, 5, 1)
+        await pb.step()
+        assert pb.published == 1 and made(b) == 0        # the boundary's is awaited
+        clock.current = at(clock, DAY1, 9, 5, 1) + pb.grace       # past the 09:05:00 point's grace
+        await pb.step()
+        assert pb.published == 2 and made(b) == 1 and pb.passed_over == 0
+        lines = await b.app.state.storage.predictions.of_day(B, DAY1)
+        assert [x["t"][11:19] for x in lines] == ["09:03:10", "09:05:00"]

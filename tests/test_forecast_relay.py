@@ -9,7 +9,6 @@ two real hub processes, whose count is read from /metrics.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from test_predictions_live import DAY1, LAND, at, ok, staff

@@ -184,8 +184,7 @@ class Publisher:
         after the last event): then whoever is due the point makes it."""
         if not self.service.pipeline.shared:
             return True
-        mine = not est.relaying and est.current() is not None
-        return mine or now - t > self.grace
+        return est.made_here() or now - t > self.grace
 
     def _pass_over(self, branch: str, t: datetime, tickets: list[str]) -> None:
         self.passed_over += len(tickets)

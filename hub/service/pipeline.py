@@ -164,7 +164,7 @@ class Pipeline:
         if not self.shared or not stored or st.eta.current() is not None:
             return None
         try:
-            return st.eta.point(datetime.fromisoformat(stored[-1]["t"])).to_dict()
+            return st.eta.make(datetime.fromisoformat(stored[-1]["t"])).to_dict()
         except Exception:       # the others then make it themselves: a forecast never fails a command
             log.exception("forecast not made", extra={"fields": {"branch": st.id}})
             return None

@@ -101,10 +101,13 @@ class Estimator:
         self._last: tuple[int, Forecast] | None = None      # what forecast() simulated last
         self._point: tuple[int, Forecast] | None = None     # what publish() simulated last
         self.simulations = 0                # forecasts simulated by this estimator (the costly part)
-        # The state's version whose forecasts another hub process made and sent (`adopt`): while
-        # no event has come since, this estimator shows and publishes theirs and simulates nothing.
+        # Forecasts of the state as it is, by the time they are for, made outside the points (`make`:
+        # after this process's own events) or by another hub process (`adopt`): a point at exactly
+        # that time takes one instead of simulating it again. Cleared by the next event.
+        self._made: tuple[int, dict[datetime, Forecast]] = (-1, {})
+        # The state's version whose forecasts another hub process makes and sends: while no event
+        # has come since, this estimator shows theirs and simulates nothing.
         self._adopted: int | None = None
-        self._received: dict[datetime, Forecast] = {}       # of that version, by the time it is for
 
     def observe(self, ev: TraceEvent) -> None:
         before = self.observed.tickets.get(ev.ticket) if ev.ticket else None
@@ -128,17 +131,31 @@ class Estimator:
 
     @property
     def relaying(self) -> bool:
-        """Whether the current forecast is another process's (`adopt`), no event since."""
+        """Whether the state's forecasts are another process's (`adopt`), no event since."""
         return self._adopted is not None and self._adopted == self.observed.version
 
-    def adopt(self, f: Forecast) -> None:
-        """Take `f`, made by another hub process on this very state, as this state's forecast and
-        point (hub.service.follow): shown and published as if simulated here."""
+    def _kept(self) -> dict[datetime, Forecast]:
+        """The forecasts made or adopted of the state as it is (a new dict after an event)."""
         version = self.observed.version
-        if self._adopted != version:
-            self._received = {}
-        self._adopted = version
-        self._received[f.at] = f
+        if self._made[0] != version:
+            self._made = (version, {})
+        return self._made[1]
+
+    def make(self, t: datetime) -> Forecast:
+        """The forecast at `t` (the time of events this process just folded) of the state as it
+        is: simulated once, then the pages' forecast, and the point of `t` if one is due then."""
+        kept = self._kept()
+        f = kept.get(t)
+        if f is None:
+            f = kept[t] = self._simulate(t)
+        self._last = (self.observed.version, f)
+        return f
+
+    def adopt(self, f: Forecast) -> None:
+        """Take `f`, made by another hub process of this very state (hub.service.follow): shown,
+        and published at its time, as if simulated here."""
+        self._kept()[f.at] = f
+        version = self._adopted = self.observed.version
         if self._last is None or self._last[0] != version or self._last[1].at <= f.at:
             self._last = (version, f)
 
@@ -147,22 +164,18 @@ class Estimator:
         meanwhile the last one stands."""
         if self._last is not None:
             self._adopted = self.observed.version
-            self._received = {}
             self._last = (self._adopted, self._last[1])
 
     def current(self) -> Forecast | None:
-        """The point forecast of the state as it is now, if one was made here (or adopted)."""
-        kept = self._point
-        if kept is not None and kept[0] == self.observed.version:
-            return kept[1]
-        return self._last[1] if self.relaying and self._last is not None else None
+        """The latest forecast of the state as it is now (made, adopted or a point), if any."""
+        found = list(self._kept().values())
+        if self._point is not None and self._point[0] == self.observed.version:
+            found.append(self._point[1])
+        return max(found, key=lambda f: f.at) if found else None
 
-    def point(self, t: datetime) -> Forecast:
-        """The forecast at `t` (an event's time) of the state as it is, kept as the point of `t`
-        and as the pages' forecast: simulated once, whoever reads it after."""
-        f, self._point = self._from(self._point, t, timedelta(0))
-        self._last = self._point
-        return f
+    def made_here(self) -> bool:
+        """Whether this process made the forecast of the state as it is (it is not relaying)."""
+        return not self.relaying and self.current() is not None
 
     @overload
     def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta,
@@ -201,14 +214,15 @@ class Estimator:
         that adopts another's forecasts waits for the point to be sent (hub.predictions)."""
         # Points are forecast from the last point, never from a page's forecast made between two
         # points: a quiet point then shifts what the previous point simulated, whoever read the
-        # forecast in between, so the live hub publishes exactly what the replay does.
-        kept = self._point
-        if self.relaying:       # the forecast sent for `now`, or the latest before it to shift
-            mine = [kept[1]] if kept is not None and kept[0] == self._adopted else []
-            before = [f for f in [*mine, *self._received.values()] if f.at <= now]
-            if before:
-                kept = (self.observed.version, max(before, key=lambda f: f.at))
-        got = self._from(kept, now, timedelta(0), simulate)
+        # forecast in between, so the live hub publishes exactly what the replay does. Failing
+        # that, a point is what a simulation at `now` gives: a forecast of this state made (or
+        # adopted) at exactly `now` is that.
+        got = self._from(self._point, now, timedelta(0), False)
+        if got is None and now in self._kept():
+            f = self._kept()[now]
+            got = (f, (self.observed.version, f))
+        if got is None:
+            got = self._from(self._point, now, timedelta(0), simulate)
         if got is None:
             return None
         f, self._point = got

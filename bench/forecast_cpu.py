@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -159,9 +160,13 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
         wall = time.monotonic() - started
         used = [cpu(p.pid) - b for p, b in zip(procs, before)]
         stop.set()
+        made = []                           # forecasts simulated per hub, where /metrics says (after issue 16)
+        for c in clients:
+            m = re.search(r'^queuecast_forecasts_computed_total\{branch="1"\} (\S+)$', c.get("/metrics").text, re.M)
+            made.append(int(float(m.group(1))) if m else None)
         return {"hubs": n_hubs, "ms_per_command": 1000 * sum(used) / commands,
                 "ms_per_command_by_hub": [round(1000 * u / commands, 2) for u in used],  # type: ignore[dict-item]
-                "wall_s": wall}
+                "wall_s": wall, "forecasts": made}  # type: ignore[dict-item]
     finally:
         for p in procs:
             p.terminate()
@@ -189,7 +194,7 @@ def main() -> None:
         for n in (int(x) for x in args.hubs.split(",")):
             r = run(n, args.commands, args.warm, args.source.resolve(), work, args.rate, args.watchers)
             print(f"hubs={r['hubs']} cpu/command={r['ms_per_command']:.2f} ms "
-                  f"(by hub: {r['ms_per_command_by_hub']}) wall={r['wall_s']:.1f} s", flush=True)
+                  f"(by hub: {r['ms_per_command_by_hub']}) wall={r['wall_s']:.1f} s forecasts made by hub: {r['forecasts']}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -121,7 +121,7 @@ async def test_a_master_lost_under_load_loses_nothing_acknowledged(fault, replic
     """kill: `kill -9` of the master, which comes back empty and is made a replica. Every replica
     confirms each write: the sentinels choose the replica to promote by the offsets they last
     polled, so with one of two required the promoted one can miss the last acknowledged write (a
-    run of the whole suite on a busy machine once found a number acknowledged, then gone).
+    run of the whole suite on a busy machine once had a call-next find no one waiting).
     freeze: SIGSTOP until the sentinels have promoted a replica, then SIGCONT: the old master wakes
     still a master, with the hub's connections open and, until the sentinels move it, the other
     replica still following it, so one replica's WAIT would acknowledge writes the failover then

@@ -27,6 +27,7 @@ from hub.clock import ManualClock
 from hub.config import BUNDLED, load_config
 from hub.settings import Settings
 
+from redis_sentinel import answers_ping
 from waiting import SLOW, SLOW_SOURCE, deadline, ms, wait_until
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -154,6 +155,18 @@ def bearer(token: str, **headers) -> dict:
     return {"Authorization": f"Bearer {token}", **headers}
 
 
+def assert_error(r, status: int, code: str) -> dict:
+    """An answer in the contract's error shape (CONTRACTS.md section 3): `status`, only an "error"
+    object, its `code`, and a message in English and in Vietnamese; the error object."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert err["code"] == code, body
+    assert err["message"].strip() and err["message_vi"].strip(), body
+    return err
+
+
 # -- real hub processes ----------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -268,12 +281,7 @@ def start_redis(workdir: Path, *, port: int | None = None, appendonly: bool = Fa
     def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"redis-server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=deadline(2)) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return answers_ping(port)
 
     try:
         wait_until(answers, f"redis-server on port {port} answering PING")

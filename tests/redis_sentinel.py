@@ -32,7 +32,8 @@ def ask(port: int, *command: str) -> Any:
         client.close()
 
 
-def answers(port: int) -> bool:
+def answers_ping(port: int) -> bool:
+    """A Redis server (or sentinel) on 127.0.0.1:`port` answers PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=deadline(2)) as s:
             s.sendall(b"PING\r\n")
@@ -125,7 +126,7 @@ def start_sentinel(s: SentinelSet, port: int, master: int) -> None:
     def up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"sentinel on port {port} exited with {proc.returncode}")
-        return answers(port)
+        return answers_ping(port)
 
     wait_until(up, f"sentinel on port {port} answering PING")
 

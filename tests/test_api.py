@@ -13,7 +13,7 @@ import pytest
 
 from hub.auth import Tokens
 
-from conftest import TUESDAY_9AM, bearer, running_app
+from conftest import TUESDAY_9AM, assert_error, bearer, running_app
 
 B = "1"                       # branch 1: counters 1-5 dat-dai, 6-7 ho-tich, policy absent = "hold"
 LAND, CIVIL = "dat-dai", "ho-tich"
@@ -42,15 +42,6 @@ NOT_IN_OPENAPI = {
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-def assert_error(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert err["code"] == code, body
-    assert isinstance(err["message"], str) and err["message"].strip(), body
-    return err
 
 
 async def view(client, branch: str = B) -> dict:

@@ -19,7 +19,7 @@ from hub.domain.events import public, to_trace
 from hub.domain.kiosks import lobby_allows
 from hub.settings import Settings, SettingsError
 
-from conftest import SECRET, bearer, running_app
+from conftest import SECRET, assert_error, bearer, running_app
 
 pytestmark = pytest.mark.anyio
 
@@ -43,16 +43,6 @@ async def app(bare, clock):
 
 def manager(branch: str = B) -> dict:
     return bearer(TOKENS.staff(branch))
-
-
-def assert_error(r, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert err["code"] == code, body
-    assert err["message"].strip() and err["message_vi"].strip(), body
-    return err
 
 
 async def status(client, branch: str = B) -> dict:

@@ -21,7 +21,7 @@ from hub.app import create_app
 from hub.auth import Tokens
 from hub.settings import Settings, SettingsError
 
-from conftest import SECRET, bearer, free_port
+from conftest import SECRET, assert_error, bearer, free_port
 from waiting import deadline, wait_until
 
 B = "1"
@@ -46,14 +46,6 @@ def branch_state(c: httpx.Client) -> tuple[int, int]:
     r = c.get(f"/api/branches/{B}")
     assert r.status_code == 200, r.text
     return r.json()["seq"], r.json()["waiting"]
-
-
-def assert_error(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert body["error"]["message"] and body["error"]["message_vi"], body
-    return body["error"]
 
 
 def port_of(hub) -> int:

@@ -1,0 +1,111 @@
+"""A branch's state as JSON and back: what a snapshot of the branch at its `seq` keeps, so that a
+process starts from it and the events after it instead of the whole log (hub.service.snapshots).
+
+JSON, never pickle: whoever can write the store must not be able to make a hub run code. The
+state from `from_json(config, to_json(state))` then folded further is the state the full fold
+gives (tests/test_snapshot_properties.py): every field the fold made is written, the estimator's
+learned state too (hub.domain.eta.snapshot), in the order it was made (dicts keep it). A snapshot
+is of one format (`FORMAT`) and of the counters the configuration had (the fold starts from
+them): another format or other counters, and it is not used (`from_json` answers None).
+"""
+from __future__ import annotations
+
+from collections import deque
+from datetime import date, datetime
+from typing import Any
+
+from hub.domain.config import Branch
+from hub.domain.eta import snapshot as eta_snapshot
+from hub.domain.kiosks import RECENT, KioskDevice, Kiosks
+from hub.domain.state import BranchState, CitizenRecord, Counter
+from hub.domain.ticket import State, Ticket
+
+FORMAT = 1
+
+
+def _t(v: datetime | None) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def _dt(v: str | None) -> datetime | None:
+    return None if v is None else datetime.fromisoformat(v)
+
+
+def _configured(config: Branch) -> list[Any]:
+    return [[c.id, list(c.services)] for c in config.counters.values()]
+
+
+def _ticket(t: Ticket) -> dict[str, Any]:
+    return {"id": t.id, "number": t.number, "day": t.day.isoformat(), "service": t.service,
+            "channel": t.channel, "priority": t.priority, "order": t.order, "issued_at": t.issued_at.isoformat(),
+            "citizen": t.citizen, "phone": t.phone, "state": t.state.value, "counter": t.counter,
+            "called_at": _t(t.called_at), "calls": t.calls, "checked_in": t.checked_in,
+            "skipped_at": _t(t.skipped_at), "held_until": _t(t.held_until), "finished_at": _t(t.finished_at),
+            "notify": t.notify, "travel_minutes": t.travel_minutes, "lang": t.lang,
+            "rating": None if t.rating is None else list(t.rating), "changes": [c.isoformat() for c in t.changes],
+            "nonce": t.nonce}
+
+
+def _ticket_of(v: dict[str, Any]) -> Ticket:
+    return Ticket(id=v["id"], number=v["number"], day=date.fromisoformat(v["day"]), service=v["service"],
+                  channel=v["channel"], priority=v["priority"], order=v["order"],
+                  issued_at=datetime.fromisoformat(v["issued_at"]), citizen=v["citizen"], phone=v["phone"],
+                  state=State(v["state"]), counter=v["counter"], called_at=_dt(v["called_at"]), calls=v["calls"],
+                  checked_in=v["checked_in"], skipped_at=_dt(v["skipped_at"]), held_until=_dt(v["held_until"]),
+                  finished_at=_dt(v["finished_at"]), notify=v["notify"], travel_minutes=v["travel_minutes"],
+                  lang=v["lang"], rating=None if v["rating"] is None else (v["rating"][0], v["rating"][1]),
+                  changes=tuple(datetime.fromisoformat(c) for c in v["changes"]), nonce=v["nonce"])
+
+
+def _device(d: KioskDevice) -> list[Any]:
+    return [d.id, d.name, d.enrolled_at.isoformat(), d.state, d.by, _t(d.revoked_at), _t(d.last_issue),
+            [[day.isoformat(), n] for day, n in d.issued.items()], [t.isoformat() for t in d.recent]]
+
+
+def _device_of(v: list[Any]) -> KioskDevice:
+    return KioskDevice(v[0], v[1], datetime.fromisoformat(v[2]), v[3], v[4], _dt(v[5]), _dt(v[6]),
+                       {date.fromisoformat(day): n for day, n in v[7]},
+                       deque((datetime.fromisoformat(t) for t in v[8]), maxlen=RECENT))
+
+
+def to_json(st: BranchState) -> dict[str, Any]:
+    """The state as JSON-ready values (json.dumps them; floats come back exactly)."""
+    return {
+        "format": FORMAT, "branch": st.id, "configured": _configured(st.config), "seq": st.seq,
+        "tickets": [_ticket(t) for t in st.tickets.values()],
+        "issued": [[d.isoformat(), s, n] for (d, s), n in st.issued.items()],
+        "counters": [[c.id, list(c.services), c.open, c.current] for c in st.counters.values()],
+        "citizens": {cid: {"numbers": [[d.isoformat(), [list(x) for x in xs]] for d, xs in rec.numbers.items()],
+                           "noshows": {tid: t.isoformat() for tid, t in rec.noshows.items()}}
+                     for cid, rec in st.citizens.items()},
+        "next_order": st.next_order, "latest_day": None if st.latest_day is None else st.latest_day.isoformat(),
+        "last_t": st.last_t,
+        "kiosks": [_device(d) for d in st.kiosks.devices.values()],
+        "eta": eta_snapshot.to_json(st.eta),
+    }
+
+
+def usable(config: Branch, v: Any) -> bool:
+    """Whether `v` is a snapshot this code can start `config`'s branch from."""
+    return (isinstance(v, dict) and v.get("format") == FORMAT and v.get("branch") == config.id
+            and v.get("configured") == _configured(config))
+
+
+def from_json(config: Branch, v: Any) -> BranchState | None:
+    """The state `to_json` wrote, or None if `v` is not `usable` for this branch as configured."""
+    if not usable(config, v):
+        return None
+    st = BranchState(config)
+    st.seq = v["seq"]
+    st.tickets = {t["id"]: _ticket_of(t) for t in v["tickets"]}
+    st.issued = {(date.fromisoformat(d), s): n for d, s, n in v["issued"]}
+    st.counters = {c[0]: Counter(c[0], tuple(c[1]), c[2], c[3]) for c in v["counters"]}
+    st.citizens = {cid: CitizenRecord(
+        numbers={date.fromisoformat(d): [(x[0], x[1]) for x in xs] for d, xs in rec["numbers"]},
+        noshows={tid: datetime.fromisoformat(t) for tid, t in rec["noshows"].items()})
+        for cid, rec in v["citizens"].items()}
+    st.next_order, st.last_t = v["next_order"], v["last_t"]
+    st.latest_day = None if v["latest_day"] is None else date.fromisoformat(v["latest_day"])
+    st.kiosks = Kiosks({d[0]: _device_of(d) for d in v["kiosks"]})
+    eta_snapshot.restore(st.eta, v["eta"])
+    return st

@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from displays import routes as pages
 from hub import loops, retention
+from hub.archive import Archive
 from hub.auth import Tokens
 from hub.broker import Broker, open_broker
 from hub.clock import Clock, RealClock, parse_start
@@ -38,7 +39,10 @@ from hub.metrics import Metrics
 from hub.predictions import STEP_SECONDS as PREDICTION_SECONDS
 from hub.predictions import Publisher
 from hub.ratelimit import RateLimiter
+from hub.service import snapshotter as snapshot_loop
 from hub.service.queue import QueueService
+from hub.service.snapshotter import Snapshotter
+from hub.service.trim import trim_logs
 from hub.settings import Settings
 from hub.store import open_store
 from hub.store.errors import StoreUnavailable
@@ -88,6 +92,9 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
                                settings.public_url, settings.notify_ahead, settings.kiosk_rate(),
                                quotas=storage.quotas)
+        # Branches start from their snapshots; a trimmed log's older days are in the archive.
+        service.branches.snapshots = storage.snapshots
+        service.branches.archive = Archive(settings.log_archive) if settings.log_archive else None
         await service.load()
         yield service, storage, broker
 
@@ -107,15 +114,21 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
         polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
             if settings.broker_url.startswith("memory:") else []
 
+        snapshots = Snapshotter(service.branches, storage.snapshots)
+
         async def prune() -> None:
             await retention.prune(storage.outbox, storage.predictions, list(service.states), service.now(),
                                   keep_outbox_days=settings.keep_outbox_days,
                                   keep_predictions_days=settings.keep_predictions_days)
+            if service.branches.archive is not None:
+                await trim_logs(storage.log, storage.snapshots, service.branches.archive, list(service.states),
+                                service.now(), settings.log_keep_days)
 
         inline = [_inline_notifier(settings, service, storage)] if settings.notifier == "inline" else []
         async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
                                  loops.every(retention.PRUNE_EVERY, prune, "retention"),
                                  loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
+                                 loops.every(snapshot_loop.STEP_SECONDS, snapshots.step, "snapshots"),
                                  *inline, *(task(service) for task in tasks)):
             yield hub
             hub.feeds.close_all()             # clients reconnect (and resume) elsewhere

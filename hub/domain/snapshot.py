@@ -35,26 +35,21 @@ def _configured(config: Branch) -> list[Any]:
     return [[c.id, list(c.services)] for c in config.counters.values()]
 
 
-def _ticket(t: Ticket) -> dict[str, Any]:
-    return {"id": t.id, "number": t.number, "day": t.day.isoformat(), "service": t.service,
-            "channel": t.channel, "priority": t.priority, "order": t.order, "issued_at": t.issued_at.isoformat(),
-            "citizen": t.citizen, "phone": t.phone, "state": t.state.value, "counter": t.counter,
-            "called_at": _t(t.called_at), "calls": t.calls, "checked_in": t.checked_in,
-            "skipped_at": _t(t.skipped_at), "held_until": _t(t.held_until), "finished_at": _t(t.finished_at),
-            "notify": t.notify, "travel_minutes": t.travel_minutes, "lang": t.lang,
-            "rating": None if t.rating is None else list(t.rating), "changes": [c.isoformat() for c in t.changes],
-            "nonce": t.nonce}
+def _ticket(t: Ticket) -> list[Any]:
+    """A ticket as a list in its fields' order (a branch keeps some two days of them: no names)."""
+    return [t.id, t.number, t.day.isoformat(), t.service, t.channel, t.priority, t.order, t.issued_at.isoformat(),
+            t.citizen, t.phone, t.state.value, t.counter, _t(t.called_at), t.calls, t.checked_in,
+            _t(t.skipped_at), _t(t.held_until), _t(t.finished_at), t.notify, t.travel_minutes, t.lang,
+            None if t.rating is None else list(t.rating), [c.isoformat() for c in t.changes], t.nonce]
 
 
-def _ticket_of(v: dict[str, Any]) -> Ticket:
-    return Ticket(id=v["id"], number=v["number"], day=date.fromisoformat(v["day"]), service=v["service"],
-                  channel=v["channel"], priority=v["priority"], order=v["order"],
-                  issued_at=datetime.fromisoformat(v["issued_at"]), citizen=v["citizen"], phone=v["phone"],
-                  state=State(v["state"]), counter=v["counter"], called_at=_dt(v["called_at"]), calls=v["calls"],
-                  checked_in=v["checked_in"], skipped_at=_dt(v["skipped_at"]), held_until=_dt(v["held_until"]),
-                  finished_at=_dt(v["finished_at"]), notify=v["notify"], travel_minutes=v["travel_minutes"],
-                  lang=v["lang"], rating=None if v["rating"] is None else (v["rating"][0], v["rating"][1]),
-                  changes=tuple(datetime.fromisoformat(c) for c in v["changes"]), nonce=v["nonce"])
+def _ticket_of(v: list[Any]) -> Ticket:
+    issued_at = _dt(v[7])
+    assert issued_at is not None
+    return Ticket(v[0], v[1], date.fromisoformat(v[2]), v[3], v[4], v[5], v[6], issued_at, v[8], v[9], State(v[10]),
+                  v[11], _dt(v[12]), v[13], v[14], _dt(v[15]), _dt(v[16]), _dt(v[17]), v[18], v[19], v[20],
+                  None if v[21] is None else (v[21][0], v[21][1]), tuple(datetime.fromisoformat(c) for c in v[22]),
+                  v[23])
 
 
 def _device(d: KioskDevice) -> list[Any]:
@@ -97,7 +92,7 @@ def from_json(config: Branch, v: Any) -> BranchState | None:
         return None
     st = BranchState(config)
     st.seq = v["seq"]
-    st.tickets = {t["id"]: _ticket_of(t) for t in v["tickets"]}
+    st.tickets = {t[0]: _ticket_of(t) for t in v["tickets"]}
     st.issued = {(date.fromisoformat(d), s): n for d, s, n in v["issued"]}
     st.counters = {c[0]: Counter(c[0], tuple(c[1]), c[2], c[3]) for c in v["counters"]}
     st.citizens = {cid: CitizenRecord(

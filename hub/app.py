@@ -75,6 +75,7 @@ class Hub:
     service: QueueService
     feeds: FeedHub
     predictions: Publisher
+    snapshots: Snapshotter
 
 
 def hub_clock(settings: Settings) -> Clock:
@@ -108,13 +109,11 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_service(settings, clock=clock, centre=centre, tokens=tokens) as (service, storage, broker):
         hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service, settings.max_feeds_per_address),
-                  Publisher(service, storage.predictions))
+                  Publisher(service, storage.predictions), Snapshotter(service.branches, storage.snapshots))
         # No broker between processes (memory://): what another process appends to the same
         # SQLite file (the notifier removing a push subscription) is found by looking.
         polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
             if settings.broker_url.startswith("memory:") else []
-
-        snapshots = Snapshotter(service.branches, storage.snapshots)
 
         async def prune() -> None:
             await retention.prune(storage.outbox, storage.predictions, list(service.states), service.now(),
@@ -128,7 +127,7 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
         async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
                                  loops.every(retention.PRUNE_EVERY, prune, "retention"),
                                  loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
-                                 loops.every(snapshot_loop.STEP_SECONDS, snapshots.step, "snapshots"),
+                                 loops.every(snapshot_loop.STEP_SECONDS, hub.snapshots.step, "snapshots"),
                                  *inline, *(task(service) for task in tasks)):
             yield hub
             hub.feeds.close_all()             # clients reconnect (and resume) elsewhere
@@ -158,6 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         async with open_hub(settings, clock=clock, centre=centre, tokens=tokens, tasks=tasks) as hub:
             hub.service.on_command.append(app.state.metrics.observe_command)
             app.state.service, app.state.feeds, app.state.predictions = hub.service, hub.feeds, hub.predictions
+            app.state.snapshots = hub.snapshots
             app.state.outbox = hub.storage.outbox        # the redrive API, the hooks, the admin page
             app.state.storage = hub.storage              # for the tests, which read what was stored
             app.state.probes = {"store": hub.storage.ping, "broker": hub.broker.ping}

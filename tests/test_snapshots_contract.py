@@ -6,6 +6,7 @@ The logs are the branch simulator's (hub.sim: three working days of a busy branc
 logs them), appended through the store's own `append`."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from hub.config import load_config
 from hub.domain.events import in_trace, to_trace
 from hub.domain.snapshot import to_json
 from hub.domain.state import fold
+from hub.service.branches import Branches
 from hub.service.snapshots import TrimmedLog, load_state, spelling
 from hub.service.trim import trim_branch
 from hub.sim.run import simulate
@@ -142,3 +144,19 @@ async def test_the_trim_stops_before_the_snapshot(store, tmp_path):
     day = date(2026, 5, 18)
     assert of_day(str(archive.directory), BRANCH.id, day, await store.log.events_of_day(BRANCH.id, day)) \
         == [ev for ev in EVENTS if ev["day"] == "2026-05-18"]
+
+
+async def test_a_process_left_behind_the_trim_starts_again_and_resets_its_watchers(store, tmp_path):
+    await append_all(store.log, EVENTS[:100])
+    branches = Branches(dataclasses.replace(CENTRE, branches={BRANCH.id: BRANCH}), store.log, store.snapshots)
+    await branches.load()
+    epoch, resets = branches.epochs[BRANCH.id], []
+    branches.on_reset.append(resets.append)
+    await append_all(store.log, EVENTS[100:])                    # other processes went on, for days
+    await store.snapshots.put(BRANCH.id, snapshot_at(len(EVENTS), epoch))
+    assert await trim_branch(store.log, store.snapshots, Archive(tmp_path), BRANCH.id, date(2026, 5, 20)) > 100
+    await branches.catch_up(BRANCH.id)
+    assert resets == [BRANCH.id]                                  # its watchers start again from a snapshot
+    assert branches.epochs[BRANCH.id] == epoch == (await store.log.head(BRANCH.id)).epoch   # no new epoch
+    assert branches.started_from[BRANCH.id] == len(EVENTS)
+    assert_same(branches.states[BRANCH.id], fold(BRANCH, EVENTS), fold(BRANCH, EVENTS).eta.observed.now)

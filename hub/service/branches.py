@@ -162,8 +162,9 @@ class Branches:
             # Read from our own last event on: another event there means the log went back and
             # grew again (other processes wrote over a lost part before we looked).
             evs = await self.eventlog.events_since(branch, st.seq - 1)
-            went_back = not evs or not self._follows(branch, evs[0])
-            evs = evs[1:]
+            if not evs or evs[0]["seq"] <= st.seq:      # else trimmed past our own event (below)
+                went_back = not evs or not self._follows(branch, evs[0])
+                evs = evs[1:]
         if head.epoch == self.epochs[branch] and went_back:
             # Behind what we folded, in the same epoch: the history went back (an older AOF, a
             # lost failover). Whatever is appended next would reuse seqs clients have seen with
@@ -187,6 +188,13 @@ class Branches:
             return
         if not evs:
             evs = await self.eventlog.events_since(branch, st.seq)
+        if evs and evs[0]["seq"] != st.seq + 1:
+            # The log was trimmed past our state (hub.service.trim: this process fell days behind):
+            # start again from the snapshot, and the watchers too, as after a reset.
+            await self.reload(branch, replaced=True)
+            for fn in self.on_reset:
+                fn(branch)
+            return
         for ev in evs:
             apply(st, ev)
         self.deliver(branch, evs)

@@ -26,6 +26,7 @@ from hub.store.snapshots import Snapshots
 log = logging.getLogger("queuecast.retention")
 
 PAGE = 2000                 # events read at a time from the start of a log
+FIRST_PAGE = 20             # the first read: a log trimmed an hour ago starts inside the window
 MAX_PAGES = 50              # per branch and run: a long backlog is taken over the next runs
 
 
@@ -36,9 +37,9 @@ async def trim_branch(eventlog: EventLog, snapshots: Snapshots, archive: Archive
     if snap is None or snap.epoch != head.epoch or snap.seq > head.seq:
         return 0
     through, first, days = 0, None, set()
-    after = 0
+    after, page = 0, FIRST_PAGE             # usually the log's first event is in the window already
     for _ in range(MAX_PAGES):
-        evs = await eventlog.events_since(branch, after, PAGE)
+        evs = await eventlog.events_since(branch, after, page)
         for ev in evs:
             first = ev["seq"] if first is None else first
             if ev["seq"] >= snap.seq or date.fromisoformat(ev["day"]) >= cut:
@@ -46,8 +47,8 @@ async def trim_branch(eventlog: EventLog, snapshots: Snapshots, archive: Archive
             through = ev["seq"]
             days.add(date.fromisoformat(ev["day"]))
         else:
-            if len(evs) == PAGE:
-                after = evs[-1]["seq"]
+            if len(evs) == page:
+                after, page = evs[-1]["seq"], PAGE
                 continue
         break
     if not through:

@@ -12,7 +12,7 @@ In one run it:
    per-branch parts (read, decode, fold) of one branch;
 3. prints the figures and the events, bytes and snapshot sizes behind them; stops Redis by its pid.
 
-Usage: .venv/bin/python bench/startup.py [--branches 1000] [--days 3] [--tail 250] [--database URL]
+Usage: .venv/bin/python bench/startup.py [--branches 1000] [--days 3] [--tail 100] [--database URL]
 `populate(storage, branches, days, tail)` is importable (bench/scale.py fills a store with it).
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--branches", type=int, default=1000)
     p.add_argument("--days", type=int, default=3)
-    p.add_argument("--tail", type=int, default=250, help="events after each snapshot (default 250: half "
+    p.add_argument("--tail", type=int, default=100, help="events after each snapshot (default 100: half "
                                                          "of hub.service.snapshotter.EVERY)")
     p.add_argument("--database", help="a fresh store's URL (default: a redis-server of this run's own)")
     args = p.parse_args()

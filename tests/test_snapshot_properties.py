@@ -10,6 +10,7 @@ the views, the forecasts, the next decisions.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import deque
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from hub import views
 from hub.domain import commands, kiosk_commands
+from hub.domain.config import CounterPlan
 from hub.domain.errors import DomainError
 from hub.domain.snapshot import FORMAT, from_json, to_json, usable
 from hub.domain.state import BranchState, apply, fold
@@ -186,11 +188,24 @@ def test_a_restart_from_a_snapshot_keeps_what_publishing_taught(branch_id, days,
     assert_same(replay(restored, log, points, k, len(log)), live, end)
 
 
-def test_a_snapshot_of_another_format_or_other_counters_is_not_used():
+def test_a_snapshot_of_another_format_or_branch_is_not_used():
     config = BRANCHES["1"]
     saved = to_json(BranchState(config))
     assert usable(config, saved)
     assert from_json(config, {**saved, "format": FORMAT + 1}) is None
-    assert from_json(config, {**saved, "configured": saved["configured"][:-1]}) is None
     assert from_json(BRANCHES["2"], saved) is None
     assert from_json(config, "not a snapshot") is None
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(days=st.lists(day_script, min_size=1, max_size=2), cut=st.floats(0, 1))
+def test_a_snapshot_made_before_a_counter_was_added_starts_as_the_fold_under_the_new_configuration(days, cut):
+    before = BRANCHES["1"]
+    log, _, end = generate("1", days)
+    after = dataclasses.replace(before, counters={**before.counters, "E": CounterPlan("E", ("cu-tru",))})
+    k = int(cut * len(log))
+    restored = from_json(after, json.loads(json.dumps(to_json(fold(before, log[:k])))))
+    assert restored is not None and restored.config is after
+    for ev in log[k:]:
+        apply(restored, ev)
+    assert_same(restored, fold(after, log), end)

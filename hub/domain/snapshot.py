@@ -5,8 +5,11 @@ JSON, never pickle: whoever can write the store must not be able to make a hub r
 state from `from_json(config, to_json(state))` then folded further is the state the full fold
 gives (tests/test_snapshot_properties.py): every field the fold made is written, the estimator's
 learned state too (hub.domain.eta.snapshot), in the order it was made (dicts keep it). A snapshot
-is of one format (`FORMAT`) and of the counters the configuration had (the fold starts from
-them): another format or other counters, and it is not used (`from_json` answers None).
+of another format (`FORMAT`) is not used (`from_json` answers None). One made under other
+counters than the configuration's now (the fold starts from the configured ones) is brought to
+them as the fold would have started: a counter added is there, closed; a closed counter takes its
+configured fields; one the configuration dropped goes unless the log opened it or it serves. That
+is exact for counters added; a log trimmed behind the snapshot could not be folded again anyway.
 """
 from __future__ import annotations
 
@@ -82,8 +85,20 @@ def to_json(st: BranchState) -> dict[str, Any]:
 
 def usable(config: Branch, v: Any) -> bool:
     """Whether `v` is a snapshot this code can start `config`'s branch from."""
-    return (isinstance(v, dict) and v.get("format") == FORMAT and v.get("branch") == config.id
-            and v.get("configured") == _configured(config))
+    return isinstance(v, dict) and v.get("format") == FORMAT and v.get("branch") == config.id
+
+
+def _reconfigured(config: Branch, before: list[Any], counters: dict[str, Counter]) -> dict[str, Counter]:
+    """The snapshot's counters as the fold under `config` would have begun them (see above)."""
+    was = {cid: tuple(services) for cid, services in before}
+    out: dict[str, Counter] = {}
+    for plan in config.counters.values():
+        c = counters.pop(plan.id, None) or Counter(plan.id, plan.services)
+        if not c.open and c.services == was.get(plan.id):
+            c.services = plan.services
+        out[plan.id] = c
+    out.update((cid, c) for cid, c in counters.items() if cid not in was or c.open or c.current)
+    return out
 
 
 def from_json(config: Branch, v: Any) -> BranchState | None:
@@ -95,6 +110,8 @@ def from_json(config: Branch, v: Any) -> BranchState | None:
     st.tickets = {t[0]: _ticket_of(t) for t in v["tickets"]}
     st.issued = {(date.fromisoformat(d), s): n for d, s, n in v["issued"]}
     st.counters = {c[0]: Counter(c[0], tuple(c[1]), c[2], c[3]) for c in v["counters"]}
+    if v["configured"] != _configured(config):
+        st.counters = _reconfigured(config, v["configured"], st.counters)
     st.citizens = {cid: CitizenRecord(
         numbers={date.fromisoformat(d): [(x[0], x[1]) for x in xs] for d, xs in rec["numbers"]},
         noshows={tid: datetime.fromisoformat(t) for tid, t in rec["noshows"].items()})

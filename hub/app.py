@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from displays import routes as pages
 from hub import loops, retention
+from hub.archive import Archive
 from hub.auth import Tokens
 from hub.broker import Broker, open_broker
 from hub.clock import Clock, RealClock, parse_start
@@ -38,7 +39,10 @@ from hub.metrics import Metrics
 from hub.predictions import STEP_SECONDS as PREDICTION_SECONDS
 from hub.predictions import Publisher
 from hub.ratelimit import RateLimiter
+from hub.service import snapshotter as snapshot_loop
 from hub.service.queue import QueueService
+from hub.service.snapshotter import Snapshotter
+from hub.service.trim import trim_logs
 from hub.settings import Settings
 from hub.store import open_store
 from hub.store.errors import StoreUnavailable
@@ -71,6 +75,7 @@ class Hub:
     service: QueueService
     feeds: FeedHub
     predictions: Publisher
+    snapshots: Snapshotter
 
 
 def hub_clock(settings: Settings) -> Clock:
@@ -88,6 +93,9 @@ async def open_service(settings: Settings, *, clock: Clock | None = None, centre
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
                                settings.public_url, settings.notify_ahead, settings.kiosk_rate(),
                                quotas=storage.quotas)
+        # Branches start from their snapshots; a trimmed log's older days are in the archive.
+        service.branches.snapshots = storage.snapshots
+        service.branches.archive = Archive(settings.log_archive) if settings.log_archive else None
         await service.load()
         yield service, storage, broker
 
@@ -101,7 +109,7 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_service(settings, clock=clock, centre=centre, tokens=tokens) as (service, storage, broker):
         hub = Hub(settings, centre, tokens, storage, broker, service, FeedHub(service, settings.max_feeds_per_address),
-                  Publisher(service, storage.predictions))
+                  Publisher(service, storage.predictions), Snapshotter(service.branches, storage.snapshots))
         # No broker between processes (memory://): what another process appends to the same
         # SQLite file (the notifier removing a push subscription) is found by looking.
         polling = [loops.every(CATCH_UP_SECONDS, service.catch_up, "catch-up")] \
@@ -111,11 +119,15 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
             await retention.prune(storage.outbox, storage.predictions, list(service.states), service.now(),
                                   keep_outbox_days=settings.keep_outbox_days,
                                   keep_predictions_days=settings.keep_predictions_days)
+            if service.branches.archive is not None:
+                await trim_logs(storage.log, storage.snapshots, service.branches.archive, list(service.states),
+                                service.now(), settings.log_keep_days)
 
         inline = [_inline_notifier(settings, service, storage)] if settings.notifier == "inline" else []
         async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
                                  loops.every(retention.PRUNE_EVERY, prune, "retention"),
                                  loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
+                                 loops.every(snapshot_loop.STEP_SECONDS, hub.snapshots.step, "snapshots"),
                                  *inline, *(task(service) for task in tasks)):
             yield hub
             hub.feeds.close_all()             # clients reconnect (and resume) elsewhere
@@ -145,6 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         async with open_hub(settings, clock=clock, centre=centre, tokens=tokens, tasks=tasks) as hub:
             hub.service.on_command.append(app.state.metrics.observe_command)
             app.state.service, app.state.feeds, app.state.predictions = hub.service, hub.feeds, hub.predictions
+            app.state.snapshots = hub.snapshots
             app.state.outbox = hub.storage.outbox        # the redrive API, the hooks, the admin page
             app.state.storage = hub.storage              # for the tests, which read what was stored
             app.state.probes = {"store": hub.storage.ping, "broker": hub.broker.ping}

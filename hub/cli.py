@@ -337,6 +337,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from hub.archive import of_day
     from hub.domain.events import Event, in_trace, to_trace
     from hub.store import open_store
     from hub.store.predictions import FIELDS as PREDICTION_FIELDS
@@ -355,7 +356,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 
     async def read() -> tuple[list[Event], list[dict[str, Any]]]:
         async with open_store(settings.database) as store:
-            events = await store.log.events_of_day(branch.id, day)
+            events = of_day(settings.log_archive, branch.id, day, await store.log.events_of_day(branch.id, day))
             return events, (await store.predictions.of_day(branch.id, day) if args.predictions is not None else [])
 
     events, predicted = asyncio.run(read())        # read first: a store error truncates no file

@@ -2,8 +2,8 @@
 and the recorded predictions of old days (some 20,000 lines a busy branch-day).
 
 Every hub process runs `prune` once an hour, from its start; it is idempotent, so processes
-sharing a store repeat each other's work at worst. The event log itself is kept: it is the truth
-(`export-trace` archives days; trimming it is a decision for the operator, docs/operations.md).
+sharing a store repeat each other's work at worst. The event log is the truth: it is trimmed
+only with an archive to keep what it forgets (hub/service/trim.py, run beside this by hub.app).
 """
 from __future__ import annotations
 

@@ -66,6 +66,8 @@ class Settings:
     max_body: int = 16 * 1024            # bytes of a request body
     keep_outbox_days: int = 30           # sent, delivered and dropped messages (they hold phone numbers)
     keep_predictions_days: int = 90      # recorded ETA predictions, kept to be scored
+    log_archive: str = ""                # directory of trimmed branch-days (hub.archive); "" → the log is never trimmed
+    log_keep_days: int = 3               # days of events the log keeps once an archive is set (hub/service/trim.py)
     trusted_proxies: str = ""            # peers whose X-Forwarded-For is believed: IPs, CIDRs, or *; "" → none
     max_feeds_per_address: int = 50      # open live feeds (WebSocket and SSE) per client address
     request_timeout: int = 20            # seconds a client has to send a request's headers, then its body
@@ -81,7 +83,7 @@ class Settings:
             if var in env and env[var] != "":
                 values[name] = env[var]
         for name in ("redis_wait_ms", "notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days",
-                     "max_feeds_per_address", "request_timeout"):
+                     "log_keep_days", "max_feeds_per_address", "request_timeout"):
             if name in values:
                 try:
                     values[name] = int(values[name])
@@ -130,6 +132,10 @@ class Settings:
         for name in ("keep_outbox_days", "keep_predictions_days"):
             if getattr(self, name) < MIN_KEEP_DAYS:
                 raise SettingsError(f"QUEUECAST_{name.upper()}: at least {MIN_KEEP_DAYS} days, got {getattr(self, name)}")
+        # A state forgets the tickets of days before yesterday, so no event of such a day is appended
+        # after it: only days that can no longer grow are archived and trimmed.
+        if self.log_keep_days < MIN_KEEP_DAYS:
+            raise SettingsError(f"QUEUECAST_LOG_KEEP_DAYS: at least {MIN_KEEP_DAYS} days, got {self.log_keep_days}")
         if self.notify_ahead < 1:
             raise SettingsError(f"QUEUECAST_NOTIFY_AHEAD: at least 1, got {self.notify_ahead}")
         if not _VAPID_SUBJECT.fullmatch(self.vapid_subject):

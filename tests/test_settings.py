@@ -63,6 +63,8 @@ def test_sms_base_url_defaults_to_the_providers_public_endpoint():
     ("QUEUECAST_KEEP_OUTBOX_DAYS", "2"),            # shorter than a number's life: a key could be owed again
     ("QUEUECAST_KEEP_OUTBOX_DAYS", "a month"),
     ("QUEUECAST_KEEP_PREDICTIONS_DAYS", "-1"),
+    ("QUEUECAST_LOG_KEEP_DAYS", "2"),               # under 3: a day still growing could be trimmed
+    ("QUEUECAST_LOG_KEEP_DAYS", "three"),
 ])
 def test_a_bad_value_names_its_variable(var, value):
     with pytest.raises(SettingsError, match=var):

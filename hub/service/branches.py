@@ -19,11 +19,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 
+from hub.archive import Archive
 from hub.domain.config import Centre
 from hub.domain.errors import excerpt, not_found
 from hub.domain.events import Event, for_board
-from hub.domain.state import BranchState, apply, fold
+from hub.domain.state import BranchState, apply
+from hub.service.snapshots import Loaded, load_state
+from hub.service.snapshots import spelling as spelling  # one spelling; hub.feeds reads it here
 from hub.store.eventlog import EventLog, LogHead
+from hub.store.snapshots import Snapshots
 
 log = logging.getLogger("queuecast.command")
 
@@ -32,14 +36,15 @@ def dumps(ev: Event) -> bytes:
     return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def spelling(ev: Event) -> str:
-    """One spelling of an event, to tell whether the log holds the very event a state folded."""
-    return json.dumps(ev, sort_keys=True)
-
-
 class Branches:
-    def __init__(self, centre: Centre, events: EventLog):
+    def __init__(self, centre: Centre, events: EventLog, snapshots: Snapshots | None = None,
+                 archive: Archive | None = None):
         self.centre, self.eventlog = centre, events
+        # Where states start from (hub.service.snapshots.load_state): a branch's snapshot and the
+        # events after it; the archive holds what a trimmed log forgot.
+        self.snapshots, self.archive = snapshots, archive
+        # The seq of the snapshot each state was started from (0: the full fold), for the Snapshotter.
+        self.started_from: dict[str, int] = {}
         self.states: dict[str, BranchState] = {}
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
@@ -62,12 +67,16 @@ class Branches:
         self._tips: dict[str, str] = {}
 
     async def load(self) -> None:
-        """Rebuild every branch's state from its log."""
+        """Rebuild every branch's state from its snapshot and log."""
         for b in self.centre.branches.values():
-            self.epochs[b.id] = (await self.eventlog.head(b.id)).epoch
-            evs = await self.eventlog.events_since(b.id, 0)
-            self.states[b.id] = fold(b, evs)
-            self._tip(b.id, evs)
+            self._loaded(b.id, await load_state(b, self.eventlog, self.snapshots, self.archive))
+
+    def _loaded(self, branch: str, got: Loaded) -> None:
+        self.epochs[branch], self.states[branch] = got.epoch, got.state
+        self._tips.pop(branch, None)
+        if got.tip is not None:
+            self._tips[branch] = got.tip
+        self.started_from[branch] = got.started_from
 
     def state(self, branch: str) -> BranchState:
         st = self.states.get(branch)
@@ -129,16 +138,15 @@ class Branches:
         """Rebuild the state from the log. Unless the history was replaced, the watchers are then
         given the events they have not had yet (another process appended them while our append
         conflicted, or while the store could not be read): a reload must not leave a gap in a feed."""
-        seen = self.states[branch].seq
-        evs = await self.eventlog.events_since(branch, 0)
-        st = fold(self.centre.branches[branch], evs)
-        self.states[branch] = st
-        self._tips.pop(branch, None)
-        self._tip(branch, evs)
+        seen, epoch = self.states[branch].seq, self.epochs[branch]
+        got = await load_state(self.centre.branches[branch], self.eventlog, self.snapshots, self.archive)
+        missed = [] if replaced or got.state.seq <= seen else \
+            await self.eventlog.events_since(branch, seen, got.state.seq - seen)
+        self._loaded(branch, got)
+        self.epochs[branch] = epoch         # the caller decides on another epoch (catch_up_locked)
         self.stale.discard(branch)
-        if not replaced:
-            self.deliver(branch, [ev for ev in evs if ev["seq"] > seen])
-        return st
+        self.deliver(branch, [ev for ev in missed if ev["seq"] <= got.state.seq])
+        return got.state
 
     async def catch_up_locked(self, branch: str, *, verify: bool = False) -> None:
         """Fold in what other processes appended since our seq, or rebuild a stale state (call
@@ -154,8 +162,9 @@ class Branches:
             # Read from our own last event on: another event there means the log went back and
             # grew again (other processes wrote over a lost part before we looked).
             evs = await self.eventlog.events_since(branch, st.seq - 1)
-            went_back = not evs or not self._follows(branch, evs[0])
-            evs = evs[1:]
+            if not evs or evs[0]["seq"] <= st.seq:      # else trimmed past our own event (below)
+                went_back = not evs or not self._follows(branch, evs[0])
+                evs = evs[1:]
         if head.epoch == self.epochs[branch] and went_back:
             # Behind what we folded, in the same epoch: the history went back (an older AOF, a
             # lost failover). Whatever is appended next would reuse seqs clients have seen with
@@ -179,6 +188,13 @@ class Branches:
             return
         if not evs:
             evs = await self.eventlog.events_since(branch, st.seq)
+        if evs and evs[0]["seq"] != st.seq + 1:
+            # The log was trimmed past our state (hub.service.trim: this process fell days behind):
+            # start again from the snapshot, and the watchers too, as after a reset.
+            await self.reload(branch, replaced=True)
+            for fn in self.on_reset:
+                fn(branch)
+            return
         for ev in evs:
             apply(st, ev)
         self.deliver(branch, evs)

@@ -67,6 +67,11 @@ class EventLog(Protocol):
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
         """The events whose `day` is `day`, in seq order."""
 
+    async def trim(self, branch: str, through_seq: int, days: Sequence[date]) -> None:
+        """Forget the events with seq <= `through_seq`, and what indexes `days` (days whose events
+        are all among them). Only hub/service/trim.py calls it, once they are archived and a snapshot of the
+        branch is past them; idempotent. `events_since` then starts at the first event kept."""
+
     async def idempotency(self, branch: str, key: str) -> Idempotency | None:
         """The answer kept under `key` by an append, if any (a key is never overwritten)."""
 

@@ -12,6 +12,7 @@ one shard and the append script, which touches only that branch's keys, runs the
 - `...:day:<YYYY-MM-DD>` list of the seqs of that working day's events (export-trace)
 - `...:wait`  string: a token, written before WAIT when a kept answer is replayed, so that WAIT
               has a write of the connection's own to wait for (hub/store/redis_eventlog.py)
+- `...:snap`  hash: seq, epoch, tip, data: the branch's state at seq (hub/store/redis_snapshots.py)
 - `{prefix}ready` string: a token the readiness probe writes (expires in a minute): a replica
               answers PING but refuses writes, and ready means able to write
 The branch's notification outbox is under the same tag, so an append writes its messages in the
@@ -59,6 +60,7 @@ from hub.store.redis_keys import Keys
 from hub.store.redis_outbox import RedisOutbox
 from hub.store.redis_predictions import RedisPredictions
 from hub.store.redis_quotas import RedisQuotas
+from hub.store.redis_snapshots import RedisSnapshots
 from hub.store.storage import Storage
 
 
@@ -76,6 +78,7 @@ async def open_redis(url: str, min_replicas: int | None = None, wait_ms: int = 5
     replicas = default_min_replicas(target) if min_replicas is None else min_replicas
     try:
         yield Storage(log=RedisEventLog(client, keys, replicas, wait_ms), outbox=RedisOutbox(client, keys),
-                      predictions=RedisPredictions(client, keys), quotas=RedisQuotas(client, keys))
+                      predictions=RedisPredictions(client, keys), quotas=RedisQuotas(client, keys),
+                      snapshots=RedisSnapshots(client, keys))
     finally:
         await client.aclose()

@@ -68,6 +68,15 @@ return redis.call('HMGET', KEYS[1], 'seq', 'epoch', 'base')
 """
 
 
+# KEYS: log, then the day lists to forget. ARGV: the first stream id to keep. One script: the
+# day lists never name events the stream no longer has while the stream still has some of theirs.
+_TRIM = """
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+"""
+
+
 class IdempotencyKeyExists(Exception):
     """An answer is already kept under this key; it is never overwritten."""
 
@@ -82,6 +91,7 @@ class RedisEventLog:
         self._unconfirmed: dict[str, tuple[int, str]] = {}
         self._append = client.register_script(_APPEND)
         self._head = client.register_script(_HEAD)
+        self._trim = client.register_script(_TRIM)
 
     @reachable
     async def head(self, branch: str) -> LogHead:
@@ -216,6 +226,11 @@ class RedisEventLog:
                 pipe.xrange(log, min=f"{text(seq)}-1", max=f"{text(seq)}-1")
             found = await pipe.execute()
         return [json.loads(entries[0][1]["e"]) for entries in found if entries]
+
+    @reachable
+    async def trim(self, branch: str, through_seq: int, days: Sequence[date]) -> None:
+        keys = [self._k.branch(branch, "log"), *(self._k.branch(branch, f"day:{d.isoformat()}") for d in days)]
+        await self._trim(keys=keys, args=[f"{through_seq + 1}-0"])
 
     @reachable
     async def idempotency(self, branch: str, key: str) -> Idempotency | None:

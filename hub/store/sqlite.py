@@ -12,6 +12,7 @@ from hub.store.sqlite_eventlog import SQLiteEventLog
 from hub.store.sqlite_outbox import SQLiteOutbox
 from hub.store.sqlite_predictions import SQLitePredictions
 from hub.store.sqlite_quotas import SQLiteQuotas
+from hub.store.sqlite_snapshots import SQLiteSnapshots
 from hub.store.storage import Storage
 
 
@@ -19,4 +20,4 @@ from hub.store.storage import Storage
 async def open_sqlite(path: str | Path) -> AsyncIterator[Storage]:
     async with Database.open(path) as db:
         yield Storage(log=SQLiteEventLog(db), outbox=SQLiteOutbox(db), predictions=SQLitePredictions(db),
-                      quotas=SQLiteQuotas(db))
+                      quotas=SQLiteQuotas(db), snapshots=SQLiteSnapshots(db))

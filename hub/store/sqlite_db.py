@@ -34,7 +34,7 @@ PRAGMAS: tuple[str, ...] = (
     "PRAGMA synchronous=FULL",
 )
 
-SCHEMA_VERSION = 4  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
+SCHEMA_VERSION = 5  # kept in PRAGMA user_version; bump it with a migration in _ensure_schema
 T = TypeVar("T")
 
 _SCHEMA: tuple[str, ...] = (
@@ -67,6 +67,9 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS quotas(citizen TEXT NOT NULL, day TEXT NOT NULL, id TEXT NOT NULL,"
     " branch TEXT NOT NULL, field TEXT NOT NULL, expires INTEGER NOT NULL, PRIMARY KEY(citizen, day, id))",
     "CREATE INDEX IF NOT EXISTS quotas_expires ON quotas(expires)",
+    # Version 5: branch snapshots (hub.store.snapshots), one row per branch.
+    "CREATE TABLE IF NOT EXISTS snapshots(branch TEXT PRIMARY KEY, seq INTEGER NOT NULL, epoch TEXT NOT NULL,"
+    " tip TEXT NOT NULL, data TEXT NOT NULL)",
 )
 
 

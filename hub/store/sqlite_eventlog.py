@@ -107,6 +107,12 @@ class SQLiteEventLog:
             "SELECT body FROM events WHERE branch = ? AND day = ? ORDER BY seq",
             (branch, day.isoformat()))
 
+    async def trim(self, branch: str, through_seq: int, days: Sequence[date]) -> None:
+        async def write() -> None:          # the day index is the rows themselves: nothing else to forget
+            await self._db.conn.execute("DELETE FROM events WHERE branch = ? AND seq <= ?", (branch, through_seq))
+
+        await self._db.write(write)
+
     async def idempotency(self, branch: str, key: str) -> Idempotency | None:
         rows = await self._db.select(
             "SELECT fingerprint, status, body FROM idempotency WHERE branch = ? AND key = ?", (branch, key))

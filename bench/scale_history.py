@@ -21,14 +21,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import IO
 from zoneinfo import ZoneInfo
 
 import httpx
-
-from faults_procs import ROOT, Procs, free_port, readyz, stop, wait_for  # noqa: F401  (bench/ on sys.path)
+from faults_procs import ROOT, Procs, free_port, readyz, stop, wait_for  # bench/ is on sys.path (bench/scale.py)
 
 TEMPLATE_BRANCH = "3"           # hanoi.toml's branch 3: 13 fields, a dozen counters, no overrides
 START = date(2026, 5, 18)       # a working Monday: the history's first day

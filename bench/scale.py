@@ -453,6 +453,9 @@ def report(res: dict) -> None:
         else:
             print(f"{s['numbers_per_branch_day']:.0f} numbers and {s['events_per_branch'] / s['days']:.0f} events "
                   f"per branch-day; {s['events']} events, Redis {s['redis_mib']:.0f} MiB, written in {s['write_s']:.1f} s)")
+            e = s["empty"]
+            print(f"  {'no history':<12} ready (/readyz 200) {e['ready_s']:.2f} s; first command answered at "
+                  f"{e['first_command_s']:.2f} s; CPU {e['cpu_s']:.1f} s, RSS {e['rss_mib']:.0f} MiB")
             for i, st in enumerate(s["starts"]):
                 what = "first start" if i == 0 else f"restart {i}"
                 print(f"  {what:<12} ready (/readyz 200) {st['ready_s']:.2f} s; first command (branch {st['branch']}) "

@@ -459,7 +459,8 @@ def report(res: dict) -> None:
             for i, st in enumerate(s["starts"]):
                 what = "first start" if i == 0 else f"restart {i}"
                 print(f"  {what:<12} ready (/readyz 200) {st['ready_s']:.2f} s; first command (branch {st['branch']}) "
-                      f"answered at {st['first_command_s']:.2f} s; CPU {st['cpu_s']:.1f} s, RSS {st['rss_mib']:.0f} MiB")
+                      f"answered at {st['first_command_s']:.2f} s; CPU {st['cpu_s']:.1f} s, RSS {st['rss_mib']:.0f} MiB; "
+                      f"quiet {st['quiet_s']:.0f} s later (CPU {st['cpu_quiet_s']:.1f} s)")
             if s["branches"] != 1000 and s["starts"]:
                 extra = (s["starts"][0]["ready_s"] - e["ready_s"]) / s["branches"]
                 print(f"  history's share per branch {1000 * extra:.1f} ms -> 1,000 branches x {s['days']} days: about "
@@ -573,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--scenario", default="quiet", help="the simulator's scenario of those days (quiet: ~300 numbers "
                    "a branch-day; normal: ~500)")
     g.add_argument("--starts", type=int, help="timed starts of a fresh process on that Redis, one after another (default 2)")
+    g.add_argument("--settle", type=float, default=180.0, help="after its first answer a started process is left "
+                   "running until it is quiet (its CPU still for 3 s), at most this long (180; 0: stopped at once)")
     g.add_argument("--start-timeout", type=float, default=900.0, help="seconds a start may take (900)")
     g = p.add_argument_group("3. phone")
     g.add_argument("--phone-count", type=int, help="phones on ticket feeds (default 30)")

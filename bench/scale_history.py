@@ -28,6 +28,7 @@ from typing import IO
 from zoneinfo import ZoneInfo
 
 import httpx
+from call_next import proc_cpu  # bench/ is on sys.path (bench/scale.py)
 from faults_procs import ROOT, Procs, free_port, readyz, stop, wait_for  # bench/ is on sys.path (bench/scale.py)
 
 TEMPLATE_BRANCH = "3"           # hanoi.toml's branch 3: 13 fields, a dozen counters, no overrides
@@ -119,10 +120,9 @@ def populate(redis_port: int, prefix: str, branches: int, events: list[tuple[str
 
 
 def time_start(procs: Procs, env: dict[str, str], branches: int, timeout: float, rng: random.Random,
-               service: str) -> dict:
+               service: str, settle: float = 0.0) -> dict:
     """Start `queuecast serve`; seconds until /readyz is 200 and until a kiosk number at a random
     branch is answered; the process's CPU and RSS then. The process is stopped before returning."""
-    from call_next import proc_cpu
     port = free_port()
     log = procs.workdir / f"start-{port}.log"
     t0 = time.monotonic()
@@ -143,9 +143,29 @@ def time_start(procs: Procs, env: dict[str, str], branches: int, timeout: float,
             raise RuntimeError(f"the first command at branch {branch} answered {r.status_code}: {r.text[:200]}")
         user, sys_ = proc_cpu(proc.pid)
         rss = _rss_mib(proc.pid)
-        return {"ready_s": t_ready, "first_command_s": t_first, "branch": branch, "cpu_s": user + sys_, "rss_mib": rss}
+        out = {"ready_s": t_ready, "first_command_s": t_first, "branch": branch, "cpu_s": user + sys_, "rss_mib": rss}
+        # Left running until it is quiet: what it does after answering (e.g. writing snapshots for
+        # the next start) is done before it is stopped, and a restart finds it.
+        out["quiet_s"], out["cpu_quiet_s"] = quiet(proc.pid, settle) if settle > 0 else (float("nan"), float("nan"))
+        return out
     finally:
         stop(proc)
+
+
+def quiet(pid: int, limit: float, window: float = 3.0, busy: float = 0.05) -> tuple[float, float]:
+    """Seconds until process `pid` used less than `busy` CPU seconds in `window` s (at most `limit`
+    s: NaN if never), and its CPU seconds then."""
+    t0 = time.monotonic()
+    last = sum(proc_cpu(pid))
+    for _ in range(int(limit / window) + 1):
+        time.sleep(window)
+        now = sum(proc_cpu(pid))
+        if now - last < busy:
+            return time.monotonic() - t0, now
+        last = now
+        if time.monotonic() - t0 > limit:
+            break
+    return float("nan"), sum(proc_cpu(pid))
 
 
 class _Url:                     # what faults_procs.readyz reads of a hub
@@ -184,7 +204,7 @@ def run_startup(args, workdir: Path) -> dict:
         wrote = populate(rport, prefix, args.branches, events)
         starts = []
         for _ in range(args.starts):
-            starts.append(time_start(procs, env, args.branches, args.start_timeout, rng, "ho-tich"))
+            starts.append(time_start(procs, env, args.branches, args.start_timeout, rng, "ho-tich", args.settle))
         return {"branches": args.branches, "days": args.days, "scenario": args.scenario, "events_per_branch": len(events),
                 "numbers_per_branch_day": types["ticket.issued"] / args.days, "template_s": made_s,
                 "today": today.isoformat(), **wrote, "empty": empty, "starts": starts}

@@ -31,6 +31,19 @@ import httpx
 from call_next import proc_cpu  # bench/ is on sys.path (bench/scale.py)
 from faults_procs import ROOT, Procs, free_port, readyz, stop, wait_for  # bench/ is on sys.path (bench/scale.py)
 
+
+class Processes(Procs):
+    """bench/faults_procs.py's Procs, with extra QUEUECAST_ settings for every hub (--hub-env)."""
+
+    def __init__(self, workdir: Path, extra: dict[str, str] | None = None):
+        super().__init__(workdir)
+        self.extra = extra or {}
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def hub_env(self, database: str) -> dict[str, str]:
+        return {**super().hub_env(database), **self.extra}
+
+
 TEMPLATE_BRANCH = "3"           # hanoi.toml's branch 3: 13 fields, a dozen counters, no overrides
 START = date(2026, 5, 18)       # a working Monday: the history's first day
 PLACEHOLDER = "\x00branch\x00"
@@ -184,8 +197,7 @@ def run_startup(args, workdir: Path) -> dict:
     """Part 2 of bench/scale.py: one Redis, `args.branches` x `args.days` of history, `args.starts`
     timed starts of a fresh hub process on it (the second and later: a restart, after the first
     process left whatever it keeps, e.g. snapshots)."""
-    procs = Procs(workdir / "startup")
-    procs.workdir.mkdir(parents=True, exist_ok=True)
+    procs = Processes(workdir / "startup", args.hub_env)
     try:
         config = procs.workdir / "branches.toml"
         config.write_text(config_text(args.branches), encoding="utf-8")
@@ -196,7 +208,7 @@ def run_startup(args, workdir: Path) -> dict:
         prefix = "s:"
         clock = datetime.combine(today, dtime(9, 0), ZoneInfo("Asia/Ho_Chi_Minh")).isoformat()
         env = {**procs.hub_env(f"redis://127.0.0.1:{rport}/0?prefix={prefix}"), "QUEUECAST_CONFIG": str(config),
-               "QUEUECAST_CLOCK": clock}
+               "QUEUECAST_CLOCK": clock, **args.hub_env}
         rng = random.Random(16)
         # The same start with no history first (under another prefix): what a start costs anyway.
         empty = time_start(procs, {**env, "QUEUECAST_DATABASE": f"redis://127.0.0.1:{rport}/0?prefix=empty:"},

@@ -273,6 +273,10 @@ async def cpu_run(n: int, args, workdir: Path) -> dict:
             for f in feeds:                                 # count the measured phase only
                 f.frames = f.payload = f.wire = 0
             pids = [h.proc.pid for h in hubs]
+            # What the processes spend with the feeds open and no command (timers, clock-driven work)
+            idle0, t_idle = sum(cpu_s(p) for p in pids), time.monotonic()
+            await asyncio.sleep(args.idle)
+            idle = (sum(cpu_s(p) for p in pids) - idle0) / (time.monotonic() - t_idle)
             before, redis_before = [cpu_s(p) for p in pids], cpu_s(redis_pid)
             t0 = time.monotonic()
 
@@ -292,7 +296,8 @@ async def cpu_run(n: int, args, workdir: Path) -> dict:
         lost = [f.closed for f in feeds if f.closed and not f.closed.startswith("closed")]
         return {"hubs": n, "commands": count, "wall_s": wall, **latency(samples),
                 "cpu_ms_per_command": 1000 * sum(used) / count,
-                "cpu_ms_by_hub": [round(1000 * u / count, 2) for u in used],
+                "cpu_ms_by_hub": [round(1000 * u / count, 2) for u in used], "idle_cpu_ms_per_s": 1000 * idle,
+                "cpu_ms_per_command_net_of_idle": 1000 * (sum(used) - idle * wall) / count,
                 "redis_cpu_ms_per_command": 1000 * redis_used / count,
                 "feeds": {"boards": sum(f.kind == "board" for f in feeds), "phones": sum(f.kind == "phone" for f in feeds)},
                 "frames": sum(f.frames for f in feeds), "feed_errors": lost}
@@ -434,7 +439,7 @@ def report(res: dict) -> None:
         print(f"\n1. hub processes on one Redis, 12 branches, open loop {c['rate']:g} commands/s for {c['seconds']:g} s "
               f"(kiosk number + call-next), feeds on every process")
         print(f"  {'N':>2} {'feeds b/p':>9} {'cmds':>5} {'ok/s':>6} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'CPU ms/cmd':>10} {'x N=1':>6} {'by hub':<22} {'redis':>6} errors")
+              f"{'CPU ms/cmd':>10} {'x N=1':>6} {'by hub':<22} {'redis':>6} {'idle ms/s':>9} {'net':>6} errors")
         base = None
         for r in c["runs"]:
             if "error" in r:
@@ -444,7 +449,11 @@ def report(res: dict) -> None:
             print(f"  {r['hubs']:>2} {r['feeds']['boards']:>4}/{r['feeds']['phones']:<4} {r['commands']:>5} "
                   f"{r['per_s']:>6.1f} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['cpu_ms_per_command']:>10.2f} "
                   f"{r['cpu_ms_per_command'] / base:>6.2f} {str(r['cpu_ms_by_hub']):<22} "
-                  f"{r['redis_cpu_ms_per_command']:>6.2f} {r['errors'] or '-'}{' feed errors: ' + str(r['feed_errors'][:2]) if r['feed_errors'] else ''}")
+                  f"{r['redis_cpu_ms_per_command']:>6.2f} {r['idle_cpu_ms_per_s']:>9.1f} "
+                  f"{r['cpu_ms_per_command_net_of_idle']:>6.2f} {r['errors'] or '-'}{' feed errors: ' + str(r['feed_errors'][:2]) if r['feed_errors'] else ''}")
+        print("  CPU ms/cmd: all hub processes' CPU over the commands (until every board has the last event) / "
+              "commands; redis: the server's, apart; idle: all hubs' CPU per second with the feeds open and no "
+              "command, measured first; net: CPU ms/cmd less that idle rate over the same time")
         print("  target: CPU per command with 3 processes <= 1.2x one process's")
     if "startup" in res:
         s = res["startup"]
@@ -569,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seconds", type=float, help="measured seconds (default 20)")
     g.add_argument("--counters", type=int, default=3, help="counters opened per branch, each its own field (3)")
     g.add_argument("--depth", type=int, default=6, help="numbers queued per counter first (6)")
+    g.add_argument("--idle", type=float, default=5.0, help="seconds of idle CPU measured before the commands (5)")
     g.add_argument("--boards", type=int, help="board WebSockets per branch per process (default 2)")
     g.add_argument("--phones", type=int, help="ticket WebSockets per branch per process (default 2)")
     g = p.add_argument_group("2. startup")

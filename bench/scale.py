@@ -11,12 +11,15 @@ processes (every process started here is stopped by its pid at the end; every wa
    the others, alternately a kiosk number and a call-next of one (branch, counter) pair, branches
    and counters round-robin, to process i mod N. Hub CPU per command = utime+stime (/proc/PID/stat)
    summed over the hub processes, from before the first command until every board connection on
-   every process has the last event, divided by the commands; Redis's CPU apart. Latency = answer -
-   scheduled time (queueing counts). Each N is also given as a ratio to N=1.
+   every process has the last event, divided by the commands; Redis's CPU apart; also net of the
+   hubs' idle CPU (--idle seconds with the feeds open and no command, measured first). Latency =
+   answer - scheduled time (queueing counts). Each N is also given as a ratio to N=1.
 2. startup: a configuration of --branches copies of a Hanoi branch, --days working days of
    simulated history of each written into Redis (bench/scale_history.py), then --starts times a
    fresh `queuecast serve`: seconds until /readyz is 200 and until a kiosk number at a random
-   branch is answered (the second start and later: a restart after a process has run there).
+   branch is answered, first with no history at all (what any start costs). Each started process
+   is left running until it is quiet (--settle), so that a restart (the second start and later)
+   finds whatever the first left for it (snapshots).
 3. phone: one hub, branch 1 with every counter open, --phone-count phones on ticket feeds of
    waiting numbers, the branch driven at --phone-rate commands a second for --phone-seconds; the
    bytes each phone received after its first frame (payload, and with the WebSocket frame header),
@@ -25,6 +28,10 @@ processes (every process started here is stopped by its pid at the end; every wa
    is compressed in time (the clock is real): what changes with the clock alone is not in it.
 4. fanout: bench/fanout.py (hub and bare modes) in its own process, its figures read back from
    its --out file: CPU per delivered frame and per call-next, p99, memory per idle connection.
+   Its hubs get QUEUECAST_MAX_FEEDS_PER_ADDRESS raised (fanout.py's own hub would take 50 feeds
+   from 127.0.0.1 and refuse the rest).
+
+--hub-env QUEUECAST_X=V gives every hub the bench starts a setting (e.g. QUEUECAST_HOLD_BRANCHES=asked).
 
 Supersedes bench/forecast_cpu.py of branch `forecast` (hub CPU per command with 1 and 3 processes,
 one branch, one command stream to the first process): part 1 measures the same with 12 branches,

@@ -511,7 +511,8 @@ def report(res: dict) -> None:
                       f"{r['us_per_call'] / 1000:.2f} ms/call ({r['frames_per_call']:.2f} frames per call per "
                       f"subscriber), p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['kib_per_idle_conn']:.1f} "
                       f"KiB/idle conn, gaps {r['gaps']} dups {r['dups']}"
-                      + (f"; {r['ms_per_call_unwatched']:.2f} ms/call unwatched" if "ms_per_call_unwatched" in r else ""))
+                      + (f"; {r['ms_per_call_unwatched']:.2f} ms/call unwatched" if name == "hub" and "ms_per_call_unwatched" in r
+                         else ""))
             if "error" not in h and "error" not in b and b:
                 print(f"  hub/bare: CPU per frame {h['us_per_frame'] / b['us_per_frame']:.2f}x, per call-next "
                       f"{h['us_per_call'] / b['us_per_call']:.2f}x, p99 {h['p99_ms'] / b['p99_ms']:.2f}x, memory per idle "

@@ -1,7 +1,7 @@
 # queuecast: everyday commands. `make run` and `make test` set everything up first.
 SHELL := /bin/bash
 
-.PHONY: all setup run test lint screenshots bench bench-notifier bench-faults eta-eval clean
+.PHONY: all setup run test lint screenshots bench bench-notifier bench-faults bench-scale eta-eval clean
 
 all: test
 
@@ -41,6 +41,12 @@ bench-notifier:
 bench-faults:
 	scripts/setup.sh --test
 	.venv/bin/python bench/faults.py $(ARGS)
+
+# Scale-out (issue 16): CPU per command with 1-3 hub processes, start-up with many branches, bytes
+# per watching phone, board fan-out per call; ~5 min (ARGS="--quick", "--only cpu", "--branches 1000").
+bench-scale:
+	scripts/setup.sh --test
+	.venv/bin/python bench/scale.py $(ARGS)
 
 # The ETA estimator against NAIVE, QL and LES on held-out simulated days (docs/eta.md); a few minutes.
 eta-eval: setup

@@ -1,4 +1,9 @@
-"""Every branch's state in this process, folded from its log, and the ways it keeps up with the log.
+"""The branches this process holds, each folded from its log, and the ways they keep up with the log.
+
+A branch is held (loaded, followed) from the first time something needs it (`hold`: a command, a
+feed, a view) and let go again (`let_go_idle`) when nobody has used it for `idle_seconds` and no
+keeper (`keep`: a feed watching it, work still to do there) asks to keep it. Unknown branches are
+refused from the configuration alone: a 404 loads nothing.
 
 A state moves only under its branch's lock, in seq order; whoever moves it tells the watchers
 (`on_event`: the feeds, the prediction publisher) of each event, encoded once. The log stays the
@@ -16,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from hub.domain.config import Centre
@@ -37,10 +44,21 @@ def spelling(ev: Event) -> str:
     return json.dumps(ev, sort_keys=True)
 
 
+@dataclass(frozen=True)
+class LetGo:
+    """What this process knew of a branch it let go: enough to tell, when it holds it again, that
+    its history went back meanwhile (the same epoch, but not the events we had folded)."""
+
+    epoch: str
+    seq: int
+    tip: str | None
+
+
 class Branches:
-    def __init__(self, centre: Centre, events: EventLog):
+    def __init__(self, centre: Centre, events: EventLog, idle_seconds: float = 600.0):
         self.centre, self.eventlog = centre, events
-        self.states: dict[str, BranchState] = {}
+        self.idle_seconds = idle_seconds
+        self.states: dict[str, BranchState] = {}      # the branches held, and only they
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
         self.stale: set[str] = set()           # branches whose state may hold events not in the log
@@ -60,25 +78,105 @@ class Branches:
         # The last event folded into each state, in one spelling: a catch-up reads it again from
         # the log, and another event there means the log was replaced at the same length or longer.
         self._tips: dict[str, str] = {}
+        # Holding and letting go: called with a branch just loaded, or just let go (under its lock).
+        self.on_hold: list[Callable[[str, BranchState], None]] = []
+        self.on_let_go: list[Callable[[str, BranchState], None]] = []
+        # Asked before an idle branch is let go: any True keeps it (a feed watching it, work to do).
+        self.keep: list[Callable[[str, BranchState], bool]] = []
+        self.let_go: dict[str, LetGo] = {}
+        self._used: dict[str, float] = {}              # branch → when last used (time.monotonic)
+        self.loads = self.let_goes = 0                 # read by /metrics
 
-    async def load(self) -> None:
-        """Rebuild every branch's state from its log."""
-        for b in self.centre.branches.values():
-            self.epochs[b.id] = (await self.eventlog.head(b.id)).epoch
-            evs = await self.eventlog.events_since(b.id, 0)
-            self.states[b.id] = fold(b, evs)
-            self._tip(b.id, evs)
-
-    def state(self, branch: str) -> BranchState:
-        st = self.states.get(branch)
-        if st is None:
+    def known(self, branch: str) -> None:
+        """404 for a branch the configuration does not have (nothing is loaded to tell)."""
+        if branch not in self.centre.branches:
             raise not_found("branch_not_found", f"No branch {excerpt(branch)}.",
                             f"Không có chi nhánh {excerpt(branch)}.")
+
+    async def hold(self, branch: str) -> BranchState:
+        """The branch's state, loaded from its log and followed from now on if this process did
+        not hold it; the branch counts as used now. Call it before `state`, outside the branch's
+        lock (loading takes it, so that two callers load once)."""
+        st = self.states.get(branch)
+        if st is None:
+            self.known(branch)
+            async with self._locks[branch]:
+                st = self.states.get(branch)
+                if st is None:
+                    st = await self._load(branch)
+        self._used[branch] = time.monotonic()
+        return st
+
+    async def hold_all(self) -> None:
+        for b in self.centre.branches:
+            await self.hold(b)
+
+    async def _load(self, branch: str) -> BranchState:
+        """Fold the branch's log (call with its lock held)."""
+        head = await self.eventlog.head(branch)
+        evs = await self.eventlog.events_since(branch, 0)
+        st = fold(self.centre.branches[branch], evs)
+        before = self.let_go.pop(branch, None)
+        if before is not None and head.epoch == before.epoch and before.seq and await self._went_back(branch, before):
+            # The history went back while nobody here held it: what clients saw of it was another
+            # history, so it must be another epoch (as catch_up_locked does for a held branch).
+            head = await self.eventlog.new_epoch(branch, head.epoch)
+        self.states[branch], self.epochs[branch] = st, head.epoch
+        self._tips.pop(branch, None)
+        self._tip(branch, evs)
+        self.loads += 1
+        for fn in self.on_hold:
+            fn(branch, st)
+        return st
+
+    async def _went_back(self, branch: str, before: LetGo) -> bool:
+        at = await self.eventlog.events_since(branch, before.seq - 1, 1)
+        return not at or at[0].get("seq") != before.seq or (before.tip is not None and spelling(at[0]) != before.tip)
+
+    async def let_go_idle(self) -> list[str]:
+        """Let go every branch unused for `idle_seconds` that no keeper keeps: its state is
+        dropped and the hooks (its following, its forecasts) stop. Returns the branches let go."""
+        gone = []
+        for branch in list(self.states):
+            if not self._idle(branch):
+                continue
+            async with self._locks[branch]:
+                st = self.states.get(branch)
+                if st is None or not self._idle(branch) or any(keep(branch, st) for keep in self.keep):
+                    continue
+                del self.states[branch]
+                self.let_go[branch] = LetGo(self.epochs.pop(branch), st.seq, self._tips.pop(branch, None))
+                self.stale.discard(branch)
+                self._used.pop(branch, None)
+                self.let_goes += 1
+                for fn in self.on_let_go:
+                    fn(branch, st)
+                gone.append(branch)
+        return gone
+
+    def _idle(self, branch: str) -> bool:
+        return time.monotonic() - self._used.get(branch, 0.0) >= self.idle_seconds
+
+    async def moved(self) -> list[str]:
+        """The branches let go whose log has moved since (another process wrote to them)."""
+        out = []
+        for branch, before in list(self.let_go.items()):
+            head = await self.eventlog.head(branch)
+            if (head.epoch, head.seq) != (before.epoch, before.seq):
+                out.append(branch)
+        return out
+
+    def state(self, branch: str) -> BranchState:
+        """A held branch's state (after `hold`); 404 for a branch the configuration does not have."""
+        st = self.states.get(branch)
+        if st is None:
+            self.known(branch)
+            raise RuntimeError(f"branch {branch} is not held here: await hold({branch!r}) first")
         return st
 
     def lock(self, branch: str) -> asyncio.Lock:
         """Held while a branch's state moves: hold it to read a state consistent with its seq."""
-        self.state(branch)
+        self.known(branch)
         return self._locks[branch]
 
     # -- reading the log (resumes, day statistics) ----------------------------------------------------
@@ -186,6 +284,9 @@ class Branches:
     async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended, to one branch or every branch (a process with no
         broker to tell it, like the notifier on SQLite, polls this); `verify`: see catch_up_locked."""
-        for b in self.states if branch is None else (branch,):
+        if branch is not None:
+            self.known(branch)
+        for b in list(self.states) if branch is None else (branch,):
             async with self._locks[b]:
-                await self.catch_up_locked(b, verify=verify)
+                if b in self.states:            # one let go meanwhile, or never held: its log is read when it is
+                    await self.catch_up_locked(b, verify=verify)

@@ -16,13 +16,13 @@ Two ways to run (QUEUECAST_HOLD_BRANCHES):
   beside at least one `busy` process, which keeps the time-driven work going for every branch.
 
 Views of branches let go (the /branches chooser, which lists every branch) are the view the branch
-had when it was let go, with the time brought forward, for at most `idle_seconds`: after that, or
-once its log moved, the branch is held again to answer. So a chooser served every second loads a
-branch at most once per idle period, not at every call.
+had when it was let go, with what depends on the clock brought forward (hub.views.brought_forward):
+nothing else of it changes until its log does. Once its log moved (another process wrote to it,
+found by the next `round`), a busy process holds it again and an asked one forgets the view, so
+that the next chooser loads it. A chooser served every second loads nothing it has a view of.
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +56,7 @@ class Holding:
             raise ValueError(f"hold mode: one of {', '.join(MODES)}, not {mode!r}")
         self.branches, self.clock, self.mode = branches, clock, mode
         self.books: dict[str, Kept] = {}
-        self._views: dict[str, tuple[float, dict[str, Any]]] = {}    # branch → (when kept, its view)
+        self._views: dict[str, dict[str, Any]] = {}      # branch let go → its view then
         if mode == "busy":
             branches.keep.append(lambda branch, st: has_work(st))
         branches.on_hold.append(self._held)
@@ -78,9 +78,8 @@ class Holding:
 
     def kept_view(self, branch: str) -> dict[str, Any] | None:
         kept = self._views.get(branch)
-        if kept is None or time.monotonic() - kept[0] >= self.branches.idle_seconds:
-            return None
-        return {**kept[1], "now": self.clock.now().isoformat(timespec="seconds")}
+        return None if kept is None else views.brought_forward(kept, self.branches.centre.branches[branch],
+                                                               self.clock.now())
 
     def _held(self, branch: str, st: BranchState) -> None:
         self.books.pop(branch, None)
@@ -88,4 +87,4 @@ class Holding:
 
     def _let_go(self, branch: str, st: BranchState) -> None:
         self.books[branch] = Kept(branch, {p: r for p, r in st.citizens.items() if r.noshows or r.numbers})
-        self._views[branch] = (time.monotonic(), views.branch_view(st, self.clock.now()))
+        self._views[branch] = views.branch_view(st, self.clock.now())

@@ -321,7 +321,8 @@ class QueueService:
 
     async def branches_view(self) -> list[dict[str, Any]]:
         """Every branch's view: the held ones' from their state, the others' as kept when they
-        were let go (hub.service.holding.Holding.views says how long that stays true)."""
+        were let go (hub.service.holding says how long that stays true); a branch with neither
+        (never held by an `asked` process) is held to answer."""
         now = self.now()
         out = []
         for b in self.centre.branches:

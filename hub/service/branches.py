@@ -138,8 +138,8 @@ class Branches:
         dropped and the hooks (its following, its forecasts) stop. Returns the branches let go."""
         gone = []
         for branch in list(self.states):
-            if not self._idle(branch):
-                continue
+            if not self._idle(branch) or self._locks[branch].locked():
+                continue            # in use (a command, a catch-up): not idle, whatever the clock says
             async with self._locks[branch]:
                 st = self.states.get(branch)
                 if st is None or not self._idle(branch) or any(keep(branch, st) for keep in self.keep):

@@ -26,6 +26,7 @@ class Following:
     def __init__(self, branches: Branches, broker: Broker):
         self.branches, self.broker = branches, broker
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ending: set[asyncio.Task[None]] = set()      # cancelled, still unsubscribing
         self._running = False
         branches.on_hold.append(self._start)
         branches.on_let_go.append(self._stop)
@@ -42,7 +43,7 @@ class Following:
             await asyncio.Event().wait()
         finally:
             self._running = False
-            tasks, self._tasks = list(self._tasks.values()), {}
+            tasks, self._tasks = [*self._tasks.values(), *self._ending], {}
             await loops.stop(tasks)
 
     def _start(self, branch: str, st: BranchState) -> None:
@@ -54,6 +55,8 @@ class Following:
         task = self._tasks.pop(branch, None)
         if task is not None:
             task.cancel()           # its subscription ends (the broker unsubscribes) as it unwinds
+            self._ending.add(task)
+            task.add_done_callback(self._ending.discard)
 
     async def _one(self, branch: str) -> None:
         branches = self.branches

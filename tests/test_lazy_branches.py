@@ -8,15 +8,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
 import redis as redis_sync
 from websockets.asyncio.client import connect
 
+from hub import views
 from hub.auth import Tokens
+from hub.domain.state import BranchState
 
-from conftest import SECRET, assert_error, bearer
+from conftest import SECRET, TUESDAY_9AM, assert_error, bearer
 from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
@@ -210,3 +213,23 @@ async def test_a_busy_hub_keeps_the_branches_with_work_and_answers_the_chooser_w
         # Branch 3, used after them, is let go again: 1 and 2, idle longer, are kept for their work.
         await until(lambda: _not_in("3", held(c)), "branch 3 let go again")
         assert await held(c) == {"1", "2"}
+
+
+def test_a_kept_view_is_brought_forward_on_the_clock(centre):
+    """The view of a branch let go, served later: the time, the issuing day and whether issuing is
+    open are the clock's now; on a new issuing day every number is left again."""
+    b = centre.branches["3"]
+    st = BranchState(b)
+    kept = views.branch_view(st, TUESDAY_9AM)
+    kept["services"][0]["numbers_left"] = 7                  # as if numbers had been issued that day
+    same_day = views.brought_forward(kept, b, TUESDAY_9AM + timedelta(hours=1))
+    assert same_day["now"] == (TUESDAY_9AM + timedelta(hours=1)).isoformat(timespec="seconds")
+    assert same_day["day"] == kept["day"] and same_day["services"][0]["numbers_left"] == 7
+    night = views.brought_forward(kept, b, TUESDAY_9AM.replace(hour=23))
+    assert night["issuing"] == views.branch_view(st, TUESDAY_9AM.replace(hour=23))["issuing"]
+    assert night["issuing"] != kept["issuing"]
+    next_day = views.brought_forward(kept, b, TUESDAY_9AM + timedelta(days=1))
+    assert next_day["day"] == "2026-05-20"
+    assert next_day["services"][0]["numbers_left"] == next_day["services"][0]["daily_cap"]
+    fresh = views.branch_view(st, TUESDAY_9AM + timedelta(days=1))
+    assert {k: v for k, v in next_day.items() if k != "services"} == {k: v for k, v in fresh.items() if k != "services"}

@@ -108,7 +108,9 @@ class Worker:
         return max(1, min(self.batch, int(self.rate * self.lease / 2)))
 
     async def _leave_home(self, now: datetime) -> None:
-        for st in self.service.states.values():
+        # The branches held: with QUEUECAST_HOLD_BRANCHES=busy (always, in the notifier process)
+        # that is every branch with numbers waiting (hub.service.holding).
+        for st in list(self.service.states.values()):
             if any(t.travel_minutes is not None and t.notify and not t.checked_in for t in st.tickets.values()):
                 due = self.rules.leave_due(st, views.forecast(st, now), now)
                 if due:

@@ -19,7 +19,7 @@ from hub import views
 from hub.auth import Tokens
 from hub.domain.state import BranchState
 
-from conftest import SECRET, TUESDAY_9AM, assert_error, bearer
+from conftest import SECRET, TUESDAY_9AM, assert_error, bearer, replica_link
 from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
@@ -233,3 +233,33 @@ def test_a_kept_view_is_brought_forward_on_the_clock(centre):
     assert next_day["services"][0]["numbers_left"] == next_day["services"][0]["daily_cap"]
     fresh = views.branch_view(st, TUESDAY_9AM + timedelta(days=1))
     assert {k: v for k, v in next_day.items() if k != "services"} == {k: v for k, v in fresh.items() if k != "services"}
+
+
+@pytest.mark.slow
+async def test_on_a_cluster_a_branch_let_go_leaves_its_shard_channel(redis_cluster, redis_cluster_url, hub_factory,
+                                                                     hub_env):
+    """Shard channels (SSUBSCRIBE) end with SUNSUBSCRIBE on the branch's master, which the broker
+    does not take for a dropped subscription (no reconnect)."""
+    hub = hub_factory({**hub_env, "QUEUECAST_DATABASE": redis_cluster_url, "QUEUECAST_HOLD_BRANCHES": "asked",
+                       "QUEUECAST_BRANCH_IDLE_SECONDS": "2"})
+    prefix = redis_cluster_url.split("prefix=")[1]
+    masters = [n.port for n in redis_cluster.nodes if replica_link(n.port) is None]
+
+    def shard_channels() -> set[str]:
+        found = set()
+        for port in masters:
+            with redis_sync.Redis(port=port, decode_responses=True) as r:
+                found |= set(r.execute_command("PUBSUB", "SHARDCHANNELS", f"{prefix}*"))
+        return found
+
+    async with httpx.AsyncClient(base_url=hub.url, timeout=WAIT) as c:
+        assert shard_channels() == set()
+        for branch in ("1", "7"):
+            assert (await c.get(f"/api/branches/{branch}")).status_code == 200
+        await until(lambda: shard_channels() == {f"{prefix}{{b:1}}:events", f"{prefix}{{b:7}}:events"},
+                    lambda: f"branches 1 and 7 followed: {shard_channels()}")
+        await until(lambda: _equals(held(c), set()), "both let go")
+        await until(lambda: shard_channels() == set(), lambda: f"no shard channel left: {shard_channels()}")
+        assert (await c.post("/api/branches/7/tickets", json=KIOSK)).status_code == 201      # held again
+        await until(lambda: shard_channels() == {f"{prefix}{{b:7}}:events"}, "branch 7 followed again")
+        assert sample(await metrics(c), "queuecast_broker_reconnects") == 0

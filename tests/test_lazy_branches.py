@@ -6,6 +6,7 @@ processes (`python -m hub serve`) over real sockets, on a real Redis (store and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from datetime import timedelta
@@ -19,7 +20,7 @@ from hub import views
 from hub.auth import Tokens
 from hub.domain.state import BranchState
 
-from conftest import SECRET, TUESDAY_9AM, assert_error, bearer, replica_link
+from conftest import SECRET, TUESDAY_9AM, assert_error, bearer, replica_link, running_app
 from waiting import deadline, until
 
 pytestmark = pytest.mark.anyio
@@ -263,3 +264,20 @@ async def test_on_a_cluster_a_branch_let_go_leaves_its_shard_channel(redis_clust
         assert (await c.post("/api/branches/7/tickets", json=KIOSK)).status_code == 201      # held again
         await until(lambda: shard_channels() == {f"{prefix}{{b:7}}:events"}, "branch 7 followed again")
         assert sample(await metrics(c), "queuecast_broker_reconnects") == 0
+
+
+async def test_a_process_never_asked_about_a_branch_does_no_forecast_work_for_it(settings, clock):
+    """Two hubs on one SQLite file: A (busy) publishes the predictions of branch 1's numbers; B
+    (asked), which only ever showed branch 2, holds no state of branch 1 and publishes nothing of it."""
+    async with running_app(settings, clock) as a, \
+            running_app(dataclasses.replace(settings, hold_branches="asked"), clock) as b:
+        for _ in range(3):
+            assert (await a.post("/api/branches/1/tickets", json=KIOSK)).status_code == 201
+        assert (await b.get("/api/branches/2")).status_code == 200
+        clock.advance(minutes=6)                             # past the issue points and a 5-minute boundary
+        assert await a.app.state.predictions.step() == 6     # each number at its issue, then at 09:05
+        assert await b.app.state.predictions.step() == 0
+        assert set(b.app.state.service.states) == {"2"} and b.app.state.predictions.published == 0
+        assert (await b.get("/api/branches/1")).json()["waiting"] == 3      # asked now: held, at the head
+        clock.advance(minutes=5)
+        assert await b.app.state.predictions.step() == 3     # from its next boundary on

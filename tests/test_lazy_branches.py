@@ -281,3 +281,26 @@ async def test_a_process_never_asked_about_a_branch_does_no_forecast_work_for_it
         assert (await b.get("/api/branches/1")).json()["waiting"] == 3      # asked now: held, at the head
         clock.advance(minutes=5)
         assert await b.app.state.predictions.step() == 3     # from its next boundary on
+
+
+async def test_a_history_that_went_back_while_let_go_gets_a_new_epoch(redis_server, redis_url, hub_factory,
+                                                                     hub_env):
+    """What a process knew of a branch it let go (epoch, seq, last event) is kept: held again on a
+    log behind it in the same epoch (an older AOF), it mints a new epoch, so that clients that saw
+    the lost events start afresh instead of resuming on another history."""
+    hub = hub_factory({**hub_env, "QUEUECAST_DATABASE": redis_url, "QUEUECAST_HOLD_BRANCHES": "asked",
+                       "QUEUECAST_BRANCH_IDLE_SECONDS": "2"})
+    prefix = redis_url.split("prefix=")[1]
+    async with httpx.AsyncClient(base_url=hub.url, timeout=WAIT) as c:
+        for _ in range(2):
+            assert (await c.post("/api/branches/1/tickets", json=KIOSK)).status_code == 201
+        async with connect(ws_url(hub.url, "/ws/branches/1"), open_timeout=WAIT, ping_interval=None) as ws:
+            seen = await recv(ws)
+        assert seen["seq"] == 2
+        await until(lambda: _equals(held(c), set()), "branch 1 let go")
+        with redis_sync.Redis(port=redis_server.port) as r:        # the log loses its last event
+            r.xdel(f"{prefix}{{b:1}}:log", "2-1")
+            r.hset(f"{prefix}{{b:1}}:head", "seq", 1)
+        async with connect(ws_url(hub.url, "/ws/branches/1"), open_timeout=WAIT, ping_interval=None) as ws:
+            now = await recv(ws)
+        assert now["type"] == "snapshot" and now["seq"] == 1 and now["epoch"] != seen["epoch"], (seen, now)

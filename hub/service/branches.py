@@ -116,11 +116,12 @@ class Branches:
         head = await self.eventlog.head(branch)
         evs = await self.eventlog.events_since(branch, 0)
         st = fold(self.centre.branches[branch], evs)
-        before = self.let_go.pop(branch, None)
+        before = self.let_go.get(branch)
         if before is not None and head.epoch == before.epoch and before.seq and await self._went_back(branch, before):
             # The history went back while nobody here held it: what clients saw of it was another
             # history, so it must be another epoch (as catch_up_locked does for a held branch).
             head = await self.eventlog.new_epoch(branch, head.epoch)
+        self.let_go.pop(branch, None)
         self.states[branch], self.epochs[branch] = st, head.epoch
         self._tips.pop(branch, None)
         self._tip(branch, evs)

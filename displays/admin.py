@@ -208,7 +208,7 @@ def live_view(st: BranchState, now: datetime) -> dict[str, Any]:
 
 async def admin_view(app: Starlette, branch: str, day: date | None = None) -> dict[str, Any]:
     service = app.state.service
-    st = service.state(branch)
+    st = await service.hold(branch)
     now = service.now()
     day = day or now.date()
     live = live_view(st, now)                 # read at one seq, without awaiting in between
@@ -260,7 +260,7 @@ def _num(lang: str) -> Callable[..., str]:
 async def admin_page(request: Request) -> Response:
     branch = request.path_params["branch"]
     service = request.app.state.service
-    service.state(branch)                        # 404 for an unknown branch
+    await service.hold(branch)                   # 404 for an unknown branch
     try:
         claims, source = staff_claims(request, branch)
     except DomainError as e:
@@ -296,10 +296,10 @@ def _token_screen(request: Request, branch: str, error: DomainError) -> Response
         reason = "missing" if error.code == "token_required" else "invalid"
     else:
         reason = "other_branch" if error.code == "wrong_branch" else "not_staff"
-    st = request.app.state.service.state(branch)
+    config = request.app.state.centre.branches[branch]
     status = 401 if error.kind == "unauthorized" else 403
     html = page(request, "admin.html", {}, status=status, words=WORDS, token_screen=True, reason=reason,
-                branch={"id": branch, "name": st.config.name, "name_en": st.config.name_en},
+                branch={"id": branch, "name": config.name, "name_en": config.name_en},
                 admin_path=f"/admin/{branch}")
     html.headers["Cache-Control"] = "no-store"
     html.headers["Referrer-Policy"] = "no-referrer"

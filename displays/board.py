@@ -128,7 +128,7 @@ async def board_page(request: Request) -> Response:
     branch = request.path_params["branch"]
     service = request.app.state.service
     try:
-        st = service.state(branch)
+        st = await service.hold(branch)
     except DomainError as e:
         return _error(request, 404, e.code, e.message, e.message_vi, "not_found")
     try:

@@ -94,7 +94,7 @@ def _slim(branches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def branches_page(request: Request) -> Response:
-    view = {"branches": request.app.state.service.branches_view()}
+    view = {"branches": await request.app.state.service.branches_view()}
     field = request.query_params.get("field") or ""
     response = page(request, "branches.html", view, words=WORDS, fields=_fields(view["branches"]),
                     slim=_slim(view["branches"]), field=field, demo=bool(request.app.state.demo),

@@ -123,6 +123,7 @@ def _travel(request: Request) -> float | None:
 async def ticket_page(request: Request) -> Response:
     token = request.path_params["token"]
     try:
+        await request.app.state.service.hold_ticket(token)
         view = request.app.state.service.ticket_view(token, _travel(request))
     except DomainError as e:
         if e.kind != "not_found" or wants_json(request):

@@ -196,7 +196,7 @@ async def console(request: Request) -> Response:
     branch, counter = request.path_params["branch"], request.path_params["counter"]
     service = request.app.state.service
     try:
-        st = service.state(branch)
+        st = await service.hold(branch)
         if counter not in st.counters:
             raise not_found("counter_not_found", f"This branch has no counter {excerpt(counter)}.",
                             f"Chi nhánh không có quầy {excerpt(counter)}.")

@@ -134,6 +134,7 @@ def kiosk_view(bv: dict[str, Any]) -> dict[str, Any]:
 async def kiosk_page(request: Request) -> Response:
     branch = request.path_params["branch"]
     try:
+        await request.app.state.service.hold(branch)
         bv = request.app.state.service.branch_view(branch)
     except DomainError as e:
         if wants_json(request):
@@ -172,7 +173,7 @@ async def ticket_page(request: Request) -> Response:
     token = request.query_params.get("token", "")
     service = request.app.state.service
     try:
-        service.state(branch)
+        await service.hold(branch)
         if not token or len(token) > 200:
             raise _missing()
         if service.tokens.read_ticket(token).branch != branch:

@@ -16,7 +16,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -85,18 +85,21 @@ def hub_clock(settings: Settings) -> Clock:
 @asynccontextmanager
 async def open_service(settings: Settings, *, clock: Clock | None = None, centre: Centre | None = None,
                        tokens: Tokens | None = None) -> AsyncIterator[tuple[QueueService, Storage, Broker]]:
-    """The service over the store and the broker of `settings`, every branch loaded from its log."""
+    """The service over the store and the broker of `settings`; with QUEUECAST_HOLD_BRANCHES=busy
+    every branch loaded from its log first (asked: none, each is loaded when first asked about)."""
     centre = centre or load_config(settings.config or None)
     tokens = tokens or Tokens(settings.resolve_secret())
     async with open_store(settings.database, min_replicas=settings.redis_replicas(), wait_ms=settings.redis_wait_ms) \
             as storage, open_broker(settings.broker_url) as broker:
         service = QueueService(centre, storage.log, broker, clock or hub_clock(settings), tokens,
                                settings.public_url, settings.notify_ahead, settings.kiosk_rate(),
-                               quotas=storage.quotas)
+                               quotas=storage.quotas, idle_seconds=settings.branch_idle_seconds,
+                               hold=settings.hold_branches)
         # Branches start from their snapshots; a trimmed log's older days are in the archive.
         service.branches.snapshots = storage.snapshots
         service.branches.archive = Archive(settings.log_archive) if settings.log_archive else None
-        await service.load()
+        if settings.hold_branches == "busy":
+            await service.load()
         yield service, storage, broker
 
 
@@ -116,16 +119,17 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
             if settings.broker_url.startswith("memory:") else []
 
         async def prune() -> None:
-            await retention.prune(storage.outbox, storage.predictions, list(service.states), service.now(),
+            await retention.prune(storage.outbox, storage.predictions, list(centre.branches), service.now(),
                                   keep_outbox_days=settings.keep_outbox_days,
                                   keep_predictions_days=settings.keep_predictions_days)
             if service.branches.archive is not None:
-                await trim_logs(storage.log, storage.snapshots, service.branches.archive, list(service.states),
+                await trim_logs(storage.log, storage.snapshots, service.branches.archive, list(centre.branches),
                                 service.now(), settings.log_keep_days)
 
         inline = [_inline_notifier(settings, service, storage)] if settings.notifier == "inline" else []
         async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
                                  loops.every(retention.PRUNE_EVERY, prune, "retention"),
+                                 loops.every(service.holding.round_seconds, service.holding.round, "branches"),
                                  loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
                                  loops.every(snapshot_loop.STEP_SECONDS, hub.snapshots.step, "snapshots"),
                                  *inline, *(task(service) for task in tasks)):
@@ -210,6 +214,9 @@ async def run_notifier(settings: Settings, *, lease: float | None = None) -> Non
     from notifier.worker import LEASE, Worker
 
     lease = LEASE if lease is None else lease
+    # The notifier judges every due message on its branch's state, and finds leave-home messages
+    # in every branch with numbers waiting: it holds them all (and lets none go: it runs no round).
+    settings = replace(settings, hold_branches="busy")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -164,7 +164,7 @@ async def _do(what: str, command: Awaitable[Answer]) -> Answer | DomainError | N
 
 async def _issue(service: QueueService, b: str, rng: random.Random, check_ins: list[CheckIn]
                  ) -> Answer | DomainError | None:
-    fields = list(service.state(b).config.services)
+    fields = list(service.centre.branches[b].services)
     field = rng.choices(fields, [FIELD_WEIGHTS.get(f, 2) for f in fields])[0]
     if rng.random() >= ONLINE:
         return await _do("issue", service.issue(b, service=field, channel="kiosk", priority=rng.random() < 0.03))
@@ -199,7 +199,7 @@ async def _arrivals(service: QueueService, b: str, rng: random.Random, mean_gap:
         await asyncio.sleep(rng.expovariate(1 / mean_gap))
         for item in [c for c in check_ins if c[0] <= time.monotonic()]:
             check_ins.remove(item)
-            t = service.state(b).tickets.get(item[1])
+            t = (await service.hold(b)).tickets.get(item[1])
             if t is not None and not t.checked_in and t.state in (State.WAITING, State.HELD):
                 await _do("check-in", service.check_in_token(b, item[2]))
         body = await _issue(service, b, rng, check_ins)
@@ -211,7 +211,7 @@ async def _arrivals(service: QueueService, b: str, rng: random.Random, mean_gap:
 
 def _serve_seconds(service: QueueService, b: str, field: str, rng: random.Random) -> float:
     """Lognormal around the field's planned time, compressed: mostly 0.5-1.5 x the mean."""
-    mean, sigma = service.state(b).config.services[field].service_minutes * SECONDS_PER_SERVICE_MINUTE, 0.4
+    mean, sigma = service.centre.branches[b].services[field].service_minutes * SECONDS_PER_SERVICE_MINUTE, 0.4
     return rng.lognormvariate(math.log(mean) - sigma ** 2 / 2, sigma)
 
 
@@ -220,13 +220,13 @@ async def _counter(service: QueueService, b: str, c: str, rng: random.Random) ->
     staff = Claims("staff", branch=b, counter=c)
 
     async def complete_current() -> None:
-        st = service.state(b)
+        st = await service.hold(b)
         t = st.tickets.get(st.counters[c].current or "")
         if t is not None:
             await _do("complete", service.act(b, t.number, "complete", staff=staff))
 
     async def step() -> None:
-        st = service.state(b)
+        st = await service.hold(b)
         current = st.tickets.get(st.counters[c].current or "")
         if current is not None:
             await asyncio.sleep(_serve_seconds(service, b, current.service, rng))
@@ -236,7 +236,7 @@ async def _counter(service: QueueService, b: str, c: str, rng: random.Random) ->
                 await asyncio.sleep(rng.uniform(30, 60))
                 await _do("counter.open", service.open_counter(b, c, None))
                 return
-        st = service.state(b)
+        st = await service.hold(b)
         ctr = st.counters[c]
         if not ctr.open or not st.waiting(service.now().date(), frozenset(ctr.services)):
             await complete_current()          # call-next would refuse (queue_empty) and keep it
@@ -265,7 +265,7 @@ async def traffic(service: QueueService, *, seed: int | None = None) -> None:
             await _do("counter.open", service.open_counter(b, c, None))    # already open: no event
         # A citizen an earlier run left at a counter on an earlier day is finished now: once a new
         # day's number is logged, that ticket is forgotten and the counter could not call again.
-        st, today = service.state(b), service.now().date()
+        st, today = await service.hold(b), service.now().date()
         for c, ctr in st.counters.items():
             t = st.tickets.get(ctr.current or "")
             if t is not None and t.day < today and st.by_number(today, t.number) is None:

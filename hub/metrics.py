@@ -72,3 +72,9 @@ class _Live:
                 waiting.add_metric([branch], len(st.waiting(now.date())))
             yield seq
             yield waiting
+            held = service.branches
+            yield GaugeMetricFamily("queuecast_branches_held", "Branches this process holds (loaded, followed)",
+                                    value=len(held.states))
+            yield CounterMetricFamily("queuecast_branch_loads", "Branches loaded from their log (held)",
+                                      value=held.loads)
+            yield CounterMetricFamily("queuecast_branch_let_goes", "Idle branches let go", value=held.let_goes)

@@ -6,6 +6,10 @@ the replay's: a prediction for a number when it is issued, and at every 5-minute
 clock for every number waiting (docs/trace.md#recorded-predictions). Each published line is recorded in the store under
 its number's service day, so that real days can be scored later (`export-trace --predictions`).
 
+Only the branches this process holds are published (hub.service.holding: a process running with
+QUEUECAST_HOLD_BRANCHES=busy holds every branch with numbers waiting, so each point is published by
+at least one process); a branch held again starts at the next boundary.
+
 When. Event times are whole seconds and the replay publishes at `t` after folding every event
 of `t`, so a point is published once its second is over, on a state that has folded nothing
 later: by `step` (the loop runs it every second) or, if a later event comes first, just before it
@@ -53,6 +57,8 @@ class Publisher:
         self.service, self.store = service, store
         first = boundary_after(service.now())        # a hub that was not running published nothing
         self._branches = {b: _Branch(first) for b in service.states}
+        service.branches.on_hold.append(self._held)
+        service.branches.on_let_go.append(self._let_go)
         self.published = 0                           # lines published by this process
         self.passed_over = 0                         # points the state had moved past (see above)
         self.slowest_ms = 0.0                        # the longest one branch's point has held the loop
@@ -72,7 +78,9 @@ class Publisher:
         for branch in list(self.service.states):
             try:
                 async with self.service.lock(branch):
-                    n += self._publish_due(self.service.states[branch], self.service.now())
+                    st = self.service.states.get(branch)
+                    if st is not None:                  # not let go meanwhile
+                        n += self._publish_due(st, self.service.now())
             except Exception:           # one branch's fault keeps no other branch from its points
                 log.exception("predictions not published", extra={"fields": {"branch": branch}})
             await asyncio.sleep(0)      # one branch's forecasts at a time: requests are served between
@@ -82,8 +90,10 @@ class Publisher:
     async def write(self) -> None:
         """Record what was published: one write per branch and service day. Best effort: a failed
         write is logged and tried again at the next step (the store keeps a point once)."""
-        for branch, b in self._branches.items():
+        for branch, b in list(self._branches.items()):
             if not b.lines:
+                if branch not in self.service.states:
+                    self._branches.pop(branch, None)    # let go, and everything it published recorded
                 continue
             lines, b.lines = b.lines, []
             by_day: dict[date, list[dict[str, Any]]] = {}
@@ -101,6 +111,15 @@ class Publisher:
                             extra={"fields": {"branch": branch, "lines": len(b.lines)}})
 
     # -- hooks of the service: under the branch lock, never failing a command --------------------
+
+    def _held(self, branch: str, st: BranchState) -> None:
+        kept = self._branches.get(branch)              # lines of an earlier hold not written yet stay
+        self._branches[branch] = _Branch(boundary_after(self.service.now()), lines=kept.lines if kept else [])
+
+    def _let_go(self, branch: str, st: BranchState) -> None:
+        b = self._branches.get(branch)
+        if b is not None and not b.lines:
+            del self._branches[branch]                  # else `write` forgets it once they are recorded
 
     def _on_event(self, branch: str, ev: Event, data: bytes) -> None:
         if ev["type"] == "ticket.issued":

@@ -71,6 +71,8 @@ class Settings:
     trusted_proxies: str = ""            # peers whose X-Forwarded-For is believed: IPs, CIDRs, or *; "" → none
     max_feeds_per_address: int = 50      # open live feeds (WebSocket and SSE) per client address
     request_timeout: int = 20            # seconds a client has to send a request's headers, then its body
+    branch_idle_seconds: int = 600       # a branch unused this long, with no watcher here, is let go
+    hold_branches: str = "busy"          # busy: every branch with work stays held; asked: only those asked about
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -83,7 +85,7 @@ class Settings:
             if var in env and env[var] != "":
                 values[name] = env[var]
         for name in ("redis_wait_ms", "notify_ahead", "notify_rate", "max_body", "keep_outbox_days", "keep_predictions_days",
-                     "log_keep_days", "max_feeds_per_address", "request_timeout"):
+                     "log_keep_days", "max_feeds_per_address", "request_timeout", "branch_idle_seconds"):
             if name in values:
                 try:
                     values[name] = int(values[name])
@@ -150,6 +152,10 @@ class Settings:
             raise SettingsError(f"QUEUECAST_MAX_FEEDS_PER_ADDRESS: at least 1, got {self.max_feeds_per_address}")
         if not 1 <= self.request_timeout <= 3600:
             raise SettingsError(f"QUEUECAST_REQUEST_TIMEOUT: 1 to 3600 seconds, got {self.request_timeout}")
+        if not 1 <= self.branch_idle_seconds <= 7 * 86400:
+            raise SettingsError(f"QUEUECAST_BRANCH_IDLE_SECONDS: 1 to 604800 seconds, got {self.branch_idle_seconds}")
+        if self.hold_branches not in ("busy", "asked"):
+            raise SettingsError(f"QUEUECAST_HOLD_BRANCHES: expected busy or asked, got {self.hold_branches!r}")
         if self.config and not Path(self.config).is_file():
             raise SettingsError(f"QUEUECAST_CONFIG: no such file {self.config!r}")
         return self

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.domain import calendar
+from hub.domain.config import Branch
 from hub.domain.errors import DomainError
 from hub.domain.eta import leave_home
 from hub.domain.eta.estimator import Forecast
@@ -27,20 +28,41 @@ def forecast(st: BranchState, now: datetime) -> Forecast:
 
 def issuing_day(st: BranchState, now: datetime) -> date:
     """The day a number taken now would be for (kiosk first, then online), else today."""
+    return _issuing_day(st.config, now)
+
+
+def _issuing_day(b: Branch, now: datetime) -> date:
     for channel in ("kiosk", "online"):
         try:
-            return calendar.issuing_day(st.config, now, channel)
+            return calendar.issuing_day(b, now, channel)
         except DomainError:
             pass
     return now.date()
 
 
-def _issuing_open(st: BranchState, now: datetime, channel: str) -> bool:
+def _issuing_open(b: Branch, now: datetime, channel: str) -> bool:
     try:
-        calendar.issuing_day(st.config, now, channel)
+        calendar.issuing_day(b, now, channel)
         return True
     except DomainError:
         return False
+
+
+def _times(b: Branch, now: datetime) -> dict[str, Any]:
+    """What a branch's view owes to the clock alone."""
+    return {"day": _issuing_day(b, now).isoformat(), "now": now.isoformat(timespec="seconds"),
+            "working_day": b.calendar.is_working_day(now.date()),
+            "issuing": {ch: _issuing_open(b, now, ch) for ch in ("kiosk", "online")}}
+
+
+def brought_forward(view: dict[str, Any], b: Branch, now: datetime) -> dict[str, Any]:
+    """A branch's view made at an earlier time, true now as far as the clock goes (a branch let go
+    keeps its last view: hub.service.holding): the time, the issuing day and whether issuing is
+    open; on another issuing day than the view's, every number of the day is left."""
+    out = {**view, **_times(b, now)}
+    if out["day"] != view["day"]:
+        out["services"] = [{**s, "numbers_left": s["daily_cap"]} for s in view["services"]]
+    return out
 
 
 def branch_view(st: BranchState, now: datetime) -> dict[str, Any]:
@@ -72,7 +94,7 @@ def branch_view(st: BranchState, now: datetime) -> dict[str, Any]:
         "working_day": b.calendar.is_working_day(now.date()),
         "hours": {"opens": f"{b.policy.opens:%H:%M}", "issuing_until": f"{b.policy.issuing_until:%H:%M}",
                   "closes": f"{b.policy.closes:%H:%M}", "online_from": f"{b.policy.online_from:%H:%M}"},
-        "issuing": {ch: _issuing_open(st, now, ch) for ch in ("kiosk", "online")},
+        "issuing": {ch: _issuing_open(b, now, ch) for ch in ("kiosk", "online")},
         "waiting": sum(s["waiting"] for s in services),
         "now_serving": [{"number": t.number, "service": t.service, "counter": t.counter} for t in serving],
         "services": services,

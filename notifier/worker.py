@@ -108,7 +108,9 @@ class Worker:
         return max(1, min(self.batch, int(self.rate * self.lease / 2)))
 
     async def _leave_home(self, now: datetime) -> None:
-        for st in self.service.states.values():
+        # The branches held: with QUEUECAST_HOLD_BRANCHES=busy (always, in the notifier process)
+        # that is every branch with numbers waiting (hub.service.holding).
+        for st in list(self.service.states.values()):
             if any(t.travel_minutes is not None and t.notify and not t.checked_in for t in st.tickets.values()):
                 due = self.rules.leave_due(st, views.forecast(st, now), now)
                 if due:
@@ -130,9 +132,12 @@ class Worker:
             await asyncio.sleep(wait)
         # The last look, after the wait for the gateway's turn and on the log as it is now: the
         # number may have been called, served or given back while this item waited.
-        if item.branch in self.service.states:
+        st = None
+        if item.branch in self.service.centre.branches:
+            # Held again if this process let it go: its messages are due whether or not anyone watches.
+            await self.service.hold(item.branch)
             await self.service.catch_up(item.branch)
-        st = self.service.states.get(item.branch)
+            st = self.service.states.get(item.branch)
         why = "no such branch" if st is None else self.rules.still_true(st, item.message, self.service.now())
         if why is not None:
             await self._fail(item, DROPPED, NO_LONGER_TRUE, why)

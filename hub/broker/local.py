@@ -19,6 +19,10 @@ class LocalSubscribers:
             for q in queues:
                 q.put_nowait(message)
 
+    def has(self, branch: str) -> bool:
+        """Whether anyone in this process still listens to `branch`."""
+        return bool(self._queues.get(branch))
+
     @asynccontextmanager
     async def subscribe(self, branch: str) -> AsyncIterator[AsyncIterator[bytes]]:
         q: asyncio.Queue[bytes] = asyncio.Queue()

@@ -6,8 +6,8 @@ shard that keeps its log instead of being copied to every node. On one server (o
 master) it is a plain channel (PUBLISH / SUBSCRIBE, any Redis version).
 
 The broker subscribes to a branch when the first local subscriber enters `subscribe(branch)` and
-stays subscribed (branches are few and fixed by the configuration), fanning messages out locally to
-the subscribers' queues. Its link to Redis is one pub/sub connection per master (one server: one
+unsubscribes when the last one leaves (a process follows only the branches it holds,
+hub.service.follow), fanning messages out locally to the subscribers' queues. Its link to Redis is one pub/sub connection per master (one server: one
 connection). Pub/sub delivers at most once and only while connected, so if any connection fails,
 or the server drops a subscription (a Cluster moving the branch's slot), all of them are closed and
 made again, the Cluster's masters asked afresh, and then every local subscriber receives RESYNC and
@@ -64,6 +64,7 @@ class RedisBroker:
         self._wanted: set[str] = set()                 # branches to be subscribed to, in every link
         self._links: dict[str, PubSub] | None = None   # master name → its connection; None while down
         self._confirmed: dict[str, asyncio.Event] = {}     # channel → its subscription was confirmed
+        self._leaving: set[str] = set()                     # channels we asked to unsubscribe from
         self._failed: asyncio.Future[None] | None = None    # set to end the links (then RESYNC)
 
     @classmethod
@@ -99,16 +100,38 @@ class RedisBroker:
     async def subscribe(self, branch: str) -> AsyncIterator[AsyncIterator[bytes]]:
         """Messages of `branch` from the moment this is entered: the queue exists before the
         subscription, and this waits for Redis to confirm it (or, while down, for the RESYNC)."""
-        async with self._local.subscribe(branch) as messages:
-            self._wanted.add(branch)
-            if self._links is not None and self._failed is not None:
-                failed = self._failed
-                try:
-                    await self._listen(self._links, branch)
-                except LINK_LOST as e:
-                    if not failed.done():      # the links are made again, and RESYNC follows
-                        failed.set_exception(e)
-            yield messages
+        try:
+            async with self._local.subscribe(branch) as messages:
+                self._wanted.add(branch)
+                if self._links is not None and self._failed is not None:
+                    failed = self._failed
+                    try:
+                        await self._listen(self._links, branch)
+                    except LINK_LOST as e:
+                        if not failed.done():      # the links are made again, and RESYNC follows
+                            failed.set_exception(e)
+                yield messages
+        finally:
+            if not self._local.has(branch):
+                await self._forget(branch)
+
+    async def _forget(self, branch: str) -> None:
+        """Nobody here listens to `branch` any more: unsubscribe (best effort: a link that fails
+        meanwhile is made again without it)."""
+        self._wanted.discard(branch)
+        channel = self.channel(branch)
+        links = self._links
+        if links is None or self._confirmed.pop(channel, None) is None:
+            return
+        pubsub = links.get(self._master_of(channel))
+        if pubsub is None:
+            return
+        self._leaving.add(channel)          # the server's answer is ours, not a dropped subscription
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await (pubsub.sunsubscribe if self._sharded else pubsub.unsubscribe)(channel)
+        except LINK_LOST:
+            pass            # the link will be made again, with only the branches still wanted
 
     async def ping(self) -> None:
         if not self.connected.is_set():
@@ -151,7 +174,7 @@ class RedisBroker:
             for pubsub in links.values():
                 await pubsub.ping()          # connects it (the pong is read, and passed over, below)
             readers = [asyncio.ensure_future(self._read_link(p)) for p in links.values()]
-            self._confirmed, self._links = {}, links       # from now on subscribe() adds to these links
+            self._confirmed, self._leaving, self._links = {}, set(), links       # from now on subscribe() adds to these links
             await asyncio.gather(*(self._listen(links, b) for b in list(self._wanted)))
             if self._ever_connected:
                 self.reconnects += 1
@@ -239,6 +262,8 @@ class RedisBroker:
             self._local.deliver(name[start + 3:name.find("}", start)], msg["data"])
         elif kind in ("subscribe", "ssubscribe"):
             self._confirmed.setdefault(name, asyncio.Event()).set()
+        elif kind in ("unsubscribe", "sunsubscribe") and name in self._leaving:
+            self._leaving.discard(name)
         elif kind in ("unsubscribe", "sunsubscribe"):
             # Never asked for: the server dropped it (a Cluster moved the branch's slot elsewhere).
             raise RedisConnectionError(f"the server ended the subscription to {name}")

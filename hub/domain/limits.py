@@ -6,13 +6,14 @@ A citizen's standing is built by the service from every branch's state (`history
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Protocol
 
 from hub.domain.config import Policy, Service
 from hub.domain.errors import DomainError, conflict, forbidden
-from hub.domain.state import BranchState
+from hub.domain.state import CitizenRecord
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,17 @@ class History:
     noshows: list[datetime] = field(default_factory=list)               # when each online no-show counted
 
 
-def history(citizen: Citizen, day: date, states: Iterable[BranchState]) -> History:
+class Books(Protocol):
+    """A branch's records of its citizens: its state's, or what a process kept of a branch it let go."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def citizens(self) -> Mapping[str, CitizenRecord]: ...
+
+
+def history(citizen: Citizen, day: date, states: Iterable[Books]) -> History:
     h = History()
     for st in states:
         rec = st.citizens.get(citizen.pseudonym)

@@ -64,12 +64,13 @@ class FeedHub:
         self.tickets: dict[str, dict[str, set[Subscriber]]] = {}     # branch → ticket id → subscribers
         self.stats = Stats()
         service.on_event.append(self._on_event)
+        service.branches.keep.append(self.watched)     # a branch with watchers here stays held
         service.on_reset.append(self._on_reset)
 
     # -- opening ------------------------------------------------------------------------------------
 
     async def open_board(self, branch: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
-        self.service.state(branch)                                  # 404 for an unknown branch
+        await self.service.hold(branch)                             # 404 for an unknown branch
         sub = self._register(self.boards.setdefault(branch, set()), "board")
         with _unregister_on_failure(sub):
             async with self.service.lock(branch):
@@ -89,7 +90,7 @@ class FeedHub:
         return frames, sub
 
     async def open_ticket(self, token: str, since: int | None, epoch: str | None) -> tuple[list[Frame], Subscriber]:
-        ref = self.service.tokens.read_ticket(token)
+        ref = await self.service.hold_ticket(token)
         branch, tid = ref.branch, ref.ticket
         self.service.held(self.service.state(branch), ref)        # 404 unless the token's very ticket
         sub = self._register(self.tickets.setdefault(branch, {}).setdefault(tid, set()), "ticket")
@@ -120,6 +121,10 @@ class FeedHub:
         sub.close(GONE)
         log.warning("a resume found the log changed", extra={"fields": {"branch": branch}})
         await self.service.catch_up(branch, verify=True)
+
+    def watched(self, branch: str, st: object = None) -> bool:
+        """Whether any connection of this process watches the branch (its board or a ticket)."""
+        return bool(self.boards.get(branch)) or any(self.tickets.get(branch, {}).values())
 
     def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
         sub = Subscriber()

@@ -1,4 +1,9 @@
-"""Every branch's state in this process, folded from its log, and the ways it keeps up with the log.
+"""The branches this process holds, each folded from its log, and the ways they keep up with the log.
+
+A branch is held (loaded, followed) from the first time something needs it (`hold`: a command, a
+feed, a view) and let go again (`let_go_idle`) when nobody has used it for `idle_seconds` and no
+keeper (`keep`: a feed watching it, work still to do there) asks to keep it. Unknown branches are
+refused from the configuration alone: a 404 loads nothing.
 
 A state moves only under its branch's lock, in seq order; whoever moves it tells the watchers
 (`on_event`: the feeds, the prediction publisher) of each event, encoded once. The log stays the
@@ -16,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from hub.archive import Archive
@@ -36,16 +43,27 @@ def dumps(ev: Event) -> bytes:
     return json.dumps(ev, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True)
+class LetGo:
+    """What this process knew of a branch it let go: enough to tell, when it holds it again, that
+    its history went back meanwhile (the same epoch, but not the events we had folded)."""
+
+    epoch: str
+    seq: int
+    tip: str | None
+
+
 class Branches:
     def __init__(self, centre: Centre, events: EventLog, snapshots: Snapshots | None = None,
-                 archive: Archive | None = None):
+                 archive: Archive | None = None, idle_seconds: float = 600.0):
         self.centre, self.eventlog = centre, events
         # Where states start from (hub.service.snapshots.load_state): a branch's snapshot and the
         # events after it; the archive holds what a trimmed log forgot.
         self.snapshots, self.archive = snapshots, archive
         # The seq of the snapshot each state was started from (0: the full fold), for the Snapshotter.
         self.started_from: dict[str, int] = {}
-        self.states: dict[str, BranchState] = {}
+        self.idle_seconds = idle_seconds
+        self.states: dict[str, BranchState] = {}      # the branches held, and only they
         self.epochs: dict[str, str] = {}
         self._locks = {b: asyncio.Lock() for b in centre.branches}
         self.stale: set[str] = set()           # branches whose state may hold events not in the log
@@ -65,11 +83,14 @@ class Branches:
         # The last event folded into each state, in one spelling: a catch-up reads it again from
         # the log, and another event there means the log was replaced at the same length or longer.
         self._tips: dict[str, str] = {}
-
-    async def load(self) -> None:
-        """Rebuild every branch's state from its snapshot and log."""
-        for b in self.centre.branches.values():
-            self._loaded(b.id, await load_state(b, self.eventlog, self.snapshots, self.archive))
+        # Holding and letting go: called with a branch just loaded, or just let go (under its lock).
+        self.on_hold: list[Callable[[str, BranchState], None]] = []
+        self.on_let_go: list[Callable[[str, BranchState], None]] = []
+        # Asked before an idle branch is let go: any True keeps it (a feed watching it, work to do).
+        self.keep: list[Callable[[str, BranchState], bool]] = []
+        self.let_go: dict[str, LetGo] = {}
+        self._used: dict[str, float] = {}              # branch → when last used (time.monotonic)
+        self.loads = self.let_goes = 0                 # read by /metrics
 
     def _loaded(self, branch: str, got: Loaded) -> None:
         self.epochs[branch], self.states[branch] = got.epoch, got.state
@@ -78,16 +99,95 @@ class Branches:
             self._tips[branch] = got.tip
         self.started_from[branch] = got.started_from
 
-    def state(self, branch: str) -> BranchState:
-        st = self.states.get(branch)
-        if st is None:
+    def known(self, branch: str) -> None:
+        """404 for a branch the configuration does not have (nothing is loaded to tell)."""
+        if branch not in self.centre.branches:
             raise not_found("branch_not_found", f"No branch {excerpt(branch)}.",
                             f"Không có chi nhánh {excerpt(branch)}.")
+
+    async def hold(self, branch: str) -> BranchState:
+        """The branch's state, loaded from its log and followed from now on if this process did
+        not hold it; the branch counts as used now. Call it before `state`, outside the branch's
+        lock (loading takes it, so that two callers load once)."""
+        st = self.states.get(branch)
+        if st is None:
+            self.known(branch)
+            async with self._locks[branch]:
+                st = self.states.get(branch)
+                if st is None:
+                    st = await self._load(branch)
+        self._used[branch] = time.monotonic()
+        return st
+
+    async def hold_all(self) -> None:
+        for b in self.centre.branches:
+            await self.hold(b)
+
+    async def _load(self, branch: str) -> BranchState:
+        """Start the branch from its snapshot and the log after it (call with its lock held)."""
+        got = await load_state(self.centre.branches[branch], self.eventlog, self.snapshots, self.archive)
+        before = self.let_go.get(branch)
+        if before is not None and got.epoch == before.epoch and before.seq and await self._went_back(branch, before):
+            # The history went back while nobody here held it: what clients saw of it was another
+            # history, so it must be another epoch (as catch_up_locked does for a held branch).
+            got = replace(got, epoch=(await self.eventlog.new_epoch(branch, got.epoch)).epoch)
+        self.let_go.pop(branch, None)
+        self._loaded(branch, got)
+        self.loads += 1
+        for fn in self.on_hold:
+            fn(branch, got.state)
+        return got.state
+
+    async def _went_back(self, branch: str, before: LetGo) -> bool:
+        at = await self.eventlog.events_since(branch, before.seq - 1, 1)
+        if at and at[0].get("seq", 0) > before.seq:
+            return False        # trimmed past what we had (days let go): the snapshot is the judge
+        return not at or at[0].get("seq") != before.seq or (before.tip is not None and spelling(at[0]) != before.tip)
+
+    async def let_go_idle(self) -> list[str]:
+        """Let go every branch unused for `idle_seconds` that no keeper keeps: its state is
+        dropped and the hooks (its following, its forecasts) stop. Returns the branches let go."""
+        gone = []
+        for branch in list(self.states):
+            if not self._idle(branch) or self._locks[branch].locked():
+                continue            # in use (a command, a catch-up): not idle, whatever the clock says
+            async with self._locks[branch]:
+                st = self.states.get(branch)
+                if st is None or not self._idle(branch) or any(keep(branch, st) for keep in self.keep):
+                    continue
+                del self.states[branch]
+                self.let_go[branch] = LetGo(self.epochs.pop(branch), st.seq, self._tips.pop(branch, None))
+                self.stale.discard(branch)
+                self._used.pop(branch, None)
+                self.let_goes += 1
+                for fn in self.on_let_go:
+                    fn(branch, st)
+                gone.append(branch)
+        return gone
+
+    def _idle(self, branch: str) -> bool:
+        return time.monotonic() - self._used.get(branch, 0.0) >= self.idle_seconds
+
+    async def moved(self) -> list[str]:
+        """The branches let go whose log has moved since (another process wrote to them)."""
+        out = []
+        for branch, before in list(self.let_go.items()):
+            head = await self.eventlog.head(branch)
+            if (head.epoch, head.seq) != (before.epoch, before.seq):
+                out.append(branch)
+        return out
+
+    def state(self, branch: str) -> BranchState:
+        """A held branch's state (after `hold`); 404 for a branch the configuration does not have."""
+        st = self.states.get(branch)
+        if st is None:
+            self.known(branch)
+            raise RuntimeError(f"branch {branch} is not held here: await hold({branch!r}) first")
         return st
 
     def lock(self, branch: str) -> asyncio.Lock:
         """Held while a branch's state moves: hold it to read a state consistent with its seq."""
-        self.state(branch)
+        self.known(branch)
         return self._locks[branch]
 
     # -- reading the log (resumes, day statistics) ----------------------------------------------------
@@ -202,6 +302,9 @@ class Branches:
     async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended, to one branch or every branch (a process with no
         broker to tell it, like the notifier on SQLite, polls this); `verify`: see catch_up_locked."""
-        for b in self.states if branch is None else (branch,):
+        if branch is not None:
+            self.known(branch)
+        for b in list(self.states) if branch is None else (branch,):
             async with self._locks[b]:
-                await self.catch_up_locked(b, verify=verify)
+                if b in self.states:            # one let go meanwhile, or never held: its log is read when it is
+                    await self.catch_up_locked(b, verify=verify)

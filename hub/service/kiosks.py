@@ -66,7 +66,7 @@ class KioskDevices:
 
     async def claim(self, branch: str, code: str, idem: IdemRequest | None = None) -> Answer:
         """The kiosk's one-time enrolment code → its token (once: a second use is refused)."""
-        self.branches.state(branch)
+        await self.branches.hold(branch)
         code_branch, device = self.tokens.read_enrol_code(code)
         if code_branch != branch:
             raise conflict("wrong_branch", f"This enrolment code is for branch {code_branch}, not {branch}.",
@@ -100,6 +100,6 @@ class KioskDevices:
         """A device this process does not know as active may have been enrolled or claimed a moment
         ago by another process (the CLI, another hub on the same SQLite file): read the log first.
         (A revoked device stays revoked: nothing to look for.)"""
-        d = self.branches.state(branch).kiosks.get(device)
+        d = (await self.branches.hold(branch)).kiosks.get(device)
         if d is None or d.state == PENDING:
             await self.catch_up(branch)

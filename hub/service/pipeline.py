@@ -60,7 +60,7 @@ class Pipeline:
     async def run(self, name: str, branch: str, decide: Decide, respond: Respond, *,
                   idem: IdemRequest | None = None, log_fields: dict[str, Any] | None = None) -> dict[str, Any]:
         branches = self.branches
-        branches.state(branch)                 # 404 for an unknown branch, before waiting
+        await branches.hold(branch)            # 404 for an unknown branch, before waiting; loaded if not held
         started = time.perf_counter()
         outcome = "error"
         try:

@@ -19,14 +19,15 @@ from hub.domain import commands, identity
 from hub.domain.config import Centre
 from hub.domain.errors import conflict, excerpt, forbidden, invalid, not_found, unauthorized
 from hub.domain.events import Event
-from hub.domain.limits import Citizen, history
+from hub.domain.limits import Books, Citizen, history
 from hub.domain.notifications.rules import Rules
 from hub.domain.push import PushDestinations
 from hub.domain.state import BranchState
 from hub.domain.ticket import Ticket
 from hub.phones import normalize_phone
 from hub.service.branches import Branches
-from hub.service.follow import follow
+from hub.service.follow import Following
+from hub.service.holding import Holding
 from hub.service.kiosks import KioskDevices
 from hub.service.pipeline import IdemRequest, Pipeline, Respond
 from hub.service.reserved import ReservedIssue
@@ -39,14 +40,15 @@ Answer = dict[str, Any]
 class QueueService:
     def __init__(self, centre: Centre, events: EventLog, broker: Broker, clock: Clock, tokens: Tokens,
                  public_url: str, notify_ahead: int = 5, kiosk_pace: tuple[int, float] | None = None,
-                 quotas: Quotas | None = None):
+                 quotas: Quotas | None = None, idle_seconds: float = 600.0, hold: str = "busy"):
         """`quotas`: the store's reservations, which hold the per-citizen limits across processes
-        (hub.service.reserved); without them the limits hold within this process only."""
+        (hub.service.reserved); without them the limits hold within this process only.
+        `idle_seconds`, `hold`: when branches are let go (hub.service.holding)."""
         self.centre, self.broker, self.clock, self.tokens = centre, broker, clock, tokens
         self.public_url = public_url.rstrip("/")
         # The messages an event makes owed go into the log's transaction with it (the outbox).
         self.rules = Rules(self._link, notify_ahead)
-        self.branches = Branches(centre, events)
+        self.branches = Branches(centre, events, idle_seconds)
         self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
         self.run = self.pipeline.run
         self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches (no quotas)
@@ -59,6 +61,8 @@ class QueueService:
         self.before_fold = self.branches.before_fold
         self.on_reset = self.branches.on_reset
         self.on_command = self.pipeline.on_command
+        self.following = Following(self.branches, broker)
+        self.holding = Holding(self.branches, clock, hold)
 
     # -- the branches' states ---------------------------------------------------------------------
 
@@ -71,8 +75,20 @@ class QueueService:
         return self.branches.epochs
 
     async def load(self) -> None:
-        """Rebuild every branch's state from its log."""
-        await self.branches.load()
+        """Hold every branch (its state folded from its log); those with nothing to do are let go
+        again once idle (hub.service.holding)."""
+        await self.branches.hold_all()
+
+    async def hold(self, branch: str) -> BranchState:
+        """The branch's state, loaded if this process does not hold it yet; 404 for an unknown
+        branch. Every entry point awaits it before `state` (a command, a feed, a page or view)."""
+        return await self.branches.hold(branch)
+
+    async def hold_ticket(self, token: str) -> TicketRef:
+        """Hold the branch of a holder's token (read, so 401 for a bad one); the token's ticket."""
+        ref = self.tokens.read_ticket(token)
+        await self.hold(ref.branch)
+        return ref
 
     def lock(self, branch: str) -> asyncio.Lock:
         """Held while a branch's state moves: hold it to read a state consistent with its seq."""
@@ -85,8 +101,9 @@ class QueueService:
         return self.clock.now()
 
     async def follow(self) -> None:
-        """Fold in what other processes publish, for the process's lifetime (hub.service.follow)."""
-        await follow(self.branches, self.broker)
+        """Fold in what other processes publish to the branches held, for the process's lifetime
+        (hub.service.follow)."""
+        await self.following.run()
 
     async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended (a process with no broker to tell it polls this);
@@ -94,17 +111,17 @@ class QueueService:
         await self.branches.catch_up(branch, verify=verify)
 
     async def head(self, branch: str) -> LogHead:
-        self.state(branch)
+        self.branches.known(branch)
         return await self.branches.head(branch)
 
     async def events_since(self, branch: str, after_seq: int, limit: int | None = None) -> list[Event]:
         """The log after `after_seq` (a feed's resume, the board's recent calls)."""
-        self.state(branch)
+        self.branches.known(branch)
         return await self.branches.events_since(branch, after_seq, limit)
 
     async def events_of_day(self, branch: str, day: date) -> list[Event]:
         """A service day's events (the admin page's statistics)."""
-        self.state(branch)
+        self.branches.known(branch)
         return await self.branches.events_of_day(branch, day)
 
     # -- commands -----------------------------------------------------------------------------------
@@ -113,7 +130,7 @@ class QueueService:
                     phone: str | None = None, claims: Claims | None = None,
                     idem: IdemRequest | None = None, lang: str | None = None, device: str | None = None) -> Answer:
         """A new number; `device`: the enrolled kiosk device asking (attributed in the log, paced)."""
-        self.state(branch)                     # 404 for an unknown branch, before anything else
+        await self.hold(branch)                # 404 for an unknown branch, before anything else
         citizen = None
         if claims is not None and claims.kind == "citizen":
             if claims.cccd is None:         # Tokens.citizen always signs one; a token without it is not one of ours
@@ -129,7 +146,7 @@ class QueueService:
             hist = None
             if citizen is not None:
                 day = views.issuing_day(st, now)
-                hist = history(citizen, day, self.states.values())
+                hist = history(citizen, day, self._books())
             return commands.issue(st, now, service=service, channel=channel, priority=priority,
                                   phone=phone, citizen=citizen, history=hist, lang=lang, device=device,
                                   pace=self.kiosk_pace, nonce=nonce)
@@ -227,7 +244,7 @@ class QueueService:
                       log_fields: dict[str, Any] | None = None) -> Answer:
         """A command by a ticket's holder, who proves it with the ticket token."""
         ref = self.tokens.read_ticket(token)
-        st = self.state(ref.branch)
+        st = await self.hold(ref.branch)
 
         def respond(st: BranchState, evs: list[Event], now: datetime) -> Answer:
             return views.ticket_view(st, st.tickets[ref.ticket], now, tracking_url=self.tracking_url(token))
@@ -269,6 +286,7 @@ class QueueService:
 
     async def check_in_token(self, branch: str, token: str, device: str | None = None) -> Answer:
         """An online holder's QR scanned at the branch's kiosk (`device`: an enrolled one, or staff)."""
+        await self.hold(branch)
         if device is not None:          # a device that may no longer act learns nothing of the ticket
             await self.kiosks.refresh(branch, device)
             self.state(branch).kiosks.require(device)
@@ -286,7 +304,9 @@ class QueueService:
                               log_fields={"ticket": ref.ticket, "device": device})
 
     async def tick(self) -> int:
-        """Time-driven events (expiry at closing) for every branch; returns how many happened."""
+        """Time-driven events (expiry at closing) for every branch held (a branch with numbers
+        waiting is never let go by a process holding busy branches: hub.service.holding); returns
+        how many happened."""
         n = 0
         for branch, st in list(self.states.items()):
             if commands.tick(st, self.now()):
@@ -299,9 +319,17 @@ class QueueService:
     def branch_view(self, branch: str) -> dict[str, Any]:
         return views.branch_view(self.state(branch), self.now())
 
-    def branches_view(self) -> list[dict[str, Any]]:
+    async def branches_view(self) -> list[dict[str, Any]]:
+        """Every branch's view: the held ones' from their state, the others' as kept when they
+        were let go (hub.service.holding says how long that stays true); a branch with neither
+        (never held by an `asked` process) is held to answer."""
         now = self.now()
-        return [views.branch_view(st, now) for st in self.states.values()]
+        out = []
+        for b in self.centre.branches:
+            kept = self.holding.kept_view(b)
+            out.append(kept if kept is not None and b not in self.states
+                       else views.branch_view(await self.hold(b), now))
+        return out
 
     def ticket_view(self, token: str, travel_minutes: float | None = None) -> dict[str, Any]:
         ref = self.tokens.read_ticket(token)
@@ -321,6 +349,11 @@ class QueueService:
         return self.tokens.ticket(branch, t.id, t.nonce)
 
     # -- helpers ------------------------------------------------------------------------------------
+
+    def _books(self) -> list[Books]:
+        """Every branch's citizens' records this process knows: the held branches' and those kept
+        from the branches let go (hub.domain.limits.history; no-shows count across branches)."""
+        return [*self.states.values(), *self.holding.books.values()]
 
     def held(self, st: BranchState, ref: TicketRef) -> Ticket:
         """The ticket a holder's token names in `st`: the same id is not enough, the nonce must be
@@ -352,7 +385,6 @@ class QueueService:
         view = views.ticket_view(st, t, now)
         noshows = 0
         if t.citizen:
-            noshows = sum(len(s.citizens[t.citizen].noshows) for s in self.states.values()
-                          if t.citizen in s.citizens)
+            noshows = sum(len(s.citizens[t.citizen].noshows) for s in self._books() if t.citizen in s.citizens)
         view["noshows"] = noshows
         return view

@@ -20,7 +20,7 @@ def _answer(body: dict[str, Any], status: int = 200) -> JSONResponse:
 async def issue_ticket(request: Request) -> JSONResponse:
     app, branch = request.app.state, request.path_params["branch"]
     service = app.service
-    service.state(branch)                                    # 404 before anything else
+    await service.hold(branch)                               # 404 before anything else
     data = await decode.json_body(request)
     claims = decode.bearer(request, required=False)
     channel = decode.field(data, "channel", str)
@@ -56,7 +56,7 @@ async def issue_ticket(request: Request) -> JSONResponse:
 
 async def open_counter(request: Request) -> JSONResponse:
     branch, counter = request.path_params["branch"], request.path_params["counter"]
-    request.app.state.service.state(branch)
+    await request.app.state.service.hold(branch)
     claims = decode.staff(request, branch, counter)
     data = await decode.json_body(request, required=False)
     services = decode.field(data, "services", list, required=False)
@@ -69,7 +69,7 @@ async def open_counter(request: Request) -> JSONResponse:
 
 async def close_counter(request: Request) -> JSONResponse:
     branch, counter = request.path_params["branch"], request.path_params["counter"]
-    request.app.state.service.state(branch)
+    await request.app.state.service.hold(branch)
     claims = decode.staff(request, branch, counter)
     await decode.json_body(request, required=False)
     return _answer(await request.app.state.service.close_counter(branch, counter, decode.idempotency(request, claims)))
@@ -77,7 +77,7 @@ async def close_counter(request: Request) -> JSONResponse:
 
 async def call_next(request: Request) -> JSONResponse:
     branch, counter = request.path_params["branch"], request.path_params["counter"]
-    request.app.state.service.state(branch)
+    await request.app.state.service.hold(branch)
     claims = decode.staff(request, branch, counter)
     await decode.json_body(request, required=False)
     return _answer(await request.app.state.service.call_next(branch, counter, decode.idempotency(request, claims)))
@@ -87,7 +87,7 @@ async def ticket_action(request: Request) -> JSONResponse:
     p = request.path_params
     branch, number, action = p["branch"], p["number"], p["action"]
     service = request.app.state.service
-    service.state(branch)
+    await service.hold(branch)
     claims = decode.staff(request, branch)
     data = await decode.json_body(request, required=False)
     target = decode.field(data, "service", str, required=action == "transfer")
@@ -98,7 +98,7 @@ async def ticket_action(request: Request) -> JSONResponse:
 
 async def check_in(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
-    request.app.state.service.state(branch)
+    await request.app.state.service.hold(branch)
     claims = decode.bearer(request, required=True)
     device = kiosks.kiosk_device(claims, branch) if claims.kind == "kiosk" else None
     if device is None:
@@ -108,11 +108,13 @@ async def check_in(request: Request) -> JSONResponse:
 
 
 async def branches(request: Request) -> JSONResponse:
-    return JSONResponse({"branches": request.app.state.service.branches_view()})
+    return JSONResponse({"branches": await request.app.state.service.branches_view()})
 
 
 async def branch(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.state.service.branch_view(request.path_params["branch"]))
+    service = request.app.state.service
+    await service.hold(request.path_params["branch"])
+    return JSONResponse(service.branch_view(request.path_params["branch"]))
 
 
 async def ticket(request: Request) -> JSONResponse:
@@ -126,6 +128,7 @@ async def ticket(request: Request) -> JSONResponse:
         except ValueError:
             raise invalid("invalid_field", "travel_minutes must be a number of minutes from 0 to 600.",
                           "Thời gian di chuyển phải từ 0 đến 600 phút.", field="travel_minutes") from None
+    await request.app.state.service.hold_ticket(request.path_params["token"])
     return JSONResponse(request.app.state.service.ticket_view(request.path_params["token"], minutes))
 
 

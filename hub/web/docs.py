@@ -28,7 +28,7 @@ async def index(request: Request) -> HTMLResponse:
     """The hub's front page: every branch at a glance (its JSON twin is /api/branches)."""
     service = request.app.state.service
     return HTMLResponse(_env.get_template("index.html").render(
-        centre=request.app.state.centre, branches=service.branches_view(),
+        centre=request.app.state.centre, branches=await service.branches_view(),
         now=f"{service.now():%H:%M %d/%m/%Y}"))
 
 

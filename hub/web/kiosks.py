@@ -82,7 +82,7 @@ def kiosk_channel(request: Request, branch: str, claims: Claims | None) -> str |
 
 def manager(request: Request, branch: str) -> Claims:
     """The branch's staff token without a counter binding (the admin page's)."""
-    request.app.state.service.state(branch)                  # 404 for an unknown branch first
+    request.app.state.service.branches.known(branch)         # 404 for an unknown branch first
     claims = decode.staff(request, branch)
     if claims.counter is not None:
         raise forbidden("manager_only", "Kiosk devices are managed with the branch's staff token without a counter.",
@@ -94,6 +94,7 @@ async def listing(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
     manager(request, branch)
     service = request.app.state.service
+    await service.hold(branch)
     return JSONResponse({"devices": service.kiosks.listing(branch, service.now())})
 
 
@@ -116,7 +117,7 @@ async def revoke(request: Request) -> JSONResponse:
 
 async def claim(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
-    request.app.state.service.state(branch)
+    await request.app.state.service.hold(branch)
     data = await decode.json_body(request)
     code = decode.field(data, "code", str)
     if len(code) > MAX_CODE:
@@ -128,7 +129,7 @@ async def claim(request: Request) -> JSONResponse:
 async def me(request: Request) -> JSONResponse:
     branch = request.path_params["branch"]
     service = request.app.state.service
-    service.state(branch)
+    await service.hold(branch)
     claims = decode.bearer(request, required=True)
     if claims.kind == "staff":
         decode.staff(request, branch)

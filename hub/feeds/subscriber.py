@@ -16,7 +16,7 @@ SLOW, RESYNC, GONE, TOO_BIG, SHUTDOWN = "slow", "resync", "gone", "too_big", "sh
 
 class Subscriber:
     def __init__(self, skip_through: int = 0, max_queue: int = MAX_QUEUE) -> None:
-        self.skip_through = skip_through      # live frames at or below this seq were sent already
+        self.skip_through = skip_through      # live frames at or below this seq were sent (or queued) already
         self.closed: str | None = None
         self._frames: deque[Frame] = deque()
         self._max = max_queue
@@ -25,15 +25,26 @@ class Subscriber:
         self.on_close: Callable[[Subscriber, str], None] | None = None
         self.direct: DirectLink | None = None
 
+    def starts_at(self, seq: int) -> None:
+        """What the connection's first frames cover (read under the branch lock): live frames up to
+        `seq`, queued while it was being read, are dropped, and later ones at or below it skipped."""
+        self.skip_through = seq
+        while self._frames and self._frames[0].seq <= seq:
+            self._frames.popleft()
+
     def go_direct(self, link: DirectLink) -> None:
         """From now on write frames straight to the connection; first what queued meanwhile."""
         self.direct = link
-        while self._frames and not self.closed:
-            self.push(self._frames.popleft())
+        if self._frames and not self.closed:
+            queued, self._frames = self._frames, deque()      # already counted in skip_through
+            why = link.write(b"".join(f.wire for f in queued))
+            if why is not None:
+                self.close(why)
 
     def push(self, frame: Frame) -> None:
         if self.closed or frame.seq <= self.skip_through:
             return
+        self.skip_through = frame.seq         # from here on: the last seq sent (or queued)
         if self.direct is not None:
             why = self.direct.write(frame.wire)
             if why is not None:
@@ -44,6 +55,22 @@ class Subscriber:
             return
         self._frames.append(frame)
         self._ready.set()
+
+    def push_all(self, frames: list[Frame], joined: bytes) -> int:
+        """Frames in seq order (`joined`: their wire encodings, end to end) in one write to a
+        direct link, or one by one; those at or below `skip_through` are left out. The writes made."""
+        if self.closed:
+            return 0
+        if self.direct is None or frames[0].seq <= self.skip_through:
+            fresh = [f for f in frames if f.seq > self.skip_through]     # rare: started mid-command
+            for frame in fresh:
+                self.push(frame)
+            return len(fresh) if self.direct is not None else 0
+        self.skip_through = frames[-1].seq
+        why = self.direct.write(joined)
+        if why is not None:
+            self.close(why)
+        return 1
 
     def close(self, reason: str) -> None:
         if self.closed is None:

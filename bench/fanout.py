@@ -258,7 +258,7 @@ def start_hub_proc(workdir: Path, name: str, database: str, procs: Procs, cpus, 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
     env.update({"QUEUECAST_DATABASE": database, "QUEUECAST_SECRET": SECRET, "QUEUECAST_CLOCK": CLOCK,
-                "QUEUECAST_ISSUE_RATE": "100000/60"})
+                "QUEUECAST_ISSUE_RATE": "100000/60", "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "1000000"})
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(probed(probe, name, ["-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)]),

@@ -15,6 +15,7 @@ extension is absent, and feeds use the queued ASGI path (hub.server logs a warni
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -74,6 +75,9 @@ def protocol(version: str = uvicorn.__version__, load: Callable[[], type] = _san
     return DirectProtocol, ""
 
 
+_closing: set[asyncio.Task[None]] = set()      # close frames being sent (a task is kept till it ends)
+
+
 class DirectLink:
     __slots__ = ("protocol",)
 
@@ -91,3 +95,18 @@ class DirectLink:
             return "slow"
         transport.write(data)
         return None
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with `code`, as the app's own `websocket.close` does (through the
+        protocol's `send`: the close frame follows what was written, and the app's `receive` gets
+        the disconnect). So the fan-out ends a connection itself, and the connection's one task
+        only reads."""
+        task = asyncio.get_running_loop().create_task(self._close(code, reason))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.protocol.send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:          # the client is gone already (uvicorn's ClientDisconnected): nothing to say
+            pass

@@ -31,18 +31,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.connections import SEND_BUFFER
 from hub.domain.errors import DomainError, excerpt
-from hub.feeds.direct import EXTENSION, FEED_SEND_BUFFER
+from hub.feeds.direct import EXTENSION, FEED_SEND_BUFFER, DirectLink
 from hub.feeds.fanout import FeedHub
 from hub.feeds.frames import PING, Frame
-from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, TOO_BIG, Subscriber
+from hub.feeds.subscriber import CLOSE_CODES, GONE, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
 
 log = logging.getLogger("queuecast.feeds")
 
 MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feeds but small pings
 SSE_PING_SECONDS = 25.0
-CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
-               TOO_BIG: (1009, "message too big"), SHUTDOWN: (1012, "restarting: resume with since")}
 TOO_MANY = (4029, "too many connections from your address")
 
 
@@ -109,6 +107,10 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
         log.warning("feed could not start", exc_info=True)
         await ws.close(1013, "try again later")
         return
+    link = ws.scope.get("extensions", {}).get(EXTENSION)
+    if link is not None:
+        await _direct(ws, sub, frames, link)
+        return
     reader = asyncio.create_task(_read_client(ws, sub))
     frame: Frame | None = None
     try:
@@ -116,10 +118,6 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
             await ws.send_text(frame.text)
         del frames                             # a snapshot is kilobytes: not kept for the connection's life
         frame = None
-        link = ws.scope.get("extensions", {}).get(EXTENSION)
-        if link is not None:
-            sub.go_direct(link)                # the fan-out writes to this connection itself
-            ws.app.state.feeds.stats.direct += 1
         while (frame := await sub.next()) is not None:
             await ws.send_text(frame.text)
         if sub.closed in CLOSE_CODES:
@@ -129,6 +127,26 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
     finally:
         sub.close(GONE)
         reader.cancel()
+
+
+async def _direct(ws: WebSocket, sub: Subscriber, frames: list[Frame], link: DirectLink) -> None:
+    """A connection the fan-out writes to itself (hub.feeds.direct): its frames, and its close
+    frame when the hub ends it (Subscriber.close). Once started, this task only reads the client:
+    an idle board costs one task, not two."""
+    try:
+        while frames:                          # popped: a snapshot is kilobytes, not kept for the connection's life
+            await ws.send_text(frames.pop(0).text)
+        if sub.closed is not None:             # ended while its start was being sent (too slow, a reset)
+            if sub.closed in CLOSE_CODES:
+                await ws.close(*CLOSE_CODES[sub.closed])
+            return
+        sub.go_direct(link)
+        ws.app.state.feeds.stats.direct += 1
+        await _read_client(ws, sub)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass                                   # the client went away mid-send
+    finally:
+        sub.close(GONE)
 
 
 async def _read_client(ws: WebSocket, sub: Subscriber) -> None:

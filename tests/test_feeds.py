@@ -23,6 +23,7 @@ from hub.auth import Tokens
 from hub.domain.events import public
 from hub.feeds.watch import eta_step, shown
 from hub.store import open_store
+from hub.web.feeds import MAX_CLIENT_MESSAGE
 
 from conftest import SECRET, bearer, free_port, stop_process
 from waiting import deadline, until, within
@@ -561,6 +562,28 @@ async def test_a_call_next_reaches_each_board_in_one_write_and_every_event_once(
             assert [e["type"] for e in evs] == ["ticket.completed", "ticket.called"] * rounds
             assert evs == logged
         assert after - before == boards_n * rounds, (before, after)     # not twice that
+
+
+async def test_a_direct_connection_lives_on_without_a_task_of_its_own(hub_factory, hub_env):
+    """Once its first frames are sent, a direct connection is left to uvicorn and the fan-out (its
+    task ends: an idle feed holds no ASGI stack): its client's pings are still answered, what it
+    says is size-checked (over MAX_CLIENT_MESSAGE: closed with 1009, its place under the address cap
+    given back), its frames keep coming, and a hub that stops closes it with 1012."""
+    hub = hub_factory({**hub_env, "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "2"})
+    async with http(hub) as c, feed(hub, f"/ws/branches/{B}") as a, feed(hub, f"/ws/branches/{B}") as b:
+        assert (await recv(a))["type"] == (await recv(b))["type"] == "snapshot"
+        await until(lambda: metric(c, "queuecast_feed_direct"), "both connections direct") == 2
+        await a.send("still here")                       # small: read and let be, and reading goes on
+        await within(await a.ping(), "the pong of a detached connection that spoke")
+        await b.send("x" * (MAX_CLIENT_MESSAGE + 1))
+        assert await until_closed(b) == ([], 1009)
+        assert await metric(c, "queuecast_feed_connections", 'feed="board"') == 1
+        async with feed(hub, f"/ws/branches/{B}") as third:      # b's place is free again
+            assert (await recv(third))["type"] == "snapshot"
+            ev = await issue(c)
+            assert (await recv(a))["number"] == (await recv(third))["number"] == ev["number"]
+            hub.proc.terminate()                         # our hub, by its pid; the fixture waits for it
+            assert (await until_closed(a))[1] == (await until_closed(third))[1] == 1012
 
 
 async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_env):

@@ -86,31 +86,34 @@ async def _socket(ws: WebSocket, open_feed: OpenFeed) -> None:
         await ws.accept()
         await ws.close(*TOO_MANY)
         return
+    detached = False
     try:
-        await _feed_socket(ws, open_feed)
+        detached = await _feed_socket(ws, open_feed, lambda: slots.give_back(address))
     finally:
-        slots.give_back(address)
+        if not detached:                       # else given back when the connection ends
+            slots.give_back(address)
 
 
-async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
+async def _feed_socket(ws: WebSocket, open_feed: OpenFeed, release: Callable[[], None]) -> bool:
+    """The feed on an accepted connection; whether it was detached (hub.feeds.direct): the
+    connection then outlives this call, and `release` is called when it ends."""
     await ws.accept()
     try:
         since = _since(ws.query_params.get("since"))
         frames, sub = await open_feed(ws.app.state.feeds, since, ws.query_params.get("epoch") or None)
     except BadSince as e:
         await ws.close(4400, str(e)[:120])
-        return
+        return False
     except DomainError as e:
         await ws.close(4404 if e.kind == "not_found" else 1013 if e.kind == "unavailable" else 4400, e.message[:120])
-        return
+        return False
     except Exception:                          # the store failed while reading history: try again later
         log.warning("feed could not start", exc_info=True)
         await ws.close(1013, "try again later")
-        return
+        return False
     link = ws.scope.get("extensions", {}).get(EXTENSION)
     if link is not None:
-        await _direct(ws, sub, frames, link)
-        return
+        return await _direct(ws, sub, frames, link, release)
     reader = asyncio.create_task(_read_client(ws, sub))
     frame: Frame | None = None
     try:
@@ -127,26 +130,38 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
     finally:
         sub.close(GONE)
         reader.cancel()
+    return False
 
 
-async def _direct(ws: WebSocket, sub: Subscriber, frames: list[Frame], link: DirectLink) -> None:
-    """A connection the fan-out writes to itself (hub.feeds.direct): its frames, and its close
-    frame when the hub ends it (Subscriber.close). Once started, this task only reads the client:
-    an idle board costs one task, not two."""
+async def _direct(ws: WebSocket, sub: Subscriber, frames: list[Frame], link: DirectLink,
+                  release: Callable[[], None]) -> bool:
+    """A connection the fan-out writes to itself (hub.feeds.direct), and its close frame when the
+    hub ends it (Subscriber.close). Once its first frames are sent, the connection is detached: no
+    task of its own is left, uvicorn reads it and tells us what the client sent and when it ended.
+    Whether it was detached."""
     try:
         while frames:                          # popped: a snapshot is kilobytes, not kept for the connection's life
             await ws.send_text(frames.pop(0).text)
         if sub.closed is not None:             # ended while its start was being sent (too slow, a reset)
             if sub.closed in CLOSE_CODES:
                 await ws.close(*CLOSE_CODES[sub.closed])
-            return
-        sub.go_direct(link)
-        ws.app.state.feeds.stats.direct += 1
-        await _read_client(ws, sub)
+        else:
+            sub.go_direct(link)
+            ws.app.state.feeds.stats.direct += 1
+
+            def said(size: int) -> None:       # clients only listen: anything they send is size-checked
+                if size > MAX_CLIENT_MESSAGE:
+                    sub.close(TOO_BIG)
+
+            def gone() -> None:
+                sub.close(GONE)
+                release()
+            link.detach(said, gone)
+            return True
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass                                   # the client went away mid-send
-    finally:
-        sub.close(GONE)
+    sub.close(GONE)
+    return False
 
 
 async def _read_client(ws: WebSocket, sub: Subscriber) -> None:

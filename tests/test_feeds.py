@@ -572,7 +572,10 @@ async def test_a_direct_connection_lives_on_without_a_task_of_its_own(hub_factor
     hub = hub_factory({**hub_env, "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "2"})
     async with http(hub) as c, feed(hub, f"/ws/branches/{B}") as a, feed(hub, f"/ws/branches/{B}") as b:
         assert (await recv(a))["type"] == (await recv(b))["type"] == "snapshot"
-        await until(lambda: metric(c, "queuecast_feed_direct"), "both connections direct") == 2
+
+        async def both_direct() -> bool:
+            return await metric(c, "queuecast_feed_direct") == 2
+        await until(both_direct, "both connections direct")
         await a.send("still here")                       # small: read and let be, and reading goes on
         await within(await a.ping(), "the pong of a detached connection that spoke")
         await b.send("x" * (MAX_CLIENT_MESSAGE + 1))

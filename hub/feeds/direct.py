@@ -8,6 +8,11 @@ The transport's write buffer is the connection's queue: past MAX_BUFFER the clie
 The kernel's send buffer behind it is fixed at FEED_SEND_BUFFER, and a peer that takes nothing for
 a while is dropped (hub.connections.StallGuard), so a client that never reads is cut, then gone.
 
+Once its first frames are sent, the app detaches the connection (DirectLink.detach) and its task
+ends: uvicorn's protocol keeps reading it and answering pings, and tells the feed what the client
+sent and when it went; the fan-out writes frames and the close frame itself. An idle connection
+then holds its protocol and a subscriber, not an ASGI stack awaiting a message that never comes.
+
 The subclassed protocol is private to uvicorn: it exists from 0.35, and sends server pings from
 0.44 (pyproject.toml asks for that). `protocol()` builds the subclass when the installed uvicorn has
 what it needs, and otherwise says why; the server then runs uvicorn's own WebSocket protocol, the

@@ -235,7 +235,9 @@ def start_hub(workdir: Path, profile: Path | None) -> Hub:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
     env.update({"QUEUECAST_DATABASE": f"sqlite:///{workdir / 'hub.db'}", "QUEUECAST_SECRET": SECRET,
-                "QUEUECAST_CLOCK": CLOCK, "QUEUECAST_ISSUE_RATE": "100000/60"})
+                "QUEUECAST_CLOCK": CLOCK, "QUEUECAST_ISSUE_RATE": "100000/60",
+                # Every subscriber comes from 127.0.0.1: the per-address cap would refuse all but 50.
+                "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "1000000"})
     serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     if profile is None:
         cmd = [sys.executable, "-m", "hub", *serve]

@@ -33,8 +33,9 @@ With --pin (default) the server under test has CPU 0 to itself; the clients, the
 hub-redis2, the second hub and Redis run on the other CPU(s).
 
 Server CPU = utime+stime (/proc/PID/stat) from the first measured call until every client has
-seen the last seq; CPU per delivered frame = that / frames received by all clients. The hub's CPU
-per call-next with nobody watching is measured first, to show the fan-out's own share.
+seen the last seq; CPU per delivered frame = that / frames received by all clients, and CPU per
+call-next = that / calls (a call makes two frames per connection). The hub's CPU per call-next with
+nobody watching is measured first, to show the fan-out's own share ("net of the command").
 
 Usage: .venv/bin/python bench/fanout.py [--subscribers 2000] [--clients 4] [--events 200]
        [--rate 10] [--mode hub|hub-redis2|bare|all|a,b,c] [--out FILE] [--wait-load 0.7]
@@ -258,7 +259,7 @@ def start_hub_proc(workdir: Path, name: str, database: str, procs: Procs, cpus, 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECAST_")}
     env.update({"QUEUECAST_DATABASE": database, "QUEUECAST_SECRET": SECRET, "QUEUECAST_CLOCK": CLOCK,
-                "QUEUECAST_ISSUE_RATE": "100000/60"})
+                "QUEUECAST_ISSUE_RATE": "100000/60", "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "1000000"})
     log = workdir / f"{name}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(probed(probe, name, ["-m", "hub", "serve", "--host", "127.0.0.1", "--port", str(port)]),
@@ -575,7 +576,7 @@ async def start_clients(procs: Procs, targets: list[tuple[str, int, str]], n: in
             sys.executable, str(BENCH / "fanout_client.py"), "--host", "127.0.0.1", "--port", str(port),
             "--path", path, "--n", str(share), "--concurrency", str(max(1, args.connect_concurrency // k)),
             "--impl", args.client_impl, "--drain", str(args.drain), "--connect-timeout", str(args.connect_timeout),
-            "--nice", str(args.client_nice),
+            "--nice", str(args.client_nice), *(["--deflate"] if args.deflate else []),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err, limit=256 * 1024 * 1024,
             preexec_fn=_preexec(cpus))
         err.close()
@@ -755,6 +756,7 @@ async def run_mode(mode: str, args) -> dict:
         if "baseline" in res:
             per_call = sum(v for n, v in res["baseline"]["cpu_ms_per_call"].items() if n in servers) / 1000
             res["cpu_us_per_frame_net"] = (server_cpu - per_call * args.events) * 1e6 / frames if frames else float("nan")
+        per_call_next(res, args.events)
         res["client_cpu_s"] = [round(r["cpu_s"], 2) for r in results]
         res["client_wall_s"] = [round(r["wall_s"], 2) for r in results]
         res["client_cpu_max_pct"] = max(r["cpu_s"] / r["wall_s"] * 100 for r in results if r["wall_s"] > 0)
@@ -862,6 +864,18 @@ async def probe_signal(probe: Path, servers: dict[str, int], sig: int, wait_for:
 
 # -- report -------------------------------------------------------------------------------------------
 
+def per_call_next(r: dict, events: int) -> None:
+    """Server CPU per call-next (issue 16: a call makes two frames per connection, completed and
+    called), and net of the command's own cost (its CPU with no subscriber); also for saved runs."""
+    if "error" in r or "cpu_ms_per_call" in r:
+        return
+    server_cpu, calls = sum(r["server_cpu_s"].values()), r["calls_ok"]
+    r["cpu_ms_per_call"] = server_cpu * 1000 / calls if calls else float("nan")
+    if "baseline" in r:
+        own = sum(v for n, v in r["baseline"]["cpu_ms_per_call"].items() if n in r["server_cpu_s"]) / 1000
+        r["cpu_ms_per_call_net"] = (server_cpu - own * events) * 1000 / calls if calls else float("nan")
+
+
 def fmt(x, spec=".2f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -899,6 +913,10 @@ def report(runs: dict, meta: dict) -> None:
               f"(expected {r['expected_frames']}) -> {fmt(r['cpu_us_per_frame'])} µs/frame"
               + (f" ({fmt(r['cpu_us_per_frame_net'])} µs/frame without the command's own cost)"
                  if "cpu_us_per_frame_net" in r else ""))
+        if "cpu_ms_per_call" in r:
+            print(f"  CPU per call-next: {fmt(r['cpu_ms_per_call'])} ms"
+                  + (f" ({fmt(r['cpu_ms_per_call_net'])} ms without the command's own cost)"
+                     if "cpu_ms_per_call_net" in r else ""))
         if "baseline" in r:
             b = ", ".join(f"{n} {v:.2f}" for n, v in r["baseline"]["cpu_ms_per_call"].items())
             print(f"  CPU per call with no subscriber (ms): {b}")
@@ -915,7 +933,7 @@ def report(runs: dict, meta: dict) -> None:
         print()
     ratios = meta.get("ratios")
     if ratios:
-        print("hub / bare (targets: CPU/frame <= 1.0x, p99 <= 1.0x, memory/idle conn <= 1.5x; 0 gaps, 0 dups)")
+        print("hub / bare (targets: CPU/frame and per call net <= 1.0x, p99 <= 1.0x, memory/idle conn <= 1.5x; 0 gaps, 0 dups)")
         for name, q in ratios.items():
             print(f"  {name:<44}{fmt(q['ratio'], '.2f'):>7}x  {q['verdict']}")
         print(f"  lost/duplicated: {meta['integrity']}")
@@ -974,6 +992,11 @@ def ratios(runs: dict) -> dict:
                 "met" if q <= target else f"MISSED by {(q / target - 1) * 100:.0f}%"
             out[name + tag] = {"hub": num, "bare": den, "ratio": q, "target": target, "verdict": verdict}
         put("CPU per delivered frame", h["cpu_us_per_frame"], bare["cpu_us_per_frame"], TARGET_CPU)
+        if "cpu_ms_per_call" in h and "cpu_ms_per_call" in bare:
+            put("CPU per call-next", h["cpu_ms_per_call"], bare["cpu_ms_per_call"], None)
+            if "cpu_ms_per_call_net" in h:
+                put("CPU per call-next, net of the command", h["cpu_ms_per_call_net"],
+                    bare.get("cpu_ms_per_call_net", bare["cpu_ms_per_call"]), TARGET_CPU)
         put("p50 call -> client", h["latency_ms"]["all"]["p50"], bare["latency_ms"]["all"]["p50"], TARGET_P99)
         put("p99 call -> client", h["latency_ms"]["all"]["p99"], bare["latency_ms"]["all"]["p99"], TARGET_P99)
         put("memory per idle connection", h["rss_per_conn_kib_all"], bare["rss_per_conn_kib_all"], TARGET_MEM)
@@ -1024,6 +1047,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-calls", type=int, default=40,
                    help="call-next with no subscriber first: the command's own CPU (default 40)")
     p.add_argument("--client-impl", choices=("lean", "websockets"), default="lean")
+    p.add_argument("--deflate", action="store_true", help="lean clients offer permessage-deflate, as browsers "
+                   "do (the bare server, compression=None, declines it; the hub declines it since issue 16)")
     p.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight, all clients (200)")
     p.add_argument("--connect-timeout", type=float, default=240.0)
     p.add_argument("--settle", type=float, default=2.0, help="seconds after the last connect before measuring idle")
@@ -1053,6 +1078,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.show:
         for path in args.show:
             saved = json.loads(path.read_text())
+            for r in saved["runs"].values():
+                per_call_next(r, saved["meta"]["events"])
+            saved["meta"]["ratios"] = ratios(saved["runs"])
             report(saved["runs"], saved["meta"])
             if args.markdown:
                 print(markdown(saved, f"{path.name}: "))

@@ -34,6 +34,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 from array import array
 from collections import Counter, deque
 
@@ -87,7 +88,7 @@ def hist_pcts(hist: dict) -> dict:
 
 class Conn:
     __slots__ = ("sock", "fd", "slot", "state", "buf", "deadline", "start_seq", "seqs", "times", "reads",
-                 "inexact", "close_code", "bad")
+                 "inexact", "close_code", "bad", "inflate")
 
     def __init__(self, sock: socket.socket, slot: int, deadline: float):
         self.sock, self.fd, self.slot, self.deadline = sock, sock.fileno(), slot, deadline
@@ -100,6 +101,7 @@ class Conn:
         self.inexact = array("b")     # 1: not the last frame of its read (its time is an upper bound)
         self.close_code = None
         self.bad = 0
+        self.inflate = None           # permessage-deflate (--deflate): made at the first compressed frame
 
     @property
     def lost(self) -> bool:
@@ -150,7 +152,22 @@ class Conn:
             if end > n:
                 break
             op = buf[i] & 0x0F
-            if op == 1:
+            if op == 1 and buf[i] & 0x40:                        # RSV1: compressed (--deflate), read apart
+                if self.inflate is None:
+                    self.inflate = zlib.decompressobj(-15)
+                text = self.inflate.decompress(buf[i + hl:end] + b"\x00\x00\xff\xff")
+                m = SEQ.search(text)
+                if self.start_seq == -1:
+                    self.start_seq = json.loads(text)["seq"]
+                    self.state = OPEN
+                elif m is None:
+                    self.bad += 1
+                else:
+                    seqs.append(int(m.group(1)))
+                    times.append(arrival)
+                    inexact.append(1)
+                    got += 1
+            elif op == 1:
                 if self.start_seq == -1:                         # the snapshot (or the bare hello)
                     self.start_seq = json.loads(buf[i + hl:end])["seq"]
                     self.state = OPEN
@@ -194,8 +211,10 @@ def lean_client(args) -> int:
     if args.nice:
         os.nice(args.nice)
     ep = select.epoll()
+    # --deflate: offer permessage-deflate as browsers do (the server may take it: a zlib context each)
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if args.deflate else ""
     request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ").encode()
+               f"Connection: Upgrade\r\n{offer}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ").encode()
     by_fd: dict[int, Conn] = {}
     opened: list[Conn] = []
     failures: Counter = Counter()
@@ -512,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain", type=float, default=20.0)
     p.add_argument("--nice", type=int, default=0)
     p.add_argument("--impl", choices=("lean", "websockets"), default="lean")
+    p.add_argument("--deflate", action="store_true", help="offer permessage-deflate (lean reader)")
     args = p.parse_args(argv)
     if args.impl == "websockets":
         import asyncio

@@ -28,6 +28,7 @@ import tracemalloc
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))      # this checkout's hub, not an installed one
 
 
 def main() -> None:
@@ -114,6 +115,9 @@ def main() -> None:
             fanout.main(["_bare", *rest])
     except SystemExit:
         pass
+    except BaseException:
+        import traceback
+        traceback.print_exc()                   # os._exit below would swallow it
     finally:
         write()
         os._exit(0)

@@ -51,6 +51,8 @@ class _Live:
                                       value=s.deliveries)
             yield CounterMetricFamily("queuecast_feed_direct", "WebSocket connections fed prepared frames directly",
                                       value=s.direct)
+            yield CounterMetricFamily("queuecast_feed_writes", "Writes of live frames to direct WebSocket "
+                                      "connections: one per connection per command", value=s.writes)
             yield CounterMetricFamily("queuecast_feed_slow_cuts", "Connections cut for falling behind",
                                       value=s.slow_cuts)
             yield CounterMetricFamily("queuecast_feed_refused", "Feed connections refused: their address had "

@@ -23,6 +23,10 @@ log = logging.getLogger("queuecast.server")
 
 WS_MAX_SIZE = 64 * 1024        # bytes a client may send in one WebSocket message
 WS_PING_SECONDS = 25.0         # protocol ping: a dead peer is noticed, idle proxies stay open
+# permessage-deflate is declined: the fan-out writes every live frame uncompressed (hub.feeds.direct),
+# so it would compress only a connection's first frames, and its zlib contexts cost ~45 KiB for
+# each connection's whole life (bench/fanout.py --deflate: 57 KiB per idle board connection, not 13).
+WS_DEFLATE = False
 MAX_HEADER_BYTES = 16 * 1024   # a request's line and headers (h11's limit, said here): 400 past it
 
 
@@ -42,6 +46,7 @@ def config(app: Any, host: str, port: int,
                           http=connections.http_protocol(settings.request_timeout),
                           h11_max_incomplete_event_size=MAX_HEADER_BYTES,
                           ws_max_size=WS_MAX_SIZE, ws_ping_interval=WS_PING_SECONDS, ws_ping_timeout=20.0,
+                          ws_per_message_deflate=WS_DEFLATE,
                           timeout_graceful_shutdown=5, log_level="info")
     logs.redact_uvicorn()            # uvicorn.Config has just (re)configured its loggers
     return made

@@ -11,7 +11,10 @@
    - Events come in by seq: one already seen is ignored; one that does not follow the last by
      exactly 1 (or a marker from another epoch) means something was missed, so the connection is
      dropped and the next one resumes from the last good seq. (What is not a feed's business, a
-     holder's opt-in on the board say, comes as an `internal` event: seq never skips.)
+     holder's opt-in on the board say, comes as an `internal` event: the board's seq never skips.)
+     A ticket feed's live events carry `prev`, the seq of the message before: its seq may jump
+     over events that left the ticket's view as it was, and only a `prev` beyond the last seq seen
+     is a gap.
    - A socket that has not started (opened and delivered its first message) within connectTimeout
      is abandoned. Every reconnect waits a random time between 0 and min(retryCap, retryBase × 2^n)
      ("full jitter": a lobby's boards do not come back in step after a hub restart); n counts the
@@ -107,7 +110,9 @@ QC.feed = function (opts) {
   }
 
   function taken(m) {
-    tell("qc-feed-message", { type: m.type, seq: m.seq, epoch: handle.epoch });
+    var detail = { type: m.type, seq: m.seq, epoch: handle.epoch };
+    if (typeof m.prev === "number") detail.prev = m.prev;
+    tell("qc-feed-message", detail);
   }
 
   function take(data) {
@@ -134,7 +139,9 @@ QC.feed = function (opts) {
     if (!started) { drop(GAP, "gap"); return; }            // an event before the start: out of step
     if (m.epoch && handle.epoch && m.epoch !== handle.epoch) { drop(GAP, "epoch"); return; }
     if (m.seq <= handle.seq) return;                       // seen already
-    if (m.seq !== handle.seq + 1) { drop(GAP, "gap"); return; }   // missed some: resume from here
+    // A ticket feed skips events that leave its view as it was: its messages name the one before (prev).
+    var prev = typeof m.prev === "number" ? m.prev : m.seq - 1;
+    if (prev > handle.seq) { drop(GAP, "gap"); return; }         // missed some: resume from here
     handle.seq = m.seq;
     taken(m);
     onEvent(m);

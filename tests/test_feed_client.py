@@ -90,7 +90,7 @@ def head_seq(base: str) -> int:
 
 
 def walk(msgs: list[dict]) -> tuple[list[int], list[tuple[str, int]]]:
-    """Replays what a page's client took: every event must follow the position by exactly 1, a
+    """Replays what a page's client took: every event must follow the position by exactly 1 (or name it as `prev`), a
     resume marker must name the position, a snapshot sets it. Returns the event seqs and the starts."""
     position, events, starts = None, [], []
     for m in msgs:
@@ -101,8 +101,8 @@ def walk(msgs: list[dict]) -> tuple[list[int], list[tuple[str, int]]]:
             assert position is None or m["seq"] <= position, (m, position)
             position = m["seq"] if position is None else position
             starts.append(("resume", m["seq"]))
-        else:
-            assert position is not None and m["seq"] == position + 1, (m, position, msgs)
+        else:       # a ticket feed's live events name the one before (`prev`): seqs between told nothing
+            assert position is not None and m.get("prev", m["seq"] - 1) <= position < m["seq"], (m, position, msgs)
             position = m["seq"]
             events.append(m["seq"])
     return events, starts
@@ -443,6 +443,31 @@ def test_internal_events_keep_the_count_and_a_skip_is_a_gap(new_page):
             ("internal", 9), ("ticket.issued", 10)]
         assert feed.paths == ["/feed", "/feed?since=7&epoch=e1"]
         assert [(d["code"], d["reason"], d["seq"]) for d in states(page, "down")] == [(4000, "gap", 7)]
+        page.evaluate("window.__feed.stop()")
+    finally:
+        feed.close()
+
+
+def test_a_ticket_feeds_prev_lets_seqs_jump_and_a_prev_beyond_is_a_gap(new_page):
+    """A ticket feed skips events that leave its view as it was: each live event names the one
+    before as `prev`. A jump with `prev` at (or below) the last seq is no gap; a `prev` beyond it is."""
+    def moved(seq: int, prev: int) -> dict:
+        return {**event(seq), "prev": prev}
+
+    feed = ScriptedFeed([
+        [snapshot(5, "e1"), moved(8, 5), moved(12, 8), moved(15, 13)],    # 13 never came: a gap
+        [resume(12, "e1"), event(13), moved(20, 13)],                    # replayed, then live again
+    ])
+    try:
+        page = blank_page_with_client(new_page)
+        page.evaluate(CLIENT, {"url": f"ws://127.0.0.1:{feed.port}/feed", "retryBase": 50, "retryCap": 200})
+        page.wait_for_function("window.__applied.length && window.__applied.at(-1).seq === 20")
+        applied = page.evaluate("window.__applied")
+        assert [(m["type"], m["seq"]) for m in applied] == [
+            ("snapshot", 5), ("ticket.issued", 8), ("ticket.issued", 12),
+            ("resume", 12), ("ticket.issued", 13), ("ticket.issued", 20)]
+        assert feed.paths == ["/feed", "/feed?since=12&epoch=e1"]
+        assert [(d["code"], d["reason"], d["seq"]) for d in states(page, "down")] == [(4000, "gap", 12)]
         page.evaluate("window.__feed.stop()")
     finally:
         feed.close()

@@ -69,17 +69,18 @@ def take_number(c: httpx.Client, who: int = 0) -> dict:
     return r.json()
 
 
-def events_until(c: httpx.Client, done, what: str, limit: float = 120) -> int:
-    """Counter events (open with two fields, then one, on counters 1-8: distinct, ~800 bytes on a
-    ticket feed) until `done()`; how many were made. Bounded by a deadline and a count."""
+def events_until(c: httpx.Client, number: str, done, what: str, limit: float = 120) -> int:
+    """Events until `done()`; how many were made. Each moves the number `number` to the other field
+    (a staff transfer: one small command, no counter needed), so each changes its holder's view and
+    reaches both the board (~350 bytes) and that holder's ticket feed (~900 bytes): a ticket feed
+    sends only what changes its holder's view (docs/feeds.md). Bounded by a deadline and a count."""
     made, end = 0, time.monotonic() + deadline(limit)
-    for k in range(2000):
-        for counter in range(1, 9):
-            r = c.post(f"/api/branches/{B}/counters/{counter}/open", json={"services": FIELDS[: 2 - k % 2]},
-                       headers=STAFF)
-            assert r.status_code == 200, r.text
-        made += 8
-        if k % 10 == 9 and done():
+    for k in range(20_000):
+        r = c.post(f"/api/branches/{B}/tickets/{number}/transfer", json={"service": FIELDS[1 - k % 2]},
+                   headers=STAFF)
+        assert r.status_code == 200, r.text
+        made += 1
+        if k % 40 == 39 and done():
             return made
         if time.monotonic() > end:
             break
@@ -89,7 +90,13 @@ def events_until(c: httpx.Client, done, what: str, limit: float = 120) -> int:
 # -- raw clients that never read --------------------------------------------------------------------
 
 def raw_socket(hub) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])), timeout=HTTP)
+    """A client whose receive buffer is set (so fixed: Linux grows only a buffer nobody set), as
+    MAX_PILED counts it: left to autotuning, a loopback socket fed many small writes was once seen
+    to take in 1.6 MB without being read."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.settimeout(HTTP)
+    s.connect(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])))
     return s
 
 
@@ -157,9 +164,11 @@ def sse_events(data: bytes) -> tuple[list[dict], str | None, bool]:
 
 
 def assert_consecutive(messages: list[dict]) -> None:
-    live = [m["seq"] for m in messages if m["type"] not in ("snapshot", "resume")]
-    start = messages[0]["seq"]
-    assert live == list(range(start + 1, start + 1 + len(live))), "a gap in what reached the client"
+    """No gap in what reached the client: a board's live seqs rise by one, and a ticket feed's
+    frames each name the one before as `prev` (CONTRACTS section 4)."""
+    assert messages[0]["type"] == "snapshot"
+    for before, m in zip(messages, messages[1:]):
+        assert m.get("prev", m["seq"] - 1) == before["seq"] < m["seq"], f"a gap in what reached the client: {before} then {m}"
 
 
 # == the cap per address =================================================================================
@@ -211,21 +220,30 @@ def test_feeds_over_the_cap_of_an_address_are_refused_before_any_data(hub_factor
 
 @pytest.mark.slow
 def test_a_ticket_websocket_that_never_reads_is_cut_after_a_bounded_pile(hub_factory, hub_env):
+    """...while the same holder's other phone, which reads (into an unbounded buffer), gets every
+    frame and stays connected."""
     hub = hub_factory(hub_env)
     with http(hub) as c:
-        token = take_number(c)["token"]
-        s = raw_ws(hub, f"/ws/tickets/{token}")
-        try:
-            wait_until(lambda: feed_gauge(c, "ticket") == 1, "the ticket feed open")
-            made = events_until(c, lambda: metric(c, "queuecast_feed_slow_cuts") >= 1, "cut")
+        mine = take_number(c)
+        with (raw_ws(hub, f"/ws/tickets/{mine['token']}") as s,
+              connect(ws_url(hub, f"/ws/tickets/{mine['token']}"), open_timeout=HTTP, max_queue=None) as reader):
+            wait_until(lambda: feed_gauge(c, "ticket") == 2, "both ticket feeds open")
+            made = events_until(c, mine["number"], lambda: metric(c, "queuecast_feed_slow_cuts") >= 1, "cut")
             data = read_to_end(s)
-        finally:
-            s.close()
+            head = c.get(f"/api/branches/{B}").json()["seq"]
+            read = [json.loads(reader.recv(timeout=HTTP))]
+            for _ in range(made + 1):
+                if read[-1]["seq"] == head:
+                    break
+                read.append(json.loads(reader.recv(timeout=HTTP)))
+            assert feed_gauge(c, "ticket") == 1 and metric(c, "queuecast_feed_slow_cuts") == 1
     messages, code = ws_frames(data)
     assert code == 4008
     assert len(data) <= MAX_PILED, len(data)
     assert messages[0]["type"] == "snapshot" and len(messages) < made
     assert_consecutive(messages)
+    assert read[-1]["seq"] == head and len(read) == made + 1       # its snapshot, then every transfer
+    assert_consecutive(read)
     print(f"\nticket WebSocket: cut after {made} events; {len(data)} bytes reached the client")
 
 
@@ -234,11 +252,12 @@ def test_a_ticket_websocket_that_never_reads_is_cut_after_a_bounded_pile(hub_fac
 def test_an_sse_stream_that_is_never_read_is_cut_and_ended_after_a_bounded_pile(hub_factory, hub_env, feed):
     hub = hub_factory(hub_env)
     with http(hub) as c:
-        path = f"/sse/branches/{B}" if feed == "board" else f"/sse/tickets/{take_number(c)['token']}"
+        mine = take_number(c)
+        path = f"/sse/branches/{B}" if feed == "board" else f"/sse/tickets/{mine['token']}"
         s = raw_sse(hub, path)
         try:
             wait_until(lambda: feed_gauge(c, feed) == 1, "the feed open")
-            made = events_until(c, lambda: metric(c, "queuecast_feed_slow_cuts") >= 1, "cut")
+            made = events_until(c, mine["number"], lambda: metric(c, "queuecast_feed_slow_cuts") >= 1, "cut")
             data = read_to_end(s)
         finally:
             s.close()
@@ -276,10 +295,11 @@ def test_clients_that_never_read_at_all_are_dropped_and_free_their_places(hub_fa
     dropped once it has taken nothing for 30 s."""
     hub = hub_factory({**hub_env, "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "2"})
     with http(hub) as c:
-        token = take_number(c)["token"]
+        mine = take_number(c)
+        token = mine["token"]
         with never_read(hub, "ws", f"/ws/tickets/{token}"), never_read(hub, "sse", f"/sse/tickets/{token}"):
             wait_until(lambda: feed_gauge(c, "ticket") == 2, "both feeds open")
-            events_until(c, lambda: metric(c, "queuecast_feed_slow_cuts") >= 2, "both cut")
+            events_until(c, mine["number"], lambda: metric(c, "queuecast_feed_slow_cuts") >= 2, "both cut")
 
             def dropped() -> list[dict]:
                 lines = [json.loads(ln) for ln in hub.log.read_text().splitlines() if ln.startswith("{")]

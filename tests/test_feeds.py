@@ -11,7 +11,8 @@ import json
 import re
 import socket
 import time
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -20,7 +21,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from hub.auth import Tokens
 from hub.domain.events import public
+from hub.feeds.watch import eta_step, shown
 from hub.store import open_store
+from hub.web.feeds import MAX_CLIENT_MESSAGE
 
 from conftest import SECRET, bearer, free_port, stop_process
 from waiting import deadline, until, within
@@ -416,14 +419,13 @@ async def test_ticket_feed_follows_the_ticket(hub_factory, hub_env):
             assert t["now_serving"] == [] and t["counter"] is None
             assert t["eta"]["p10"] <= t["eta"]["p50"] <= t["eta"]["p90"]
 
-            await issue(c, CIVIL)                         # another field's event: the view comes along
-            ev = await recv(ws)
-            assert ev["type"] == "ticket.issued" and ev["service"] == CIVIL and ev["ticket"]["position"] == 4
-            positions = []
+            positions, last = [], snap["seq"]
             for cid, ahead in zip(("1", "2", "3"), first):
                 await call_next(c, cid)
                 ev = await recv(ws)
                 assert (ev["type"], ev["number"], ev["counter"]) == ("ticket.called", ahead["number"], cid)
+                assert ev["prev"] == last, (ev["prev"], last)         # each move of the queue, none missed
+                last = ev["seq"]
                 positions.append((ev["ticket"]["position"], ev["ticket"]["people_ahead"]))
                 assert ev["ticket"]["state"] == "waiting"
                 assert {"number": ahead["number"], "counter": cid} in ev["ticket"]["now_serving"]
@@ -431,6 +433,7 @@ async def test_ticket_feed_follows_the_ticket(hub_factory, hub_env):
             await call_next(c, "2")                       # completes first[1], calls mine
             done, called = await take(ws, 2)
             assert (done["type"], done["number"]) == ("ticket.completed", first[1]["number"])
+            assert (done["prev"], called["prev"]) == (last, done["seq"])
             assert (called["type"], called["number"], called["counter"]) == ("ticket.called", mine["number"], "2")
             assert (called["ticket"]["state"], called["ticket"]["counter"]) == ("called", "2")
             assert called["ticket"]["position"] is None
@@ -450,6 +453,141 @@ async def test_ticket_feed_follows_the_ticket(hub_factory, hub_env):
 
 
 # == 5. privacy ======================================================================================
+
+def news(ev: dict, seen: dict, seen_at: str) -> bool:
+    """Whether a ticket feed's frame told the phone something since the view `seen` (of time
+    `seen_at`): a field it shows changed, or the expected call time (t + p50) moved by the step
+    hub.feeds.watch takes for news (less 6 s: `t` is the event's time, a little before the hub's now)."""
+    if shown(ev["ticket"]) != shown(seen):
+        return True
+    was, now = seen["eta"], ev["ticket"]["eta"]
+    if was is None or now is None:
+        return was is not now
+    moved = (datetime.fromisoformat(ev["t"]) + timedelta(minutes=now["p50"])) - \
+        (datetime.fromisoformat(seen_at) + timedelta(minutes=was["p50"]))
+    return abs(moved) >= eta_step(was) - timedelta(seconds=6)
+
+
+async def frames_until(ws, kind: str, seen: dict, seen_at: str) -> tuple[list[dict], dict]:
+    """A ticket feed's frames up to the next one of type `kind`: those before it (each must be
+    news to a phone that had `seen` as of `seen_at`), and that one."""
+    before: list[dict] = []
+    for _ in range(20):                                   # far more than any step here makes
+        ev = await recv(ws)
+        if ev["type"] == kind:
+            return before, ev
+        assert news(ev, seen, seen_at), f"a frame that told the phone nothing new: {ev} after {seen}"
+        before.append(ev)
+        seen, seen_at = ev["ticket"], ev["t"]
+    raise AssertionError(f"no {kind} in 20 frames")
+
+
+async def test_ticket_feed_sends_only_what_changes_the_holders_view(hub_factory, hub_env):
+    """Numbers issued behind the holder, or in another field, send the phone nothing; its queue
+    moving does, and `prev` names the frame before, so the seqs skipped are no gap."""
+    hub = hub_factory(hub_env)
+    async with http(hub) as c:
+        await open_counter(c, "1", [LAND])
+        ahead, mine = await issue(c), await issue(c)
+        async with feed(hub, f"/ws/tickets/{mine['token']}") as ws, feed(hub, f"/ws/branches/{B}") as board:
+            snap = await recv(ws)
+            assert (snap["type"], snap["ticket"]["position"]) == ("snapshot", 2)
+            assert (await recv(board))["type"] == "snapshot"
+            for service in (LAND, LAND, CIVIL):           # behind mine, and another field's queue
+                await issue(c, service)
+            await call_next(c, "1")                       # calls `ahead`: mine is next
+            # The board has all four events, in order; the phone only the call, which moved it
+            # (and any event that moved its ETA by a step worth telling: hub.feeds.watch).
+            board_evs = await take(board, 4)
+            assert_consecutive(board_evs, snap["seq"] + 1)
+            skipped, called = await frames_until(ws, "ticket.called", snap["ticket"], snap["ticket"]["issued_at"])
+            assert (called["seq"], called["number"]) == (snap["seq"] + 4, ahead["number"])
+            assert called["prev"] == (skipped[-1]["seq"] if skipped else snap["seq"])
+            assert (called["ticket"]["position"], called["ticket"]["people_ahead"]) == (1, 0)
+            assert called["ticket"]["now_serving"] == [{"number": ahead["number"], "counter": "1"}]
+
+            # Its own event always comes, with what changed: the holder's opt-in.
+            r = await c.post(f"/api/tickets/{mine['token']}/notifications",
+                             json={"channel": "sms", "phone": "0912345678", "ahead": 1})
+            assert r.status_code in (200, 201), r.text
+            skipped, notify = await frames_until(ws, "ticket.notify", called["ticket"], called["t"])
+            assert not skipped and notify["prev"] == called["seq"]
+            assert notify["ticket"]["notifications"] == {"sms": {"ahead": 1}}
+
+            await issue(c, CIVIL)                         # nothing for the phone ...
+            await call_next(c, "1")                       # ... then `ahead` completed, mine called
+            skipped, done = await frames_until(ws, "ticket.completed", notify["ticket"], notify["t"])
+            assert done["number"] == ahead["number"]
+            # Both events are of one command: each carries the ticket as that command left it.
+            assert done["ticket"]["now_serving"] == [{"number": mine["number"], "counter": "1"}]
+            mine_called = await recv(ws)
+            assert (mine_called["type"], mine_called["number"], mine_called["prev"]) == \
+                ("ticket.called", mine["number"], done["seq"])
+            assert (mine_called["ticket"]["state"], mine_called["ticket"]["counter"]) == ("called", "1")
+            head = mine_called["seq"]
+
+        # A phone resuming from a seq it had is not confused by those it never got: the replay
+        # is every event since, each with the ticket as it is now.
+        async with feed(hub, f"/ws/tickets/{mine['token']}?since={called['seq']}&epoch={snap['epoch']}") as ws:
+            assert (await recv(ws))["type"] == "resume"
+            replay = await take(ws, head - called["seq"])
+            assert_consecutive(replay, called["seq"] + 1)
+            assert all(e["ticket"]["state"] == "called" and "prev" not in e for e in replay)
+
+
+async def test_a_call_next_reaches_each_board_in_one_write_and_every_event_once(hub_factory, hub_env):
+    """A call-next's two events (the one served completed, the next called) go to every board
+    connection in one write, still one message each, with no seq lost or repeated."""
+    hub = hub_factory(hub_env)
+    boards_n, rounds = 4, 6
+    async with http(hub) as c:
+        await open_counter(c, "1", [LAND])
+        for _ in range(rounds + 1):
+            await issue(c)
+        await call_next(c, "1")                           # someone at the counter: each call completes them
+        async with AsyncExitStack() as stack:
+            boards = [await stack.enter_async_context(feed(hub, f"/ws/branches/{B}")) for _ in range(boards_n)]
+            starts = [await recv(ws) for ws in boards]
+            head = starts[0]["seq"]
+            assert {s["seq"] for s in starts} == {head}
+            before = await metric(c, "queuecast_feed_writes")
+            assert before is not None
+            for _ in range(rounds):
+                await call_next(c, "1")
+            got = [await take(ws, 2 * rounds) for ws in boards]
+            after = await metric(c, "queuecast_feed_writes")
+        logged = (await log_events(hub_env["QUEUECAST_DATABASE"]))[head:head + 2 * rounds]
+        for evs in got:
+            assert_consecutive(evs, head + 1)
+            assert [e["type"] for e in evs] == ["ticket.completed", "ticket.called"] * rounds
+            assert evs == logged
+        assert after - before == boards_n * rounds, (before, after)     # not twice that
+
+
+async def test_a_direct_connection_lives_on_without_a_task_of_its_own(hub_factory, hub_env):
+    """Once its first frames are sent, a direct connection is left to uvicorn and the fan-out (its
+    task ends: an idle feed holds no ASGI stack): its client's pings are still answered, what it
+    says is size-checked (over MAX_CLIENT_MESSAGE: closed with 1009, its place under the address cap
+    given back), its frames keep coming, and a hub that stops closes it with 1012."""
+    hub = hub_factory({**hub_env, "QUEUECAST_MAX_FEEDS_PER_ADDRESS": "2"})
+    async with http(hub) as c, feed(hub, f"/ws/branches/{B}") as a, feed(hub, f"/ws/branches/{B}") as b:
+        assert (await recv(a))["type"] == (await recv(b))["type"] == "snapshot"
+
+        async def both_direct() -> bool:
+            return await metric(c, "queuecast_feed_direct") == 2
+        await until(both_direct, "both connections direct")
+        await a.send("still here")                       # small: read and let be, and reading goes on
+        await within(await a.ping(), "the pong of a detached connection that spoke")
+        await b.send("x" * (MAX_CLIENT_MESSAGE + 1))
+        assert await until_closed(b) == ([], 1009)
+        assert await metric(c, "queuecast_feed_connections", 'feed="board"') == 1
+        async with feed(hub, f"/ws/branches/{B}") as third:      # b's place is free again
+            assert (await recv(third))["type"] == "snapshot"
+            ev = await issue(c)
+            assert (await recv(a))["number"] == (await recv(third))["number"] == ev["number"]
+            hub.proc.terminate()                         # our hub, by its pid; the fixture waits for it
+            assert (await until_closed(a))[1] == (await until_closed(third))[1] == 1012
+
 
 async def test_board_feed_never_carries_phones_ids_or_tokens(hub_factory, hub_env):
     hub = hub_factory(hub_env)

@@ -100,3 +100,18 @@ def test_a_hub_on_the_oldest_uvicorn_allowed_takes_the_fast_path(hub_factory, hu
     snapshot, issued = asyncio.run(issue_and_watch())
     assert snapshot["type"] == "snapshot" and snapshot["seq"] == 0
     assert (issued["type"], issued["seq"], issued["number"]) == ("ticket.issued", 1, "1001")
+
+
+def test_a_feed_declines_permessage_deflate(hub_factory, hub_env):
+    """Browsers offer permessage-deflate; the hub says no (hub.server.WS_DEFLATE: its live frames
+    are written uncompressed anyway, and each connection's zlib contexts would cost ~45 KiB), and
+    the feed works as ever."""
+    hub = hub_factory(hub_env)
+
+    async def offered() -> tuple[str | None, dict]:
+        async with websockets.connect(f"{hub.url.replace('http', 'ws')}/ws/branches/1", compression="deflate") as ws:
+            assert ws.request.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+            return ws.response.headers.get("Sec-WebSocket-Extensions"), json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+    extensions, snapshot = asyncio.run(offered())
+    assert extensions is None and snapshot["type"] == "snapshot"

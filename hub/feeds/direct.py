@@ -8,6 +8,11 @@ The transport's write buffer is the connection's queue: past MAX_BUFFER the clie
 The kernel's send buffer behind it is fixed at FEED_SEND_BUFFER, and a peer that takes nothing for
 a while is dropped (hub.connections.StallGuard), so a client that never reads is cut, then gone.
 
+Once its first frames are sent, the app detaches the connection (DirectLink.detach) and its task
+ends: uvicorn's protocol keeps reading it and answering pings, and tells the feed what the client
+sent and when it went; the fan-out writes frames and the close frame itself. An idle connection
+then holds its protocol and a subscriber, not an ASGI stack awaiting a message that never comes.
+
 The subclassed protocol is private to uvicorn: it exists from 0.35, and sends server pings from
 0.44 (pyproject.toml asks for that). `protocol()` builds the subclass when the installed uvicorn has
 what it needs, and otherwise says why; the server then runs uvicorn's own WebSocket protocol, the
@@ -15,11 +20,13 @@ extension is absent, and feeds use the queued ASGI path (hub.server logs a warni
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.utils import ClientDisconnected
 from websockets.frames import Frame, Opcode
 
 from hub.connections import StallGuard, bound_send_buffer
@@ -60,10 +67,14 @@ def protocol(version: str = uvicorn.__version__, load: Callable[[], type] = _san
         base = load()
     except ImportError as e:
         return None, f"uvicorn {version} has no sans-I/O WebSocket protocol ({e})"
-    if not callable(getattr(base, "handle_connect", None)):
-        return None, f"uvicorn {version}'s sans-I/O WebSocket protocol has no handle_connect"
+    for needed in ("handle_connect", "send_receive_event_to_app", "run_asgi"):
+        if not callable(getattr(base, needed, None)):
+            return None, f"uvicorn {version}'s sans-I/O WebSocket protocol has no {needed}"
 
     class DirectProtocol(StallGuard, base):  # type: ignore[valid-type,misc]
+        queue: Any                  # uvicorn's asyncio.Queue of ASGI receive events, or a Listener once detached
+        read_paused: bool
+
         def handle_connect(self, event: Any) -> None:
             super().handle_connect(event)
             scope = getattr(self, "scope", None)
@@ -71,7 +82,66 @@ def protocol(version: str = uvicorn.__version__, load: Callable[[], type] = _san
                 scope["extensions"][EXTENSION] = DirectLink(self)
                 bound_send_buffer(self.transport, FEED_SEND_BUFFER)
 
+        def detach(self, listener: Listener) -> None:
+            """The app is done with the connection, which stays open without it (see DirectLink.detach)."""
+            queued, self.queue = self.queue, listener
+            while not queued.empty():           # what came before, in order
+                listener.put_nowait(queued.get_nowait())
+            self._read_on()
+            # Kept by uvicorn for the connection's life, needed only for the handshake and by the app.
+            self.request = self.response = self.scope = None
+
+        def send_receive_event_to_app(self) -> None:
+            super().send_receive_event_to_app()
+            self._read_on()                     # uvicorn pauses reading till the app receives: nobody will
+
+        def _read_on(self) -> None:
+            if isinstance(self.queue, Listener) and self.read_paused:
+                self.read_paused = False
+                self.transport.resume_reading()
+
+        async def run_asgi(self) -> None:
+            """uvicorn's own, but a connection the app detached is not closed when the app returns."""
+            try:
+                result = await self.app(self.scope, self.receive, self.send)
+            except ClientDisconnected:
+                pass
+            except BaseException:
+                self.logger.exception("Exception in ASGI application\n")
+                self.send_500_response()
+            else:
+                if not self.handshake_complete:
+                    self.logger.error("ASGI callable returned without completing handshake.")
+                    self.send_500_response()
+                elif result is not None:
+                    self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+            if not isinstance(self.queue, Listener) and getattr(self, "close_timer", None) is None:
+                self.transport.close()
+
     return DirectProtocol, ""
+
+
+class Listener:
+    """Stands in for uvicorn's receive queue once the app has detached a connection: a message from
+    the client is told by its size, and the connection's end (however it came) once."""
+    __slots__ = ("on_message", "on_gone")
+
+    def __init__(self, on_message: Callable[[int], None], on_gone: Callable[[], None]):
+        self.on_message = on_message
+        self.on_gone: Callable[[], None] | None = on_gone
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.receive":
+            self.on_message(len(message.get("text") or "") + len(message.get("bytes") or b""))
+        elif message["type"] == "websocket.disconnect" and self.on_gone is not None:
+            gone, self.on_gone = self.on_gone, None
+            gone()
+
+    def empty(self) -> bool:
+        return True
+
+
+_closing: set[asyncio.Task[None]] = set()      # close frames being sent (a task is kept till it ends)
 
 
 class DirectLink:
@@ -91,3 +161,26 @@ class DirectLink:
             return "slow"
         transport.write(data)
         return None
+
+    def detach(self, on_message: Callable[[int], None], on_gone: Callable[[], None]) -> None:
+        """From now on the connection lives without the app's task: uvicorn keeps reading it
+        (answering pings), `on_message` is told the size of each message the client sends, and
+        `on_gone` is called once when it ends. What the app was awaiting (its whole ASGI stack, a
+        task, a receive queue) goes: an idle feed connection then holds little more than its
+        protocol, as with a bare websockets server."""
+        self.protocol.detach(Listener(on_message, on_gone))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with `code`, as the app's own `websocket.close` does (through the
+        protocol's `send`: the close frame follows what was written, and the app's `receive` gets
+        the disconnect). So the fan-out ends a connection itself, and the connection's one task
+        only reads."""
+        task = asyncio.get_running_loop().create_task(self._close(code, reason))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.protocol.send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:          # the client is gone already (uvicorn's ClientDisconnected): nothing to say
+            pass

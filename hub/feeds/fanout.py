@@ -7,6 +7,7 @@ drop live frames already covered by what was sent. So nothing is missed and noth
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from hub.domain.events import CITIZEN_TYPES, Event, for_board, on_board, public
 from hub.feeds.addresses import AddressSlots
 from hub.feeds.frames import Frame
 from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, Subscriber
+from hub.feeds.watch import TicketWatch
 from hub.service.branches import spelling
 from hub.service.queue import QueueService
 
@@ -43,6 +45,7 @@ class Stats:
     resumes: int = 0
     snapshots: int = 0
     direct: int = 0                 # WebSocket connections written to directly (hub.feeds.direct)
+    writes: int = 0                 # writes of live frames to those (a command's events in one)
     connections: dict[str, int] = field(default_factory=lambda: {"board": 0, "ticket": 0})
 
 
@@ -61,8 +64,10 @@ class FeedHub:
         self.service = service
         self.addresses = AddressSlots(max_per_address)       # taken and given back by the endpoints
         self.boards: dict[str, set[Subscriber]] = {}
-        self.tickets: dict[str, dict[str, set[Subscriber]]] = {}     # branch → ticket id → subscribers
+        self.tickets: dict[str, dict[str, TicketWatch]] = {}         # branch → ticket id → its watchers
         self.stats = Stats()
+        # Frames for direct connections, written at the end of the loop's turn (_send): by group.
+        self._pending: dict[int, tuple[set[Subscriber], list[Frame]]] = {}
         service.on_event.append(self._on_event)
         service.branches.keep.append(self.watched)     # a branch with watchers here stays held
         service.on_reset.append(self._on_reset)
@@ -77,7 +82,7 @@ class FeedHub:
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
                 tip = self.service.branches.tip(branch)
-                sub.skip_through = head
+                sub.starts_at(head)
                 if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     view = views.branch_view(st, now)
@@ -93,15 +98,17 @@ class FeedHub:
         ref = await self.service.hold_ticket(token)
         branch, tid = ref.branch, ref.ticket
         self.service.held(self.service.state(branch), ref)        # 404 unless the token's very ticket
-        sub = self._register(self.tickets.setdefault(branch, {}).setdefault(tid, set()), "ticket")
+        watch = self.tickets.setdefault(branch, {}).setdefault(tid, TicketWatch())
+        sub = self._register(watch.subs, "ticket")
         with _unregister_on_failure(sub):
             async with self.service.lock(branch):
                 st, now = self.service.state(branch), self.service.now()
                 head, current = st.seq, self.service.epochs[branch]
                 tip = self.service.branches.tip(branch)
-                sub.skip_through = head
+                sub.starts_at(head)
                 # Again under the lock: the branch may have been reset meanwhile.
                 view = views.ticket_view(st, self.service.held(st, ref), now)
+                watch.start(view, now, head)
                 if since is None or not self._resumable(since, epoch, head, current):
                     self.stats.snapshots += 1
                     return [Frame.of(head, {"type": "snapshot", "seq": head, "epoch": current,
@@ -165,33 +172,67 @@ class FeedHub:
     def _on_event(self, branch: str, ev: Event, data: bytes) -> None:
         board = self.boards.get(branch)
         if board:
-            frame = Frame.from_text(ev["seq"], data.decode())     # encoded once for all watchers
-            for sub in list(board):
-                sub.push(frame)
-            self.stats.deliveries += len(board)
+            self._send(board, Frame.from_text(ev["seq"], data.decode()))     # encoded once for all watchers
         watched = self.tickets.get(branch)
         if watched:
             st, now = self.service.state(branch), self.service.now()
-            for tid, subs in list(watched.items()):
+            for tid, watch in list(watched.items()):
                 t = st.tickets.get(tid)
-                if t is None or not subs:
+                if t is None or not watch.subs:
                     watched.pop(tid, None)                         # nobody left, or a forgotten day
                     continue
-                frame = Frame.of(ev["seq"], {**_for_ticket(ev, tid), "ticket": views.ticket_view(st, t, now)})
-                for sub in list(subs):
-                    sub.push(frame)
-                self.stats.deliveries += len(subs)
+                # Only what changes the phone's view (or is about the ticket) is sent: a lobby's
+                # other numbers come and go without a frame to every phone (hub.feeds.watch).
+                view = views.ticket_view(st, t, now)
+                prev = watch.worth_sending(ev["seq"], view, now, ev.get("ticket") == tid)
+                if prev is None:
+                    continue
+                self._send(watch.subs, Frame.of(ev["seq"], {**_for_ticket(ev, tid), "prev": prev, "ticket": view}))
+
+    def _send(self, subs: set[Subscriber], frame: Frame) -> None:
+        """A frame to every subscriber of a group. A queue takes it now; a direct connection at the
+        end of the loop's turn, in one write with the group's other frames of that turn: a
+        call-next's `ticket.completed` and `ticket.called` (delivered together by the service)
+        reach each board in one pass over the connections, not two."""
+        self.stats.deliveries += len(subs)
+        direct = False
+        for sub in list(subs):
+            if sub.direct is None:
+                sub.push(frame)
+            else:
+                direct = True
+        if not direct:
+            return
+        pending = self._pending.get(id(subs))          # the entry holds the set: its id stays its own
+        if pending is not None:
+            pending[1].append(frame)
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending[id(subs)] = (subs, [frame])
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for subs, frames in pending.values():
+            joined = frames[0].wire if len(frames) == 1 else b"".join(f.wire for f in frames)
+            for sub in list(subs):
+                if sub.direct is not None:     # a queued one had them at once
+                    self.stats.writes += sub.push_all(frames, joined)
 
     def _on_reset(self, branch: str) -> None:
         """The branch's history was replaced: every watcher must start again from a snapshot."""
+        # Frames of the old history still waiting for the end of the turn go nowhere.
+        for subs in [self.boards.get(branch, set()), *(w.subs for w in self.tickets.get(branch, {}).values())]:
+            self._pending.pop(id(subs), None)
         for sub in list(self.boards.get(branch, ())):
             sub.close(RESYNC)
-        for subs in list(self.tickets.get(branch, {}).values()):
-            for sub in list(subs):
+        # What their phones were last sent is of the old history: the next watchers start afresh.
+        for watch in list(self.tickets.pop(branch, {}).values()):
+            for sub in list(watch.subs):
                 sub.close(RESYNC)
 
     def close_all(self, reason: str = SHUTDOWN) -> None:
         """This process stops: every watcher reconnects (here or elsewhere) and resumes by seq."""
         for sub in [*(s for subs in self.boards.values() for s in subs),
-                    *(s for per_ticket in self.tickets.values() for subs in per_ticket.values() for s in subs)]:
+                    *(s for per_ticket in self.tickets.values() for w in per_ticket.values() for s in w.subs)]:
             sub.close(reason)

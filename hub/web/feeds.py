@@ -31,18 +31,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.connections import SEND_BUFFER
 from hub.domain.errors import DomainError, excerpt
-from hub.feeds.direct import EXTENSION, FEED_SEND_BUFFER
+from hub.feeds.direct import EXTENSION, FEED_SEND_BUFFER, DirectLink
 from hub.feeds.fanout import FeedHub
 from hub.feeds.frames import PING, Frame
-from hub.feeds.subscriber import GONE, RESYNC, SHUTDOWN, SLOW, TOO_BIG, Subscriber
+from hub.feeds.subscriber import CLOSE_CODES, GONE, TOO_BIG, Subscriber
 from hub.web.errors import STATUS, error_response
 
 log = logging.getLogger("queuecast.feeds")
 
 MAX_CLIENT_MESSAGE = 4096     # bytes; clients have nothing to say on these feeds but small pings
 SSE_PING_SECONDS = 25.0
-CLOSE_CODES = {SLOW: (4008, "too slow: resume with since"), RESYNC: (4009, "resync: history replaced"),
-               TOO_BIG: (1009, "message too big"), SHUTDOWN: (1012, "restarting: resume with since")}
 TOO_MANY = (4029, "too many connections from your address")
 
 
@@ -88,27 +86,34 @@ async def _socket(ws: WebSocket, open_feed: OpenFeed) -> None:
         await ws.accept()
         await ws.close(*TOO_MANY)
         return
+    detached = False
     try:
-        await _feed_socket(ws, open_feed)
+        detached = await _feed_socket(ws, open_feed, lambda: slots.give_back(address))
     finally:
-        slots.give_back(address)
+        if not detached:                       # else given back when the connection ends
+            slots.give_back(address)
 
 
-async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
+async def _feed_socket(ws: WebSocket, open_feed: OpenFeed, release: Callable[[], None]) -> bool:
+    """The feed on an accepted connection; whether it was detached (hub.feeds.direct): the
+    connection then outlives this call, and `release` is called when it ends."""
     await ws.accept()
     try:
         since = _since(ws.query_params.get("since"))
         frames, sub = await open_feed(ws.app.state.feeds, since, ws.query_params.get("epoch") or None)
     except BadSince as e:
         await ws.close(4400, str(e)[:120])
-        return
+        return False
     except DomainError as e:
         await ws.close(4404 if e.kind == "not_found" else 1013 if e.kind == "unavailable" else 4400, e.message[:120])
-        return
+        return False
     except Exception:                          # the store failed while reading history: try again later
         log.warning("feed could not start", exc_info=True)
         await ws.close(1013, "try again later")
-        return
+        return False
+    link = ws.scope.get("extensions", {}).get(EXTENSION)
+    if link is not None:
+        return await _direct(ws, sub, frames, link, release)
     reader = asyncio.create_task(_read_client(ws, sub))
     frame: Frame | None = None
     try:
@@ -116,10 +121,6 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
             await ws.send_text(frame.text)
         del frames                             # a snapshot is kilobytes: not kept for the connection's life
         frame = None
-        link = ws.scope.get("extensions", {}).get(EXTENSION)
-        if link is not None:
-            sub.go_direct(link)                # the fan-out writes to this connection itself
-            ws.app.state.feeds.stats.direct += 1
         while (frame := await sub.next()) is not None:
             await ws.send_text(frame.text)
         if sub.closed in CLOSE_CODES:
@@ -129,6 +130,38 @@ async def _feed_socket(ws: WebSocket, open_feed: OpenFeed) -> None:
     finally:
         sub.close(GONE)
         reader.cancel()
+    return False
+
+
+async def _direct(ws: WebSocket, sub: Subscriber, frames: list[Frame], link: DirectLink,
+                  release: Callable[[], None]) -> bool:
+    """A connection the fan-out writes to itself (hub.feeds.direct), and its close frame when the
+    hub ends it (Subscriber.close). Once its first frames are sent, the connection is detached: no
+    task of its own is left, uvicorn reads it and tells us what the client sent and when it ended.
+    Whether it was detached."""
+    try:
+        while frames:                          # popped: a snapshot is kilobytes, not kept for the connection's life
+            await ws.send_text(frames.pop(0).text)
+        if sub.closed is not None:             # ended while its start was being sent (too slow, a reset)
+            if sub.closed in CLOSE_CODES:
+                await ws.close(*CLOSE_CODES[sub.closed])
+        else:
+            sub.go_direct(link)
+            ws.app.state.feeds.stats.direct += 1
+
+            def said(size: int) -> None:       # clients only listen: anything they send is size-checked
+                if size > MAX_CLIENT_MESSAGE:
+                    sub.close(TOO_BIG)
+
+            def gone() -> None:
+                sub.close(GONE)
+                release()
+            link.detach(said, gone)
+            return True
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass                                   # the client went away mid-send
+    sub.close(GONE)
+    return False
 
 
 async def _read_client(ws: WebSocket, sub: Subscriber) -> None:

@@ -96,7 +96,7 @@ async def load_all(centre: Centre, storage: Storage, with_snapshots: bool) -> tu
     shared: the CPU time is what the load costs; Redis's own is not in it)."""
     branches = Branches(centre, storage.log, storage.snapshots if with_snapshots else None)
     t0, c0 = time.perf_counter(), time.process_time()
-    await branches.load()
+    await branches.hold_all()
     return time.perf_counter() - t0, time.process_time() - c0, branches
 
 

@@ -149,7 +149,7 @@ async def test_the_trim_stops_before_the_snapshot(store, tmp_path):
 async def test_a_process_left_behind_the_trim_starts_again_and_resets_its_watchers(store, tmp_path):
     await append_all(store.log, EVENTS[:100])
     branches = Branches(dataclasses.replace(CENTRE, branches={BRANCH.id: BRANCH}), store.log, store.snapshots)
-    await branches.load()
+    await branches.hold_all()
     epoch, resets = branches.epochs[BRANCH.id], []
     branches.on_reset.append(resets.append)
     await append_all(store.log, EVENTS[100:])                    # other processes went on, for days

@@ -98,8 +98,13 @@ class FeedHub:
         ref = await self.service.hold_ticket(token)
         branch, tid = ref.branch, ref.ticket
         self.service.held(self.service.state(branch), ref)        # 404 unless the token's very ticket
-        watch = self.tickets.setdefault(branch, {}).setdefault(tid, TicketWatch())
-        sub = self._register(watch.subs, "ticket")
+        per_ticket = self.tickets.setdefault(branch, {})
+        watch = per_ticket.setdefault(tid, TicketWatch())
+
+        def unwatched() -> None:        # its last watcher gone: the ticket's watch goes too
+            if not watch.subs and per_ticket.get(tid) is watch:
+                del per_ticket[tid]
+        sub = self._register(watch.subs, "ticket", unwatched)
         with _unregister_on_failure(sub):
             async with self.service.lock(branch):
                 st, now = self.service.state(branch), self.service.now()
@@ -131,9 +136,9 @@ class FeedHub:
 
     def watched(self, branch: str, st: object = None) -> bool:
         """Whether any connection of this process watches the branch (its board or a ticket)."""
-        return bool(self.boards.get(branch)) or any(self.tickets.get(branch, {}).values())
+        return bool(self.boards.get(branch)) or any(w.subs for w in self.tickets.get(branch, {}).values())
 
-    def _register(self, group: set[Subscriber], kind: str) -> Subscriber:
+    def _register(self, group: set[Subscriber], kind: str, emptied: Callable[[], None] | None = None) -> Subscriber:
         sub = Subscriber()
         group.add(sub)
         self.stats.connections[kind] += 1
@@ -141,6 +146,8 @@ class FeedHub:
         def closed(s: Subscriber, reason: str) -> None:
             group.discard(s)
             self.stats.connections[kind] -= 1
+            if emptied is not None:
+                emptied()
             if reason == SLOW:
                 self.stats.slow_cuts += 1
 

@@ -48,7 +48,7 @@ class QueueService:
         self.public_url = public_url.rstrip("/")
         # The messages an event makes owed go into the log's transaction with it (the outbox).
         self.rules = Rules(self._link, notify_ahead)
-        self.branches = Branches(centre, events, idle_seconds)
+        self.branches = Branches(centre, events, idle_seconds=idle_seconds)
         self.pipeline = Pipeline(self.branches, events, broker, clock, self.rules)
         self.run = self.pipeline.run
         self._citizen_lock = asyncio.Lock()     # the per-citizen limits span branches (no quotas)

@@ -22,11 +22,18 @@ from hub.service.branches import Branches
 FORECAST = "forecast"       # a message that is not an event: a forecast point (hub.service.pipeline)
 
 
-async def follow(branches: Branches, broker: Broker) -> None:
-    """Keep every branch's state current; runs for the process's lifetime."""
+async def follow(branches: Branches, broker: Broker, following: asyncio.Event | None = None) -> None:
+    """Keep every branch's state current; runs for the process's lifetime. `following` is set once
+    every branch is subscribed to and caught up: from then on each event another process appends
+    comes here with its forecast, which a state caught up from the log has not (hub.app waits)."""
+    waiting = set(branches.states)
+
     async def one(branch: str) -> None:
         async with broker.subscribe(branch) as messages:
             await branches.catch_up(branch)            # what happened before we subscribed
+            waiting.discard(branch)
+            if not waiting and following is not None:
+                following.set()
             async for raw in messages:
                 ev = json.loads(raw)
                 epoch = ev.pop("epoch", None)          # the publisher's (hub.service.pipeline), not the event's

@@ -84,9 +84,10 @@ class QueueService:
     def now(self) -> datetime:
         return self.clock.now()
 
-    async def follow(self) -> None:
-        """Fold in what other processes publish, for the process's lifetime (hub.service.follow)."""
-        await follow(self.branches, self.broker)
+    async def follow(self, following: asyncio.Event | None = None) -> None:
+        """Fold in what other processes publish, for the process's lifetime (hub.service.follow);
+        `following` is set once every branch is followed."""
+        await follow(self.branches, self.broker, following)
 
     async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended (a process with no broker to tell it polls this);

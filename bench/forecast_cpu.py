@@ -12,7 +12,10 @@ Nobody watches a feed (what the other hubs spend is what following the branch co
 --rate paces the commands (default 4/s: a busy branch, most events in a second of their own; 0:
 back to back, when the points of one second share one forecast and the figures say little).
 
-Usage: .venv/bin/python bench/forecast_cpu.py [--hubs 1,3] [--commands 200] [--warm 40] [--rate 4] [--watchers]
+Each hub's CPU with no command is measured first (--idle seconds, ms per second): its loops over
+every configured branch, which a process spends whatever the commands.
+
+Usage: .venv/bin/python bench/forecast_cpu.py [--hubs 1,3] [--commands 200] [--warm 40] [--rate 4] [--watchers] [--idle 10]
        [--source DIR]   (DIR: another checkout of queuecast to measure instead, e.g. the commit before)
 """
 from __future__ import annotations
@@ -81,7 +84,7 @@ def watch(url: str, token: str, stop: threading.Event) -> threading.Thread:
 
 
 def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: float,
-        watchers: bool) -> dict[str, float]:
+        watchers: bool, idle: float) -> dict[str, float]:
     rport = free_port()
     rdir = work / f"redis-{n_hubs}"
     rdir.mkdir()
@@ -146,6 +149,11 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
             h = head()
             return all(int(c.get(f"/api/branches/{B}").json()["seq"]) == h for c in clients)
         wait(settled, "hubs at the head")
+        # What each hub spends with no command at all (its loops over every configured branch,
+        # the feeds' pings), over --idle seconds: the part of the figures below no command causes.
+        before = [cpu(p.pid) for p in procs]
+        time.sleep(idle)
+        idle_ms = [round(1000 * (cpu(p.pid) - b) / idle, 2) for p, b in zip(procs, before)] if idle > 0 else []
         before = [cpu(p.pid) for p in procs]
         started = time.monotonic()
         for i in range(commands):
@@ -166,7 +174,7 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
             made.append(int(float(m.group(1))) if m else None)
         return {"hubs": n_hubs, "ms_per_command": 1000 * sum(used) / commands,
                 "ms_per_command_by_hub": [round(1000 * u / commands, 2) for u in used],  # type: ignore[dict-item]
-                "wall_s": wall, "forecasts": made}  # type: ignore[dict-item]
+                "wall_s": wall, "forecasts": made, "idle_ms_per_s": idle_ms}  # type: ignore[dict-item]
     finally:
         for p in procs:
             p.terminate()
@@ -187,14 +195,16 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=4.0,
                     help="commands per second (0: back to back); a branch's pace, each event in its own second or so")
     ap.add_argument("--watchers", action="store_true", help="one phone on a waiting number's feed at every hub")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds each hub's CPU is measured with no command first")
     ap.add_argument("--source", type=Path, default=Path(__file__).resolve().parent.parent)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="forecast-cpu-"))
     try:
         for n in (int(x) for x in args.hubs.split(",")):
-            r = run(n, args.commands, args.warm, args.source.resolve(), work, args.rate, args.watchers)
+            r = run(n, args.commands, args.warm, args.source.resolve(), work, args.rate, args.watchers, args.idle)
             print(f"hubs={r['hubs']} cpu/command={r['ms_per_command']:.2f} ms "
-                  f"(by hub: {r['ms_per_command_by_hub']}) wall={r['wall_s']:.1f} s forecasts made by hub: {r['forecasts']}", flush=True)
+                  f"(by hub: {r['ms_per_command_by_hub']}) wall={r['wall_s']:.1f} s forecasts made by hub: {r['forecasts']}"
+                  f" idle CPU by hub: {r['idle_ms_per_s']} ms/s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

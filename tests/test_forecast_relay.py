@@ -50,6 +50,8 @@ async def test_the_process_that_appends_simulates_and_the_other_shows_its_foreca
         changes = 1 + 4                                  # the counter opened, four numbers issued
         assert made(a) == changes
         assert made(b) == 0                             # no watcher, no reads: nothing at all
+        r = await b.get("/metrics")                     # the count, as an operator reads it
+        assert f'{FORECASTS}_total{{branch="{B}"}} 0.0' in r.text
 
         at(clock, DAY1, 9, 3, 45)
         for tk in tickets:                              # b's pages show a's forecast, to the tenth

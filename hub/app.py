@@ -53,10 +53,12 @@ from hub.web.headers import SecurityHeaders
 from hub.web.routing import one_per_path
 from notifier import hooks, push_key
 
+log = logging.getLogger("queuecast.hub")
 notifier_log = logging.getLogger("queuecast.notifier")
 
 TICK_SECONDS = 15      # how often time-driven events (expiry at closing) are checked
 CATCH_UP_SECONDS = 1.0
+FOLLOW_WAIT = 10.0     # seconds a starting hub waits to follow its branches before it serves anyway
 CITIZEN_RATE = (20, 60.0)
 NOTIFIER_SHUTDOWN = 10.0     # seconds the sends under way get to finish after SIGTERM
 
@@ -127,12 +129,21 @@ async def open_hub(settings: Settings, *, clock: Clock | None = None, centre: Ce
                                 service.now(), settings.log_keep_days)
 
         inline = [_inline_notifier(settings, service, storage)] if settings.notifier == "inline" else []
-        async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(), *polling,
-                                 loops.every(retention.PRUNE_EVERY, prune, "retention"),
+        following = asyncio.Event()
+        async with loops.running(loops.every(TICK_SECONDS, service.tick, "tick"), service.follow(following),
+                                 *polling, loops.every(retention.PRUNE_EVERY, prune, "retention"),
                                  loops.every(service.holding.round_seconds, service.holding.round, "branches"),
                                  loops.every(PREDICTION_SECONDS, hub.predictions.step, "predictions"),
                                  loops.every(snapshot_loop.STEP_SECONDS, hub.snapshots.step, "snapshots"),
                                  *inline, *(task(service) for task in tasks)):
+            # Served once every branch is followed: what another process appends from then on comes
+            # with its forecast, which this one shows without simulating it (one caught up from the
+            # log has none). Bounded, like the broker's first connection: a slow start still serves.
+            try:
+                async with asyncio.timeout(FOLLOW_WAIT):
+                    await following.wait()
+            except TimeoutError:
+                log.warning("not following every branch yet; serving and retrying")
             yield hub
             hub.feeds.close_all()             # clients reconnect (and resume) elsewhere
         await hub.predictions.write()         # what the last step published, before the store closes

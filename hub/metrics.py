@@ -68,12 +68,17 @@ class _Live:
             seq = GaugeMetricFamily("queuecast_branch_seq", "Last event seq folded, per branch", labels=["branch"])
             waiting = GaugeMetricFamily("queuecast_branch_waiting", "Numbers waiting today, per branch",
                                         labels=["branch"])
+            forecasts = CounterMetricFamily("queuecast_forecasts_computed", "ETA forecasts simulated in this "
+                                            "process, per branch (on a shared log, only where the branch changed)",
+                                            labels=["branch"])
             now = service.now()
             for branch, st in service.states.items():
                 seq.add_metric([branch], st.seq)
                 waiting.add_metric([branch], len(st.waiting(now.date())))
+                forecasts.add_metric([branch], st.eta.simulations)
             yield seq
             yield waiting
+            yield forecasts
             held = service.branches
             yield GaugeMetricFamily("queuecast_branches_held", "Branches this process holds (loaded, followed)",
                                     value=len(held.states))

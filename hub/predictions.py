@@ -18,17 +18,24 @@ event of another hub process). A point the state has already moved past (events 
 state rebuilt from it) is passed over: its prediction would have known the future. Every hub
 process publishes the same points, so each one's calibration learns the same lessons; the store
 keeps each point once.
+
+Who simulates. On a log several processes append to (Redis), a point's forecast is simulated once:
+by the process that appended the branch's last event (it made the forecast of that state, sent
+with the event: hub.service.pipeline), which also sends the boundary points it simulates. The
+others adopt what comes (hub.service.follow) and publish it without simulating; a point they are
+due before its forecast came waits for it, and is made by them only `grace` after its time.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from hub.domain.eta.estimator import Quantiles
+from hub.domain.eta.estimator import Estimator, Quantiles
 from hub.domain.eta.replay import STEP, boundary_after, line
 from hub.domain.events import Event
 from hub.domain.state import BranchState
@@ -41,11 +48,15 @@ STEP_SECONDS = 1.0              # the loop's period: a point is published within
 MAX_CATCH_UP = 2 * 24 * 12      # boundaries published at most after a jump of the clock (two days)
 MAX_UNWRITTEN = 100_000         # lines kept per branch while the store refuses them; the oldest go
 NOTHING = Quantiles(0.0, 0.0, 0.0)     # as the replay: a number called within the second it was issued
+GRACE = timedelta(seconds=10)   # a point not sent by the process that should make it is made after this
+GRACE_SPREAD = 10.0             # ... and up to this many seconds more, drawn per process: the first to
+#                                 make it sends it, and the others, still waiting, take it from there
 
 
 @dataclass
 class _Branch:
-    next_boundary: datetime                                          # the first one not published yet
+    next_boundary: datetime                                          # the first one not due yet
+    boundaries: set[datetime] = field(default_factory=set)           # due, not published yet
     issued: dict[datetime, list[str]] = field(default_factory=dict)  # issue time → numbers, in order
     lines: list[tuple[date, dict[str, Any]]] = field(default_factory=list)  # published, not yet written
 
@@ -62,6 +73,7 @@ class Publisher:
         self.published = 0                           # lines published by this process
         self.passed_over = 0                         # points the state had moved past (see above)
         self.slowest_ms = 0.0                        # the longest one branch's point has held the loop
+        self.grace = GRACE + timedelta(seconds=random.uniform(0, GRACE_SPREAD))
         self._stepping = asyncio.Lock()
         service.on_event.append(self._on_event)
         service.before_fold.append(self._before_fold)
@@ -81,6 +93,7 @@ class Publisher:
                     st = self.service.states.get(branch)
                     if st is not None:                  # not let go meanwhile
                         n += self._publish_due(st, self.service.now())
+                        await self.service.pipeline.send_forecasts(branch)
             except Exception:           # one branch's fault keeps no other branch from its points
                 log.exception("predictions not published", extra={"fields": {"branch": branch}})
             await asyncio.sleep(0)      # one branch's forecasts at a time: requests are served between
@@ -128,48 +141,71 @@ class Publisher:
 
     def _before_fold(self, st: BranchState, now: datetime) -> None:
         try:
-            self._publish_due(st, now)
+            self._publish_due(st, now, folding=True)
         except Exception:
             log.exception("predictions not published", extra={"fields": {"branch": st.id}})
 
     # -- the schedule --------------------------------------------------------------------------
 
-    def _publish_due(self, st: BranchState, now: datetime) -> int:
-        """Publish the points of seconds that are over, in time order (call under the branch lock)."""
+    def _publish_due(self, st: BranchState, now: datetime, *, folding: bool = False) -> int:
+        """Publish the points of seconds that are over, in time order (call under the branch lock).
+        A point whose forecast is another process's to make (see `_may_simulate`) waits for it, and
+        so do the points after it; `folding` (a later event is about to be folded): it is passed over."""
         b = self._branches[st.id]
         over = now.replace(microsecond=0)            # every event of an earlier second is folded
-        boundaries: set[datetime] = set()
         if b.next_boundary < over - MAX_CATCH_UP * STEP:
             log.warning("clock jumped: boundaries passed over", extra={"fields": {
                 "branch": st.id, "from": b.next_boundary.isoformat(), "to": over.isoformat()}})
             b.next_boundary = boundary_after(over - MAX_CATCH_UP * STEP)
         while b.next_boundary < over:
-            boundaries.add(b.next_boundary)
+            b.boundaries.add(b.next_boundary)
             b.next_boundary += STEP
-        due = sorted({*boundaries, *(t for t in b.issued if t < over)})
+        due = sorted({*b.boundaries, *(t for t in b.issued if t < over)})
         est, n = st.eta, 0
         for t in due:
-            issued = b.issued.pop(t, [])
-            if t in boundaries:                 # everyone waiting, the new ones included
+            if t in b.boundaries:               # everyone waiting, the new ones included
                 waiting = [tk.id for tk in est.observed.waiting()]
                 known = set(waiting)
-                tickets = waiting + [tid for tid in issued if tid not in known]
+                tickets = waiting + [tid for tid in b.issued.get(t, []) if tid not in known]
             else:
-                tickets = issued
-            if not tickets:
-                continue
-            if est.observed.now is not None and est.observed.now > t:
-                self.passed_over += len(tickets)
-                log.info("prediction point passed over", extra={"fields": {
-                    "branch": st.id, "t": t.isoformat(), "numbers": len(tickets)}})
-                continue
-            started = time.perf_counter()
-            got = est.publish(t, tickets)
-            self.slowest_ms = max(self.slowest_ms, (time.perf_counter() - started) * 1000)
+                tickets = b.issued.get(t, [])
+            if tickets and est.observed.now is not None and est.observed.now > t:
+                self._pass_over(st.id, t, tickets)
+                tickets = []
+            got: dict[str, Quantiles] | None = {}
+            if tickets:
+                made, started = est.simulations, time.perf_counter()
+                got = est.publish_made(t, tickets, simulate=self._may_simulate(est, t, now))
+                self.slowest_ms = max(self.slowest_ms, (time.perf_counter() - started) * 1000)
+                if got is None and not folding:
+                    break                       # its forecast is on its way from another process
+                if got is None:
+                    self._pass_over(st.id, t, tickets)
+                    tickets = []
+                elif est.simulations != made and self.service.pipeline.shared:
+                    made_here = est.current()
+                    if made_here is not None:   # the others take it rather than make it
+                        self.service.branches.relay(st.id, made_here)
+            b.boundaries.discard(t)
+            b.issued.pop(t, None)
             for tid in tickets:
                 ticket = st.tickets.get(tid)
-                if ticket is not None:          # the state keeps every number that can still wait
+                if ticket is not None and got is not None:      # the state keeps every number that can still wait
                     b.lines.append((ticket.day, line(t, tid, got.get(tid, NOTHING))))
                     n += 1
         self.published += n
         return n
+
+    def _may_simulate(self, est: Estimator, t: datetime, now: datetime) -> bool:
+        """On a log other processes append to, a point is simulated by the process that made the
+        forecast of the state as it is (it appended the last event); the others take it from the
+        broker. Unless none has come GRACE after the point (that process stopped, or it started
+        after the last event): then whoever is due the point makes it."""
+        if not self.service.pipeline.shared:
+            return True
+        return est.made_here() or now - t > self.grace
+
+    def _pass_over(self, branch: str, t: datetime, tickets: list[str]) -> None:
+        self.passed_over += len(tickets)
+        log.info("prediction point passed over", extra={"fields": {
+            "branch": branch, "t": t.isoformat(), "numbers": len(tickets)}})

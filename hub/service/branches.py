@@ -22,13 +22,16 @@ import asyncio
 import json
 import logging
 import time
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from typing import Any
 
 from hub.archive import Archive
 from hub.domain.config import Centre
 from hub.domain.errors import excerpt, not_found
+from hub.domain.eta.estimator import Forecast
 from hub.domain.events import Event, for_board
 from hub.domain.state import BranchState, apply
 from hub.service.snapshots import Loaded, load_state
@@ -91,6 +94,10 @@ class Branches:
         self.let_go: dict[str, LetGo] = {}
         self._used: dict[str, float] = {}              # branch → when last used (time.monotonic)
         self.loads = self.let_goes = 0                 # read by /metrics
+        # Forecasts this process simulated at a prediction point, to be sent to the other processes
+        # (hub.service.pipeline: before the branch's next events), and this process's name on them.
+        self.outgoing: dict[str, list[tuple[int, Forecast]]] = {}      # (the state's seq, its forecast)
+        self.process = secrets.token_hex(6)
 
     def _loaded(self, branch: str, got: Loaded) -> None:
         self.epochs[branch], self.states[branch] = got.epoch, got.state
@@ -223,16 +230,39 @@ class Branches:
             for fn in self.on_event:
                 fn(branch, ev, data)
 
-    def fold_published(self, branch: str, ev: Event) -> bool:
-        """Fold an event another process published, if it is the next one (call under the lock)."""
+    def fold_published(self, branch: str, ev: Event, forecast: Forecast | None = None,
+                       follows: bool = False) -> bool:
+        """Fold an event another process published, if it is the next one (call under the lock),
+        with the forecast that process made of the state after it (`follows`: one comes with a
+        later event of the same command): adopted before the watchers are told, so that none of
+        them makes this process simulate it again."""
         st = self.states[branch]
         if ev.get("seq") != st.seq + 1:
             return False
         for fn in self.before_fold:
             fn(st, datetime.fromisoformat(ev["t"]))
         apply(st, ev)
+        if forecast is not None:
+            st.eta.adopt(forecast)
+        elif follows:
+            st.eta.hold()
         self.deliver(branch, [ev])
         return True
+
+    def relay(self, branch: str, forecast: Forecast) -> None:
+        """Have a forecast this process simulated sent to the others (call under the lock)."""
+        self.outgoing.setdefault(branch, []).append((self.states[branch].seq, forecast))
+
+    def adopt(self, branch: str, seq: int, data: dict[str, Any]) -> None:
+        """Take a forecast another process sent of the state at `seq`, if ours is that state
+        (call under the lock); one of a state we have moved past is of no use any more."""
+        st = self.states[branch]
+        if seq == st.seq and branch not in self.stale:
+            st.eta.adopt(Forecast.from_dict(data))
+
+    def forecasts(self, branch: str) -> int:
+        """Forecasts simulated in this process for the branch (its current state's estimator)."""
+        return self.states[branch].eta.simulations
 
     async def reload(self, branch: str, *, replaced: bool = False) -> BranchState:
         """Rebuild the state from the log. Unless the history was replaced, the watchers are then
@@ -242,6 +272,7 @@ class Branches:
         got = await load_state(self.centre.branches[branch], self.eventlog, self.snapshots, self.archive)
         missed = [] if replaced or got.state.seq <= seen else \
             await self.eventlog.events_since(branch, seen, got.state.seq - seen)
+        got.state.eta.simulations = self.states[branch].eta.simulations     # a count for as long as the process runs
         self._loaded(branch, got)
         self.epochs[branch] = epoch         # the caller decides on another epoch (catch_up_locked)
         self.stale.discard(branch)

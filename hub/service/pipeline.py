@@ -122,6 +122,7 @@ class Pipeline:
         try:
             for ev in evs:                     # fold first: the answer (kept with the events) needs it
                 apply(st, ev)
+            forecast = self._forecast(st, evs)  # before the answer, which shows it
             body = respond(st, evs, now)
             record = None
             if idem is not None:
@@ -140,15 +141,47 @@ class Pipeline:
             raise
         st.seq = head + len(stored)
         self.branches.deliver(st.id, stored)
+        await self.send_forecasts(st.id)
         # Published with the epoch they were written in: a process still folding another epoch
         # (a wipe it has not noticed) takes them as the sign to reload (hub.service.follow).
+        # With the forecast this process made of the state after them (on the last one; the ones
+        # before say it follows), which the other processes adopt instead of simulating it again.
         epoch = self.branches.epochs[st.id]
-        for ev in stored:
+        for i, ev in enumerate(stored):
+            message: dict[str, Any] = {**ev, "epoch": epoch}
+            if forecast is not None:
+                message["forecast"] = forecast if i == len(stored) - 1 else None
             try:
-                await self.broker.publish(st.id, dumps({**ev, "epoch": epoch}))
+                await self.broker.publish(st.id, dumps(message))
             except Exception:       # the event is in the log: other processes will catch up from it
                 log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
         return body
+
+    def _forecast(self, st: BranchState, stored: list[Event]) -> dict[str, Any] | None:
+        """On a log other processes append to, the forecast of the state after our events: made
+        here, once, at the time of the events (it is the point of that second, hub.predictions),
+        for the others to adopt. None when the events changed nothing a forecast sees."""
+        if not self.shared or not stored or st.eta.current() is not None:
+            return None
+        try:
+            return st.eta.make(datetime.fromisoformat(stored[-1]["t"])).to_dict()
+        except Exception:       # the others then make it themselves: a forecast never fails a command
+            log.exception("forecast not made", extra={"fields": {"branch": st.id}})
+            return None
+
+    async def send_forecasts(self, branch: str) -> None:
+        """Send the point forecasts this process simulated (hub.predictions) to the other processes,
+        each with the seq of the state it was made on (call under the branch lock)."""
+        pending = self.branches.outgoing.pop(branch, None)
+        if not pending:
+            return
+        epoch = self.branches.epochs[branch]
+        for seq, f in pending:
+            try:
+                await self.broker.publish(branch, dumps({"type": "forecast", "seq": seq, "epoch": epoch,
+                                                         "by": self.branches.process, "forecast": f.to_dict()}))
+            except Exception:       # the others make the point themselves, a little later
+                log.warning("forecast not sent", exc_info=True, extra={"fields": {"branch": branch}})
 
     async def re_record(self, branch: str, known: BranchState) -> None:
         """After a reset (a wiped Redis, an older AOF), record again in the new epoch's log which

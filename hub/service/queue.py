@@ -100,10 +100,10 @@ class QueueService:
     def now(self) -> datetime:
         return self.clock.now()
 
-    async def follow(self) -> None:
+    async def follow(self, following: asyncio.Event | None = None) -> None:
         """Fold in what other processes publish to the branches held, for the process's lifetime
-        (hub.service.follow)."""
-        await self.following.run()
+        (hub.service.follow); `following` is set once every branch held at the start is followed."""
+        await self.following.run(following)
 
     async def catch_up(self, branch: str | None = None, *, verify: bool = False) -> None:
         """Fold in what other processes appended (a process with no broker to tell it polls this);

@@ -9,6 +9,7 @@ import random
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal, overload
 
 from hub.domain.eta import forward, model
 from hub.domain.eta.calibration import Calibration
@@ -51,6 +52,22 @@ class Forecast:
         q = self.new_number.get(service)
         return q if q is None or now <= self.at else _rounded(q.shifted(_minutes(self.at, now)))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: what another hub process needs to show and publish it without simulating."""
+        def qs(d: dict[str, Quantiles]) -> dict[str, list[float]]:
+            return {k: [q.p10, q.p50, q.p90] for k, q in d.items()}
+        return {"at": self.at.isoformat(), "raw": qs(self.raw), "tickets": qs(self.tickets),
+                "new_number": qs(self.new_number), "lead": self.lead,
+                "quiet_until": self.quiet_until.isoformat() if self.quiet_until else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Forecast:
+        def qs(m: dict[str, list[float]]) -> dict[str, Quantiles]:
+            return {k: Quantiles(*v) for k, v in m.items()}
+        quiet = d.get("quiet_until")
+        return cls(datetime.fromisoformat(d["at"]), qs(d["raw"]), qs(d["tickets"]), qs(d["new_number"]),
+                   datetime.fromisoformat(quiet) if quiet else None, float(d["lead"]))
+
 
 def _minutes(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds() / 60
@@ -83,6 +100,14 @@ class Estimator:
         self.calibration = Calibration()
         self._last: tuple[int, Forecast] | None = None      # what forecast() simulated last
         self._point: tuple[int, Forecast] | None = None     # what publish() simulated last
+        self.simulations = 0                # forecasts simulated by this estimator (the costly part)
+        # Forecasts of the state as it is, by the time they are for, made outside the points (`make`:
+        # after this process's own events) or by another hub process (`adopt`): a point at exactly
+        # that time takes one instead of simulating it again. Cleared by the next event.
+        self._made: tuple[int, dict[datetime, Forecast]] = (-1, {})
+        # The state's version whose forecasts another hub process makes and sends: while no event
+        # has come since, this estimator shows theirs and simulates nothing.
+        self._adopted: int | None = None
 
     def observe(self, ev: TraceEvent) -> None:
         before = self.observed.tickets.get(ev.ticket) if ev.ticket else None
@@ -96,12 +121,72 @@ class Estimator:
 
     def forecast(self, now: datetime, max_age: timedelta = timedelta(0)) -> Forecast:
         """The forecast at `now`; with `max_age`, one made up to that long ago with no event since
-        will do (the live hub: read on every request, recomputed on every event)."""
+        will do (the live hub: read on every request, recomputed on every event). An adopted one
+        does at any age: the process that made it sends the next one (its `Forecast.ticket`
+        shifts it to `now`)."""
+        if self.relaying and self._last is not None and self._last[0] == self._adopted:
+            return self._last[1]
         f, self._last = self._from(self._last, now, max_age)
         return f
 
-    def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta
-              ) -> tuple[Forecast, tuple[int, Forecast]]:
+    @property
+    def relaying(self) -> bool:
+        """Whether the state's forecasts are another process's (`adopt`), no event since."""
+        return self._adopted is not None and self._adopted == self.observed.version
+
+    def _kept(self) -> dict[datetime, Forecast]:
+        """The forecasts made or adopted of the state as it is (a new dict after an event)."""
+        version = self.observed.version
+        if self._made[0] != version:
+            self._made = (version, {})
+        return self._made[1]
+
+    def make(self, t: datetime) -> Forecast:
+        """The forecast at `t` (the time of events this process just folded) of the state as it
+        is: simulated once, then the pages' forecast, and the point of `t` if one is due then."""
+        kept = self._kept()
+        f = kept.get(t)
+        if f is None:
+            f = kept[t] = self._simulate(t)
+        self._last = (self.observed.version, f)
+        return f
+
+    def adopt(self, f: Forecast) -> None:
+        """Take `f`, made by another hub process of this very state (hub.service.follow): shown,
+        and published at its time, as if simulated here."""
+        self._kept()[f.at] = f
+        version = self._adopted = self.observed.version
+        if self._last is None or self._last[0] != version or self._last[1].at <= f.at:
+            self._last = (version, f)
+
+    def hold(self) -> None:
+        """Another process's forecast of this state comes with a later event (hub.service.follow):
+        meanwhile the last one stands."""
+        if self._last is not None:
+            self._adopted = self.observed.version
+            self._last = (self._adopted, self._last[1])
+
+    def current(self) -> Forecast | None:
+        """The latest forecast of the state as it is now (made, adopted or a point), if any."""
+        found = list(self._kept().values())
+        if self._point is not None and self._point[0] == self.observed.version:
+            found.append(self._point[1])
+        return max(found, key=lambda f: f.at) if found else None
+
+    def made_here(self) -> bool:
+        """Whether this process made the forecast of the state as it is (it is not relaying)."""
+        return not self.relaying and self.current() is not None
+
+    @overload
+    def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta,
+              simulate: Literal[True] = True) -> tuple[Forecast, tuple[int, Forecast]]: ...
+
+    @overload
+    def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta,
+              simulate: bool) -> tuple[Forecast, tuple[int, Forecast]] | None: ...
+
+    def _from(self, kept: tuple[int, Forecast] | None, now: datetime, max_age: timedelta,
+              simulate: bool = True) -> tuple[Forecast, tuple[int, Forecast]] | None:
         """The forecast at `now` from the one `kept` (its state's version, itself) if no event came
         since: itself while young enough, shifted through a quiet period; else a new simulation."""
         version = self.observed.version
@@ -111,16 +196,36 @@ class Estimator:
                 return last, kept
             if last.quiet_until is not None and last.at <= now <= last.quiet_until:
                 return self._shift(last, now), kept
+        if not simulate:
+            return None
         f = self._simulate(now)
         return f, (version, f)
 
     def publish(self, now: datetime, tickets: list[str] | None = None) -> dict[str, Quantiles]:
         """The forecast of `tickets` (default: every waiting number) as published at `now`; each
         is remembered so that its outcome can calibrate later forecasts."""
+        got = self.publish_made(now, tickets, simulate=True)
+        assert got is not None
+        return got
+
+    def publish_made(self, now: datetime, tickets: list[str] | None = None, *,
+                     simulate: bool = False) -> dict[str, Quantiles] | None:
+        """`publish`, or None if that would take a simulation and `simulate` is false: a process
+        that adopts another's forecasts waits for the point to be sent (hub.predictions)."""
         # Points are forecast from the last point, never from a page's forecast made between two
         # points: a quiet point then shifts what the previous point simulated, whoever read the
-        # forecast in between, so the live hub publishes exactly what the replay does.
-        f, self._point = self._from(self._point, now, timedelta(0))
+        # forecast in between, so the live hub publishes exactly what the replay does. Failing
+        # that, a point is what a simulation at `now` gives: a forecast of this state made (or
+        # adopted) at exactly `now` is that.
+        got = self._from(self._point, now, timedelta(0), False)
+        if got is None and now in self._kept():
+            f = self._kept()[now]
+            got = (f, (self.observed.version, f))
+        if got is None:
+            got = self._from(self._point, now, timedelta(0), simulate)
+        if got is None:
+            return None
+        f, self._point = got
         if self._point[1] is f:
             self._last = self._point            # pages read the point's new simulation
         # Forecasts made before the branch has a past day to learn from are of another kind (no
@@ -147,6 +252,7 @@ class Estimator:
         return {k: _rounded(Quantiles(*self.calibration.adjust(q.p10, q.p50, q.p90, lead))) for k, q in raw.items()}
 
     def _simulate(self, now: datetime) -> Forecast:
+        self.simulations += 1
         plan, tracked, fields, horizon = model.build(self.observed, self.setting, now)
         # Common random numbers: the same stream for every forecast at the same moment, so a
         # forecast moves because the state moved, not because the dice did (the wait shown for

@@ -29,7 +29,9 @@ from tests.test_domain_properties import BRANCHES, COUNTERS, START, busy_command
 
 LEAVES = (str, int, float, bool, Enum, date, type(None))
 # Fields that are caches of a forecast (recomputed on the next read), not learned state.
-CACHES = {"_last", "_point", "_cache"}
+# What a process keeps of its own doings, not of the branch: forecasts it simulated or adopted from
+# another process (hub.domain.eta.estimator), and how many it simulated (a metric).
+CACHES = {"_last", "_point", "_cache", "_made", "_adopted", "simulations"}
 
 extra = st.one_of(
     st.tuples(st.just("publish")),

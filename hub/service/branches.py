@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime

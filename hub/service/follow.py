@@ -81,10 +81,6 @@ class Following:
         async with self.broker.subscribe(branch) as messages:
             await branches.catch_up(branch)            # what happened before we subscribed
             self._followed(branch)
-            await branches.catch_up(branch)            # what happened before we subscribed
-            waiting.discard(branch)
-            if not waiting and following is not None:
-                following.set()
             async for raw in messages:
                 ev = json.loads(raw)
                 epoch = ev.pop("epoch", None)          # the publisher's (hub.service.pipeline), not the event's

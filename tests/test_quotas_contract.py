@@ -160,4 +160,5 @@ async def test_a_version_3_sqlite_file_gains_the_table(store_url):
         assert await s.quotas.held("cit-A", DAY) == []
         assert await s.quotas.reserve(res("b"), RULES, NOW) == TAKEN
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert SCHEMA_VERSION >= 4                      # the version that added the reservations

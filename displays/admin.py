@@ -213,6 +213,7 @@ async def admin_view(app: Starlette, branch: str, day: date | None = None) -> di
     day = day or now.date()
     live = live_view(st, now)                 # read at one seq, without awaiting in between
     seq = st.seq
+    kiosks = service.kiosks.listing(branch, now)      # now: the branch may be let go during the awaits below
     today_counters = set()
     evs = await day_events(app, branch, day, seq)
     for ev in evs:
@@ -231,7 +232,7 @@ async def admin_view(app: Starlette, branch: str, day: date | None = None) -> di
         "live": live,
         "stats": stats,
         "outbox": await outbox_view(app.state.outbox, branch, now),
-        "kiosks": service.kiosks.listing(branch, now),
+        "kiosks": kiosks,
     }
 
 

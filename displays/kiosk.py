@@ -145,7 +145,7 @@ async def kiosk_page(request: Request) -> Response:
         hold = min(max(int(request.query_params.get("hold", "12")), 2), 120)
     except ValueError:
         hold = 12
-    networks = request.app.state.service.state(branch).config.policy.kiosk_lobby_networks
+    networks = request.app.state.service.centre.branches[branch].policy.kiosk_lobby_networks
     lobby = lobby_allows(networks, request.client.host if request.client else None)
     response = page(request, "kiosk.html", kiosk_view(bv), words=WORDS, mode="kiosk",
                     autoprint=autoprint, hold=hold, switch_url=switch_without_token(request), lobby=lobby,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
@@ -28,8 +29,12 @@ class Archive:
         self.directory = Path(directory)
 
     def path(self, branch: str, day: date) -> Path:
-        # quoted: a branch id is configuration, never a path of its own
-        return self.directory / quote(branch, safe="") / f"{day.isoformat()}.jsonl"
+        return self._folder(branch) / f"{day.isoformat()}.jsonl"
+
+    def _folder(self, branch: str) -> Path:
+        # Quoted, and "." / ".." spelled out: a branch id is configuration, never a path of its own.
+        name = quote(branch, safe="")
+        return self.directory / (name.replace(".", "%2E") if name in (".", "..") else name)
 
     def read(self, branch: str, day: date) -> list[Event] | None:
         """The archived events of the day, or None if it has no file."""
@@ -45,7 +50,8 @@ class Archive:
         merged = {ev["seq"]: ev for ev in self.read(branch, day) or []}
         merged.update((ev["seq"], ev) for ev in events)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Unique: processes on other machines (containers all pid 1) may archive the same day at once.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.writelines(_line(merged[seq]) + "\n" for seq in sorted(merged))
             f.flush()
@@ -59,7 +65,7 @@ class Archive:
 
     def events(self, branch: str) -> list[Event]:
         """Every archived event of the branch, in seq order (a start that cannot use a snapshot)."""
-        folder = self.directory / quote(branch, safe="")
+        folder = self._folder(branch)
         found = [json.loads(line) for p in sorted(folder.glob("*.jsonl"))
                  for line in p.read_text(encoding="utf-8").splitlines() if line]
         return sorted(found, key=lambda ev: ev["seq"])

@@ -116,12 +116,19 @@ class Publisher:
                 for day, group in by_day.items():
                     await self.store.add(branch, day, group)
             except asyncio.CancelledError:
-                b.lines = lines + b.lines
+                self._unwritten(branch, b, lines)
                 raise
             except Exception:
-                b.lines = (lines + b.lines)[-MAX_UNWRITTEN:]
+                now = self._unwritten(branch, b, lines)
                 log.warning("predictions not recorded yet", exc_info=True,
-                            extra={"fields": {"branch": branch, "lines": len(b.lines)}})
+                            extra={"fields": {"branch": branch, "lines": len(now.lines)}})
+
+    def _unwritten(self, branch: str, b: _Branch, lines: list[tuple[date, dict[str, Any]]]) -> _Branch:
+        """Put back lines a write did not record, where the branch is kept now: while the write
+        waited, the branch may have been let go (its entry dropped) or held again (a new entry)."""
+        now = self._branches.setdefault(branch, b)
+        now.lines = (lines + now.lines)[-MAX_UNWRITTEN:]
+        return now
 
     # -- hooks of the service: under the branch lock, never failing a command --------------------
 

@@ -9,8 +9,9 @@ Two ways to run (QUEUECAST_HOLD_BRANCHES):
   5 minutes for each number waiting (export-trace --predictions), and the notifier judges its
   leave-home messages on its state. A branch let go that another process writes to is held
   again within a round (`round`: its log moved), so a busy process holds every branch with work.
-  The single-process hub (the demo) and the notifier run this way: nothing changes for them but
-  that the branches with nothing to do are let go when idle.
+  The single-process hub (the demo) runs this way: nothing changes for it but that the branches
+  with nothing to do are let go when idle. The notifier holds every branch and lets none go (it
+  runs no round).
 - `asked`: a branch is held only once something asks for it (a command, a feed, a view) and let go
   when idle, work or not: for hub processes behind a balancer that spreads branches over them,
   beside at least one `busy` process, which keeps the time-driven work going for every branch.

@@ -19,6 +19,7 @@ from hub.domain.config import Branch
 from hub.domain.events import Event
 from hub.domain.snapshot import from_json
 from hub.domain.state import BranchState, apply, fold
+from hub.store.errors import StoreUnavailable
 from hub.store.eventlog import EventLog
 from hub.store.snapshots import Snapshot, Snapshots
 
@@ -30,7 +31,7 @@ def spelling(ev: Event) -> str:
     return json.dumps(ev, sort_keys=True)
 
 
-class TrimmedLog(RuntimeError):
+class TrimmedLog(StoreUnavailable):
     """The log was trimmed, and neither a usable snapshot nor the archive holds what it forgot."""
 
 
@@ -68,7 +69,7 @@ async def load_state(config: Branch, eventlog: EventLog, snapshots: Snapshots | 
 def _restored(config: Branch, snap: Snapshot) -> BranchState | None:
     try:
         st = from_json(config, json.loads(snap.data))
-    except (ValueError, KeyError, TypeError, IndexError) as e:      # not what this code writes
+    except Exception as e:          # not what this code writes (another format, damaged): the full fold
         log.warning("snapshot not readable", extra={"fields": {"branch": config.id, "error": repr(e)}})
         return None
     return st if st is not None and st.seq == snap.seq else None

@@ -26,6 +26,12 @@ class Snapshotter:
         self.written = 0
         # branch → (seq, latest day) of the last snapshot this process wrote
         self._last: dict[str, tuple[int, date | None]] = {}
+        # A branch reset (another epoch: its seqs start again) or let go starts afresh here too.
+        branches.on_reset.append(self._forget)
+        branches.on_let_go.append(lambda branch, st: self._forget(branch))
+
+    def _forget(self, branch: str) -> None:
+        self._last.pop(branch, None)
 
     def due(self, branch: str) -> bool:
         st = self.branches.states.get(branch)
@@ -44,8 +50,8 @@ class Snapshotter:
         n = 0
         for branch in [b for b in list(self.branches.states) if self.due(b)]:
             async with self.branches.lock(branch):
-                st = self.branches.states[branch]
-                if branch in self.branches.stale or st.seq == 0:
+                st = self.branches.states.get(branch)
+                if st is None or branch in self.branches.stale or st.seq == 0:      # let go meanwhile
                     continue
                 tip = self.branches.tip(branch)
                 if tip is None:

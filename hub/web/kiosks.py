@@ -74,7 +74,7 @@ def kiosk_channel(request: Request, branch: str, claims: Claims | None) -> str |
     if claims is not None and claims.kind == "staff":
         decode.staff(request, branch)
         return None
-    networks = request.app.state.service.state(branch).config.policy.kiosk_lobby_networks
+    networks = request.app.state.service.centre.branches[branch].policy.kiosk_lobby_networks
     if lobby_allows(networks, request.client.host if request.client else None):
         return None
     raise _required("unauthorized" if claims is None else "forbidden")

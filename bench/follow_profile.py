@@ -11,6 +11,7 @@ overhead, and F's idle CPU over the same time subtracted), then the functions wi
 cumulative and own time, per command. Run it before and after a change with the same arguments.
 
 Usage: .venv/bin/python bench/follow_profile.py [--commands 300] [--rate 8] [--watchers 2] [--top 30] [--plain]
+       [--profile-idle]  (the follower's profile with no command, over --idle seconds)
        [--source DIR]   (DIR: another checkout to run the hubs from, e.g. the commit before)
 """
 from __future__ import annotations

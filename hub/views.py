@@ -5,6 +5,7 @@ Board-level views carry no phone number, identity or token.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -103,7 +104,9 @@ def branch_view(st: BranchState, now: datetime) -> dict[str, Any]:
 
 
 def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str | None = None,
-                travel_minutes: float | None = None) -> dict[str, Any]:
+                travel_minutes: float | None = None,
+                people_ahead: Callable[[Ticket], int | None] | None = None) -> dict[str, Any]:
+    """`people_ahead`: BranchState.ahead_counter's, when the views of many numbers are made at once."""
     svc = st.config.services[t.service]
     state = t.effective_state(now)
     if travel_minutes is None:
@@ -115,7 +118,7 @@ def ticket_view(st: BranchState, t: Ticket, now: datetime, *, tracking_url: str 
                          for k, v in (("earliest", est.p10), ("likely", est.p50), ("latest", est.p90))}
         if travel_minutes is not None:
             leave_by = max(leave_home.leave_by(now, est, travel_minutes), now).isoformat(timespec="minutes")
-    ahead = st.people_ahead(t)
+    ahead = (people_ahead or st.people_ahead)(t)
     return {
         "number": t.number, "ticket": t.id, "branch": st.id, "branch_name": st.config.name,
         "service": t.service, "service_name": svc.name, "service_name_en": svc.name_en,

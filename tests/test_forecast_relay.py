@@ -9,11 +9,15 @@ two real hub processes, whose count is read from /metrics.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from test_predictions_live import DAY1, LAND, at, ok, staff
 from test_predictions_live import issue as issue_at
 
+from hub.domain.eta.estimator import Forecast, Quantiles
+from hub.service import relayed
+from hub.service.relayed import RelayedForecast
 from hub.settings import Settings
 
 from conftest import SECRET, running_app
@@ -161,3 +165,21 @@ async def test_a_point_the_appending_process_never_sends_is_made_by_another_afte
         assert pb.published == 2 and made(b) == 1 and pb.passed_over == 0
         lines = await b.app.state.storage.predictions.of_day(B, DAY1)
         assert [x["t"][11:19] for x in lines] == ["09:03:10", "09:05:00"]
+
+
+def test_a_relayed_forecast_is_decoded_when_read_and_is_the_one_sent():
+    """What a follower adopts with an event (hub.service.relayed): its time at once, the per-number
+    part only when something reads it, and then exactly the forecast the appending process made."""
+    made_at = datetime(2026, 5, 19, 9, 3, 10, tzinfo=timezone(timedelta(hours=7)))
+    sent = Forecast(made_at, {"1-A001": Quantiles(1.2345678901, 4.5, 9.87654321)},
+                    {"1-A001": Quantiles(1.2, 4.5, 9.9)}, {LAND: Quantiles(2.0, 6.5, 12.25)},
+                    made_at + timedelta(minutes=3), 0.75)
+    head, body = relayed.split(sent.to_dict())
+    assert set(head) == {"at", "quiet_until", "lead"}          # the event's line stays small
+    got = RelayedForecast(json.loads(json.dumps(head)), body)
+    assert (got.at, got.quiet_until, got.lead) == (sent.at, sent.quiet_until, sent.lead)
+    assert not {"raw", "tickets", "new_number"} & set(vars(got))    # nothing read, nothing decoded
+    assert got.ticket("1-A001", made_at) == Quantiles(1.2, 4.5, 9.9)
+    assert got == sent and sent == got and got.to_dict() == sent.to_dict()
+    with pytest.raises(AttributeError):
+        got.missing  # noqa: B018

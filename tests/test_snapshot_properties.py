@@ -211,3 +211,15 @@ def test_a_snapshot_made_before_a_counter_was_added_starts_as_the_fold_under_the
     for ev in log[k:]:
         apply(restored, ev)
     assert_same(restored, fold(after, log), end)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(branch_id=st.sampled_from(sorted(BRANCHES)), days=st.lists(day_script, min_size=1, max_size=2),
+       cut=st.floats(0, 1))
+def test_people_ahead_counted_for_many_numbers_at_once_is_as_counted_one_by_one(branch_id, days, cut):
+    """The ticket feed's fan-out counts the people ahead of every watched number at once
+    (BranchState.ahead_counter); each count is the one a ticket's own page shows."""
+    log, _, _ = generate(branch_id, days)
+    state = fold(BRANCHES[branch_id], log[:int(cut * len(log))])
+    ahead = state.ahead_counter()
+    assert [ahead(t) for t in state.tickets.values()] == [state.people_ahead(t) for t in state.tickets.values()]

@@ -183,6 +183,7 @@ class FeedHub:
         watched = self.tickets.get(branch)
         if watched:
             st, now = self.service.state(branch), self.service.now()
+            ahead = st.ahead_counter()                             # the state stays as it is meanwhile
             for tid, watch in list(watched.items()):
                 t = st.tickets.get(tid)
                 if t is None or not watch.subs:
@@ -190,7 +191,7 @@ class FeedHub:
                     continue
                 # Only what changes the phone's view (or is about the ticket) is sent: a lobby's
                 # other numbers come and go without a frame to every phone (hub.feeds.watch).
-                view = views.ticket_view(st, t, now)
+                view = views.ticket_view(st, t, now, people_ahead=ahead)
                 prev = watch.worth_sending(ev["seq"], view, now, ev.get("ticket") == tid)
                 if prev is None:
                     continue

@@ -23,6 +23,7 @@ from hub.domain.eta.estimator import Forecast
 from hub.domain.events import TYPES
 from hub.domain.state import BranchState
 from hub.service.branches import Branches
+from hub.service.relayed import RelayedForecast
 
 FORECAST = "forecast"       # a message that is not an event: a forecast point (hub.service.pipeline)
 
@@ -82,7 +83,8 @@ class Following:
             await branches.catch_up(branch)            # what happened before we subscribed
             self._followed(branch)
             async for raw in messages:
-                ev = json.loads(raw)
+                line, _, body = raw.partition(b"\n")   # an event's forecast follows its line (hub.service.relayed)
+                ev = json.loads(line)
                 epoch = ev.pop("epoch", None)          # the publisher's (hub.service.pipeline), not the event's
                 if epoch is not None and epoch != branches.epochs[branch]:
                     await branches.catch_up(branch)    # another history (a wipe we missed): the log decides
@@ -94,12 +96,14 @@ class Following:
                             branches.adopt(branch, seq, ev["forecast"])
                     continue
                 follows = "forecast" in ev             # the forecast of the state after it (or after a later one)
-                forecast = ev.pop("forecast", None)
+                head = ev.pop("forecast", None)
+                forecast: Forecast | None = None
+                if head:                               # whole in the line: sent by a process of before
+                    forecast = Forecast.from_dict(head) if "raw" in head else RelayedForecast(head, body)
                 if seq is not None and seq <= branches.states[branch].seq:
                     continue                           # ours, or already caught up
                 if seq == branches.states[branch].seq + 1 and ev.get("type") in TYPES:
                     async with branches.lock(branch):
-                        if branches.fold_published(branch, ev, Forecast.from_dict(forecast) if forecast else None,
-                                                   follows=follows):
+                        if branches.fold_published(branch, ev, forecast, follows=follows):
                             continue
                 await branches.catch_up(branch)        # a gap, or RESYNC

@@ -25,6 +25,7 @@ from hub.domain.errors import DomainError, conflict
 from hub.domain.events import Event
 from hub.domain.notifications.rules import Rules
 from hub.domain.state import BranchState, apply
+from hub.service import relayed
 from hub.service.branches import Branches, dumps
 from hub.store.errors import SeqConflict, StoreUnavailable
 from hub.store.eventlog import EventLog, Idempotency
@@ -147,12 +148,16 @@ class Pipeline:
         # With the forecast this process made of the state after them (on the last one; the ones
         # before say it follows), which the other processes adopt instead of simulating it again.
         epoch = self.branches.epochs[st.id]
+        # The forecast's per-number part goes after the last event's line, for them to decode
+        # only if they read it (hub.service.relayed).
+        told, rest = relayed.split(forecast) if forecast is not None else (None, b"")
         for i, ev in enumerate(stored):
             message: dict[str, Any] = {**ev, "epoch": epoch}
+            last = i == len(stored) - 1
             if forecast is not None:
-                message["forecast"] = forecast if i == len(stored) - 1 else None
+                message["forecast"] = told if last else None
             try:
-                await self.broker.publish(st.id, dumps(message))
+                await self.broker.publish(st.id, dumps(message) + (b"\n" + rest if last and rest else b""))
             except Exception:       # the event is in the log: other processes will catch up from it
                 log.warning("publish failed", exc_info=True, extra={"fields": {"branch": st.id, "seq": ev["seq"]}})
         return body

@@ -23,15 +23,11 @@ import os
 import pstats
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,112 +65,64 @@ def report(prof_out: Path, args: argparse.Namespace, per: float, unit: str) -> N
 def run(args: argparse.Namespace, work: Path) -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
-    from forecast_cpu import CIVIL, LAND, SECRET, B, cpu, free_port, wait, watch
+    from forecast_cpu import CIVIL, LAND, SECRET, B, cpu, drive, hubs_on_redis, wait, watch
 
     from hub.auth import Tokens
-    rport = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", str(work),
-                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    procs: list[subprocess.Popen[bytes]] = []
+    prof_out = work / "follower.prof"
     stop = threading.Event()
+    hubs = [[sys.executable, "-m", "hub", "serve"], [sys.executable, __file__, "--child", str(prof_out)]]
     try:
-        def pong() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", rport), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-        wait(pong, "redis")
-        config = work / "hanoi-lobby.toml"
-        text = (ROOT / "hub" / "hanoi.toml").read_text(encoding="utf-8")
-        config.write_text(text.replace("\n[policy]\n", '\n[policy]\nkiosk_lobby_networks = ["127.0.0.0/8"]\n', 1),
-                          encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": str(args.source), "QUEUECAST_DATABASE": f"redis://127.0.0.1:{rport}/0?prefix=p:",
-               "QUEUECAST_SECRET": SECRET, "QUEUECAST_CLOCK": "2026-05-19T09:00:00+07:00",
-               "QUEUECAST_ISSUE_RATE": "100000/60", "QUEUECAST_CONFIG": str(config), "QUEUECAST_NOTIFIER": "worker",
-               "QUEUECAST_LOG_LEVEL": "WARNING"}
-        prof_out = work / "follower.prof"
-        urls = []
-        for i, cmd in enumerate(([sys.executable, "-m", "hub", "serve"],
-                                 [sys.executable, __file__, "--child", str(prof_out)])):
-            port = free_port()
-            log = open(work / f"hub-{i}.log", "wb")
-            procs.append(subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port)],
-                                          env=env, cwd=args.source, stdout=log, stderr=log))
-            urls.append(f"http://127.0.0.1:{port}")
-        a, f = (httpx.Client(base_url=u, timeout=30) for u in urls)
+        with hubs_on_redis(work, Path(args.source), hubs, "p") as (procs, clients):
+            a, f = clients
+            urls = [str(c.base_url).rstrip("/") for c in clients]
+            staff = {"Authorization": f"Bearer {Tokens(SECRET).staff(B)}"}
+            counters = ["1", "2", "3", "4", "5"]
+            for k in counters:
+                a.post(f"/api/branches/{B}/counters/{k}/open", json={"services": [LAND]}, headers=staff).raise_for_status()
 
-        def ready(c: httpx.Client) -> bool:
-            try:
-                return c.get("/readyz").status_code == 200
-            except httpx.HTTPError:
-                return False
-        for c in (a, f):
-            wait(lambda c=c: ready(c), "hub ready")
-        staff = {"Authorization": f"Bearer {Tokens(SECRET).staff(B)}"}
-        counters = ["1", "2", "3", "4", "5"]
-        for k in counters:
-            a.post(f"/api/branches/{B}/counters/{k}/open", json={"services": [LAND]}, headers=staff).raise_for_status()
+            def issue(service: str = LAND) -> str:
+                r = a.post(f"/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk"})
+                r.raise_for_status()
+                return str(r.json()["token"])
+            for _ in range(args.warm):
+                issue()
+            for _ in range(args.watchers):      # numbers no open counter serves: they wait, their forecast moves
+                watch(urls[1], issue(CIVIL), stop)
 
-        def issue(service: str = LAND) -> str:
-            r = a.post(f"/api/branches/{B}/tickets", json={"service": service, "channel": "kiosk"})
-            r.raise_for_status()
-            return str(r.json()["token"])
-        for _ in range(args.warm):
-            issue()
-        for _ in range(args.watchers):      # numbers no open counter serves: they wait, their forecast moves
-            watch(urls[1], issue(CIVIL), stop)
-
-        def settled() -> bool:
-            return int(a.get(f"/api/branches/{B}").json()["seq"]) == int(f.get(f"/api/branches/{B}").json()["seq"])
-        wait(settled, "the follower at the head")
-        fpid = procs[1].pid
-        if args.profile_idle:
-            os.kill(fpid, signal.SIGUSR1)
-        before = cpu(fpid)
-        time.sleep(args.idle)
-        idle_per_s = (cpu(fpid) - before) / args.idle
-        if args.profile_idle:
-            print(f"follower idle CPU: {idle_per_s * 1000:.2f} ms/s over {args.idle:.0f} s (profiled)", flush=True)
+            def settled() -> bool:
+                return int(a.get(f"/api/branches/{B}").json()["seq"]) == int(f.get(f"/api/branches/{B}").json()["seq"])
+            wait(settled, "the follower at the head")
+            fpid = procs[1].pid
+            if args.profile_idle:
+                os.kill(fpid, signal.SIGUSR1)
+            before = cpu(fpid)
+            time.sleep(args.idle)
+            idle_per_s = (cpu(fpid) - before) / args.idle
+            if args.profile_idle:
+                print(f"follower idle CPU: {idle_per_s * 1000:.2f} ms/s over {args.idle:.0f} s (profiled)", flush=True)
+                os.kill(fpid, signal.SIGUSR2)
+                wait(prof_out.exists, "the profile written")
+                time.sleep(0.5)
+                report(prof_out, args, 1000 / args.idle, "per second")
+                return
+            if not args.plain:
+                os.kill(fpid, signal.SIGUSR1)
+            before, started = cpu(fpid), time.monotonic()
+            drive(a, staff, issue, counters, args.commands, args.rate)
+            wait(settled, "the follower at the head after the commands")
+            used, wall = cpu(fpid) - before, time.monotonic() - started
+            per = 1000 / args.commands
+            print(f"follower CPU per command ({'not ' if args.plain else ''}profiled): {used * per:.2f} ms; minus idle "
+                  f"({idle_per_s * 1000:.1f} ms/s): {(used - idle_per_s * wall) * per:.2f} ms; {args.commands} commands "
+                  f"in {wall:.1f} s, {args.watchers} watchers", flush=True)
+            if args.plain:
+                return
             os.kill(fpid, signal.SIGUSR2)
             wait(prof_out.exists, "the profile written")
-            time.sleep(0.5)
-            report(prof_out, args, 1000 / args.idle, "per second")
-            return
-        if not args.plain:
-            os.kill(fpid, signal.SIGUSR1)
-        before, started = cpu(fpid), time.monotonic()
-        for i in range(args.commands):
-            time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
-            if i % 2 == 0:
-                issue()
-            else:
-                a.post(f"/api/branches/{B}/counters/{counters[(i // 2) % len(counters)]}/call-next",
-                       headers=staff).raise_for_status()
-        wait(settled, "the follower at the head after the commands")
-        used, wall = cpu(fpid) - before, time.monotonic() - started
-        per = 1000 / args.commands
-        print(f"follower CPU per command ({'not ' if args.plain else ''}profiled): {used * per:.2f} ms; minus idle "
-              f"({idle_per_s * 1000:.1f} ms/s): {(used - idle_per_s * wall) * per:.2f} ms; {args.commands} commands "
-              f"in {wall:.1f} s, {args.watchers} watchers", flush=True)
-        if args.plain:
-            return
-        os.kill(fpid, signal.SIGUSR2)
-        wait(prof_out.exists, "the profile written")
-        time.sleep(0.5)                     # dump_stats finishes writing
-        report(prof_out, args, per, "per command")
+            time.sleep(0.5)                     # dump_stats finishes writing
+            report(prof_out, args, per, "per command")
     finally:
         stop.set()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis.terminate()
-        redis.wait(10)
 
 
 def main() -> None:

@@ -24,12 +24,13 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,6 +38,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from faults_procs import answers_ping, free_port, wait_for  # noqa: E402
+
 from hub.auth import Tokens  # noqa: E402
 
 SECRET = "bench-secret"
@@ -45,26 +49,13 @@ LAND, CIVIL = "dat-dai", "ho-tich"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def wait(cond, what: str, seconds: float = 60.0) -> None:
-    end = time.monotonic() + seconds
-    for _ in range(int(seconds / 0.05) + 3):
-        if cond():
-            return
-        if time.monotonic() > end:
-            break
-        time.sleep(0.05)
-    raise SystemExit(f"timed out: {what}")
+    wait_for(cond, what, seconds, interval=0.05)
 
 
 def watch(url: str, token: str, stop: threading.Event) -> threading.Thread:
@@ -83,40 +74,50 @@ def watch(url: str, token: str, stop: threading.Event) -> threading.Thread:
     return t
 
 
-def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: float,
-        watchers: bool, idle: float) -> dict[str, float]:
+def drive(a: httpx.Client, staff: dict[str, str], issue: Callable[[], object], counters: list[str],
+          commands: int, rate: float) -> None:
+    """`commands` commands at hub `a`, a kiosk number and a call-next in turn (over `counters`),
+    open loop: command i is sent at i / rate seconds (rate 0: back to back)."""
+    started = time.monotonic()
+    for i in range(commands):
+        if rate > 0:
+            time.sleep(max(0.0, started + i / rate - time.monotonic()))
+        if i % 2 == 0:
+            issue()
+        else:
+            a.post(f"/api/branches/{B}/counters/{counters[(i // 2) % len(counters)]}/call-next",
+                   headers=staff).raise_for_status()
+
+
+@contextmanager
+def hubs_on_redis(work: Path, source: Path, commands: list[list[str]], name: str
+                  ) -> Iterator[tuple[list[subprocess.Popen[bytes]], list[httpx.Client]]]:
+    """A fresh redis-server and one hub process per command line (`--host`, `--port` appended), all
+    on `source`'s code and lobby configuration, each ready; every one stopped by its pid on exit."""
     rport = free_port()
-    rdir = work / f"redis-{n_hubs}"
+    rdir = work / f"redis-{name}"
     rdir.mkdir()
     procs: list[subprocess.Popen[bytes]] = []
+    clients: list[httpx.Client] = []
     redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--dir", str(rdir),
                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:
-        def pong() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", rport), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-        wait(pong, "redis")
+        wait(lambda: answers_ping(rport), "redis")
         config = work / "hanoi-lobby.toml"
         if not config.exists():
             text = (source / "hub" / "hanoi.toml").read_text(encoding="utf-8")
             config.write_text(text.replace("\n[policy]\n", '\n[policy]\nkiosk_lobby_networks = ["127.0.0.0/8"]\n', 1),
                               encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": str(source), "QUEUECAST_DATABASE": f"redis://127.0.0.1:{rport}/0?prefix=b:",
+        env = {**os.environ, "PYTHONPATH": str(source), "QUEUECAST_DATABASE": f"redis://127.0.0.1:{rport}/0?prefix={name}:",
                "QUEUECAST_SECRET": SECRET, "QUEUECAST_CLOCK": "2026-05-19T09:00:00+07:00",
                "QUEUECAST_ISSUE_RATE": "100000/60", "QUEUECAST_CONFIG": str(config), "QUEUECAST_NOTIFIER": "worker",
                "QUEUECAST_LOG_LEVEL": "WARNING"}
-        urls = []
-        for i in range(n_hubs):
+        for i, cmd in enumerate(commands):
             port = free_port()
-            log = open(work / f"hub-{n_hubs}-{i}.log", "wb")
-            procs.append(subprocess.Popen([sys.executable, "-m", "hub", "serve", "--host", "127.0.0.1",
-                                           "--port", str(port)], env=env, cwd=source, stdout=log, stderr=log))
-            urls.append(f"http://127.0.0.1:{port}")
-        clients = [httpx.Client(base_url=u, timeout=30) for u in urls]
+            with open(work / f"hub-{name}-{i}.log", "wb") as log:
+                procs.append(subprocess.Popen([*cmd, "--host", "127.0.0.1", "--port", str(port)],
+                                              env=env, cwd=source, stdout=log, stderr=log))
+            clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
 
         def ready(c: httpx.Client) -> bool:
             try:
@@ -125,6 +126,26 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
                 return False
         for c in clients:
             wait(lambda c=c: ready(c), "hub ready")
+        yield procs, clients
+    finally:
+        for c in clients:
+            c.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        redis.terminate()
+        redis.wait(10)
+
+
+def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: float,
+        watchers: bool, idle: float) -> dict[str, float]:
+    serve = [sys.executable, "-m", "hub", "serve"]
+    with hubs_on_redis(work, source, [serve] * n_hubs, f"b{n_hubs}") as (procs, clients):
+        urls = [str(c.base_url).rstrip("/") for c in clients]
         staff = {"Authorization": f"Bearer {Tokens(SECRET).staff(B)}"}
         a = clients[0]
         counters = ["1", "2", "3", "4", "5"]
@@ -156,14 +177,7 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
         idle_ms = [round(1000 * (cpu(p.pid) - b) / idle, 2) for p, b in zip(procs, before)] if idle > 0 else []
         before = [cpu(p.pid) for p in procs]
         started = time.monotonic()
-        for i in range(commands):
-            if rate > 0:                    # open loop: command i is sent at i / rate
-                time.sleep(max(0.0, started + i / rate - time.monotonic()))
-            if i % 2 == 0:
-                issue()
-            else:
-                a.post(f"/api/branches/{B}/counters/{counters[(i // 2) % len(counters)]}/call-next",
-                       headers=staff).raise_for_status()
+        drive(a, staff, issue, counters, commands, rate)
         wait(settled, "hubs at the head after the commands")
         wall = time.monotonic() - started
         used = [cpu(p.pid) - b for p, b in zip(procs, before)]
@@ -175,16 +189,6 @@ def run(n_hubs: int, commands: int, warm: int, source: Path, work: Path, rate: f
         return {"hubs": n_hubs, "ms_per_command": 1000 * sum(used) / commands,
                 "ms_per_command_by_hub": [round(1000 * u / commands, 2) for u in used],  # type: ignore[dict-item]
                 "wall_s": wall, "forecasts": made, "idle_ms_per_s": idle_ms}  # type: ignore[dict-item]
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        redis.terminate()
-        redis.wait(10)
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +47,7 @@ from call_next import (  # noqa: E402
     summary,
     wait_ready,
 )
+from faults_procs import wait_for  # noqa: E402
 
 from hub.auth import Tokens  # noqa: E402
 
@@ -72,14 +72,7 @@ def _answers(port: int) -> bool:
 
 
 def wait(cond, what: str, timeout: float = START_TIMEOUT) -> None:
-    end = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.05) + 3):
-        if cond():
-            return
-        if time.monotonic() > end:
-            break
-        time.sleep(0.05)
-    raise SystemExit(f"bench: not within {timeout:.0f} s: {what}")
+    wait_for(cond, what, timeout, interval=0.05)
 
 
 def stop(proc: subprocess.Popen) -> None:
